@@ -1,0 +1,348 @@
+// See connection.h.
+#include "common/net/connection.h"
+
+#include <netdb.h>
+
+#include <atomic>
+#include <cstring>
+
+namespace s2 {
+namespace {
+std::atomic<uint64_t> g_next_id{1};
+
+struct WriteReq {
+  uv_write_t req;
+  std::string data;
+};
+
+// Reads are consumed synchronously (TLS and expat copy what they keep), so one
+// buffer per loop thread is enough.
+thread_local char g_read_buf[64 * 1024];
+}  // namespace
+
+class Connection::XmlSink : public XmlStreamHandler {
+ public:
+  explicit XmlSink(Connection* c) : c_(c) {}
+  void on_stream_open(const StreamHeader& h) override {
+    if (c_->handler_ && !c_->closing_) c_->handler_->on_conn_stream_open(h);
+  }
+  void on_stanza(Stanza s) override {
+    if (c_->handler_ && !c_->closing_) c_->handler_->on_conn_stanza(std::move(s));
+  }
+  void on_stream_close() override {
+    if (c_->handler_ && !c_->closing_) c_->handler_->on_conn_stream_close();
+  }
+  void on_xml_error(const XmlError& e) override {
+    if (c_->handler_ && !c_->closing_) c_->handler_->on_conn_xml_error(e);
+  }
+
+ private:
+  Connection* c_;
+};
+
+Connection::Connection(uv_loop_t* loop, Handler* handler, const Options& opts)
+    : loop_(loop), handler_(handler), opts_(opts), id_(g_next_id++) {
+  uv_tcp_init(loop_, &tcp_);
+  tcp_.data = this;
+  uv_timer_init(loop_, &close_guard_);
+  close_guard_.data = this;
+  handles_open_ = 2;
+  sink_ = std::make_unique<XmlSink>(this);
+  xml_ = std::make_unique<XmlStream>(*sink_, opts_.xml, opts_.expected_ns);
+}
+
+Connection::~Connection() = default;
+
+Connection* Connection::accept(uv_stream_t* server, Handler* handler, const Options& opts) {
+  auto* c = new Connection(server->loop, handler, opts);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp_)) != 0) {
+    c->handler_ = nullptr;
+    c->fail("accept failed");
+    return nullptr;
+  }
+  uv_tcp_nodelay(&c->tcp_, 1);
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&c->tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    c->peer_ = sockaddr_to_string(reinterpret_cast<sockaddr*>(&ss));
+  c->connected_ = true;
+  c->start_reading();
+  return c;
+}
+
+Connection* Connection::connect(uv_loop_t* loop, const sockaddr_storage& addr, Handler* handler,
+                                const Options& opts) {
+  auto* c = new Connection(loop, handler, opts);
+  c->peer_ = sockaddr_to_string(reinterpret_cast<const sockaddr*>(&addr));
+  auto* req = new uv_connect_t;
+  req->data = c;
+  int rc = uv_tcp_connect(req, &c->tcp_, reinterpret_cast<const sockaddr*>(&addr),
+                          [](uv_connect_t* req, int status) {
+                            auto* c = static_cast<Connection*>(req->data);
+                            delete req;
+                            if (status == UV_ECANCELED || c->closing_) return;
+                            if (status != 0) {
+                              c->fail(std::string("connect failed: ") + uv_strerror(status));
+                              return;
+                            }
+                            c->connected_ = true;
+                            uv_tcp_nodelay(&c->tcp_, 1);
+                            c->start_reading();
+                            if (c->handler_) c->handler_->on_conn_connected();
+                          });
+  if (rc != 0) {
+    delete req;
+    c->fail(std::string("connect failed: ") + uv_strerror(rc));
+  }
+  return c;
+}
+
+void Connection::start_reading() {
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&tcp_),
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
+        buf->base = g_read_buf;
+        buf->len = sizeof g_read_buf;
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* c = static_cast<Connection*>(s->data);
+        if (n > 0) {
+          c->on_read(buf->base, static_cast<size_t>(n));
+        } else if (n < 0) {
+          c->fail(n == UV_EOF ? "peer closed the connection"
+                              : std::string("read error: ") + uv_strerror(static_cast<int>(n)));
+        }
+      });
+}
+
+void Connection::on_read(const char* data, size_t len) {
+  if (closing_) return;
+  if (tls_) {
+    tls_->feed_cipher(data, len);
+  } else {
+    on_plain(data, len);
+  }
+}
+
+void Connection::on_plain(const char* data, size_t len) {
+  if (closing_) return;
+  xml_->feed(data, len);
+}
+
+void Connection::send(std::string_view data) {
+  if (closing_ || handle_closed_) return;
+  if (tls_) {
+    tls_->write_plain(data.data(), data.size());
+  } else {
+    write_raw(data.data(), data.size());
+  }
+}
+
+size_t Connection::write_queue_bytes() const {
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
+}
+
+void Connection::write_raw(const char* data, size_t len) {
+  if (handle_closed_ || len == 0) return;
+  if (write_queue_bytes() + len > opts_.max_write_buffer) {
+    // A peer that does not read must not make us buffer without bound.
+    fail("write buffer limit exceeded (peer not reading)");
+    return;
+  }
+  auto* w = new WriteReq;
+  w->data.assign(data, len);
+  w->req.data = w;
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1,
+                    [](uv_write_t* req, int) { delete static_cast<WriteReq*>(req->data); });
+  if (rc != 0) {
+    delete w;
+    fail(std::string("write failed: ") + uv_strerror(rc));
+  }
+}
+
+void Connection::start_tls(SSL_CTX* ctx, TlsSession::Role role, const std::string& server_name) {
+  if (tls_ || closing_) return;
+  // Anything that arrived in plaintext after the element that triggered TLS
+  // is dropped (STARTTLS command injection).
+  xml_->reset(false);
+  tls_ = std::make_unique<TlsSession>(ctx, role, server_name);
+  tls_->on_cipher = [this](const char* d, size_t n) { write_raw(d, n); };
+  tls_->on_plain = [this](const char* d, size_t n) { on_plain(d, n); };
+  tls_->on_handshake_done = [this] {
+    if (handler_ && !closing_) handler_->on_conn_tls_ready();
+  };
+  tls_->on_error = [this](const std::string& why) { fail("TLS: " + why); };
+  tls_->on_close = [this] { fail("peer closed TLS"); };
+  tls_->start();
+}
+
+void Connection::reset_stream(bool keep_rest) { xml_->reset(keep_rest); }
+
+void Connection::close() {
+  if (closing_) return;
+  closing_ = true;
+  xml_->stop();
+  if (tls_ && !tls_->failed()) tls_->shutdown();
+  if (!connected_) {
+    finish_close();
+    return;
+  }
+  // Let queued writes drain, but never wait for a stuck peer for long.
+  uv_timer_start(
+      &close_guard_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->finish_close(); },
+      3000, 0);
+  shutdown_req_.data = this;
+  int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_),
+                       [](uv_shutdown_t* req, int) {
+                         static_cast<Connection*>(req->data)->finish_close();
+                       });
+  if (rc != 0) finish_close();
+}
+
+void Connection::detach() {
+  handler_ = nullptr;
+  close();
+}
+
+void Connection::fail(const std::string& reason) {
+  if (close_reason_.empty()) close_reason_ = reason;
+  closing_ = true;
+  xml_->stop();
+  finish_close();
+}
+
+void Connection::finish_close() {
+  if (handle_closed_) return;
+  handle_closed_ = true;
+  if (close_reason_.empty()) close_reason_ = "closed";
+  auto on_handle_closed = [](uv_handle_t* h) {
+    auto* c = static_cast<Connection*>(h->data);
+    if (--c->handles_open_ > 0) return;
+    if (c->handler_) c->handler_->on_conn_closed(c->close_reason_);
+    delete c;
+  };
+  uv_timer_stop(&close_guard_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&close_guard_), on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
+}
+
+// ---- Timer ----
+
+struct Timer::Handle {
+  uv_timer_t t;
+  std::function<void()> cb;
+};
+
+Timer::Timer(uv_loop_t* loop) : h_(new Handle) {
+  uv_timer_init(loop, &h_->t);
+  h_->t.data = h_;
+}
+
+Timer::~Timer() {
+  uv_timer_stop(&h_->t);
+  h_->cb = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&h_->t),
+           [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+}
+
+void Timer::start(uint64_t ms, std::function<void()> cb, uint64_t repeat_ms) {
+  h_->cb = std::move(cb);
+  uv_timer_start(
+      &h_->t,
+      [](uv_timer_t* t) {
+        auto* h = static_cast<Handle*>(t->data);
+        if (h->cb) {
+          auto cb = h->cb;  // the callback may stop or restart this timer
+          cb();
+        }
+      },
+      ms, repeat_ms);
+}
+
+void Timer::stop() { uv_timer_stop(&h_->t); }
+
+void Timer::unref() { uv_unref(reinterpret_cast<uv_handle_t*>(&h_->t)); }
+
+bool Timer::active() const { return uv_is_active(reinterpret_cast<uv_handle_t*>(&h_->t)) != 0; }
+
+void defer(uv_loop_t* loop, std::function<void()> fn) {
+  struct Deferred {
+    uv_timer_t t;
+    std::function<void()> fn;
+  };
+  auto* d = new Deferred{{}, std::move(fn)};
+  uv_timer_init(loop, &d->t);
+  d->t.data = d;
+  uv_timer_start(
+      &d->t,
+      [](uv_timer_t* t) {
+        auto* d = static_cast<Deferred*>(t->data);
+        d->fn();
+        uv_close(reinterpret_cast<uv_handle_t*>(&d->t),
+                 [](uv_handle_t* h) { delete static_cast<Deferred*>(h->data); });
+      },
+      0, 0);
+}
+
+// ---- addresses ----
+
+bool split_host_port(const std::string& s, std::string* host, int* port) {
+  std::string h, p;
+  if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+    h = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos || s.find(':') != colon) return false;
+    h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+  }
+  if (h.empty() || p.empty() || p.size() > 5) return false;
+  int v = 0;
+  for (char ch : p) {
+    if (ch < '0' || ch > '9') return false;
+    v = v * 10 + (ch - '0');
+  }
+  if (v < 1 || v > 65535) return false;
+  *host = h;
+  *port = v;
+  return true;
+}
+
+bool resolve_host_port(const std::string& host, int port, sockaddr_storage* out,
+                       std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::string service = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  if (rc != 0 || !res) {
+    *error = "cannot resolve " + host + ": " + gai_strerror(rc);
+    return false;
+  }
+  std::memset(out, 0, sizeof *out);
+  std::memcpy(out, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  return true;
+}
+
+std::string sockaddr_to_string(const sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (sa->sa_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    uv_ip4_name(in, buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(ntohs(in->sin_port));
+  }
+  if (sa->sa_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    uv_ip6_name(in6, buf, sizeof buf);
+    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  }
+  return "?";
+}
+
+}  // namespace s2

@@ -1,0 +1,137 @@
+// One XMPP byte stream on a libuv TCP handle: TCP ⇄ (TLS) ⇄ XML stream.
+//
+// Used in both roles: ClientSession (the proxy is the server) and
+// UpstreamSession (the proxy is a client of the legacy server), so both sides
+// share one transport built on libuv + OpenSSL memory BIOs + expat
+// (ARCHITECTURE.md §3: libstrophe's own select() loop cannot carry thousands
+// of upstream sessions).
+//
+// Ownership follows libuv: a Connection is heap-allocated and deletes itself
+// in its uv_close callback. Its owner (the Handler) is told through
+// on_conn_closed() and must not touch the pointer afterwards; an owner that
+// goes away first calls detach(), which closes the connection without calling
+// back. Closing is asynchronous, so a handler may call close() from inside any
+// callback and the object stays valid until the stack unwinds.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/tls/tls.h"
+#include "common/xml/xml_stream.h"
+
+namespace s2 {
+
+class Connection {
+ public:
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    virtual void on_conn_connected() {}  // outbound connect completed
+    virtual void on_conn_tls_ready() {}  // TLS handshake completed
+    virtual void on_conn_stream_open(const StreamHeader& header) = 0;
+    virtual void on_conn_stanza(Stanza stanza) = 0;
+    virtual void on_conn_stream_close() = 0;
+    virtual void on_conn_xml_error(const XmlError& error) = 0;
+    // Final: the socket is gone (peer closed, error, or our close()).
+    virtual void on_conn_closed(const std::string& reason) = 0;
+  };
+
+  struct Options {
+    XmlLimits xml;
+    std::string expected_ns = "jabber:client";
+    size_t max_write_buffer = 4 * 1024 * 1024;  // bytes queued to a slow peer
+  };
+
+  // Accepts a pending connection on `server`. Returns null on failure.
+  static Connection* accept(uv_stream_t* server, Handler* handler, const Options& opts);
+  // Connects to an address resolved beforehand (resolve_host_port). Result
+  // via on_conn_connected or on_conn_closed.
+  static Connection* connect(uv_loop_t* loop, const sockaddr_storage& addr, Handler* handler,
+                             const Options& opts);
+
+  void send(std::string_view data);
+  void send(const Stanza& s) { send(s.to_string()); }
+  // Switch to TLS. For a server-side STARTTLS, call after writing <proceed/>;
+  // plaintext already buffered after <starttls/> is discarded (the XML stream
+  // is reset without keeping the rest).
+  void start_tls(SSL_CTX* ctx, TlsSession::Role role, const std::string& server_name = {});
+  bool tls_active() const { return tls_ != nullptr; }
+  bool secure() const { return tls_ && tls_->handshake_done(); }
+  // New XML stream (after STARTTLS or SASL1 success); see XmlStream::reset.
+  void reset_stream(bool keep_rest = true);
+  // Flushes what was sent, then closes (TLS close_notify first).
+  void close();
+  // Closes at once, without callbacks to the handler.
+  void detach();
+
+  const std::string& peer() const { return peer_; }
+  uint64_t id() const { return id_; }
+  size_t write_queue_bytes() const;
+
+ private:
+  class XmlSink;
+  Connection(uv_loop_t* loop, Handler* handler, const Options& opts);
+  ~Connection();
+  void start_reading();
+  void on_read(const char* data, size_t len);
+  void on_plain(const char* data, size_t len);
+  void write_raw(const char* data, size_t len);
+  void fail(const std::string& reason);
+  void finish_close();
+
+  uv_loop_t* loop_;
+  uv_tcp_t tcp_{};
+  Handler* handler_;
+  Options opts_;
+  std::unique_ptr<XmlSink> sink_;
+  std::unique_ptr<XmlStream> xml_;
+  std::unique_ptr<TlsSession> tls_;
+  std::string peer_;
+  std::string close_reason_;
+  uint64_t id_;
+  bool closing_ = false;
+  bool handle_closed_ = false;
+  bool connected_ = false;
+  uv_shutdown_t shutdown_req_{};
+  uv_timer_t close_guard_{};
+  int handles_open_ = 0;
+};
+
+// A one-shot or repeating timer owned by an object; cancel() (or the
+// destructor of the owning Timer) stops it. Memory of the uv handle is freed
+// in its close callback, so a Timer object itself may be destroyed at any time.
+class Timer {
+ public:
+  explicit Timer(uv_loop_t* loop);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+  void start(uint64_t ms, std::function<void()> cb, uint64_t repeat_ms = 0);
+  void stop();
+  bool active() const;
+  // An unref'd timer does not keep the loop alive (shutdown guards).
+  void unref();
+
+ private:
+  struct Handle;
+  Handle* h_;
+};
+
+// Runs `fn` on the next loop iteration (e.g. to destroy an object whose
+// callback is still on the stack).
+void defer(uv_loop_t* loop, std::function<void()> fn);
+
+// Splits "host:port" / "[v6]:port". Returns false when malformed.
+bool split_host_port(const std::string& s, std::string* host, int* port);
+// Resolves host:port (blocking getaddrinfo; used at start-up only). Returns
+// false and sets *error when the name does not resolve.
+bool resolve_host_port(const std::string& host, int port, sockaddr_storage* out,
+                       std::string* error);
+std::string sockaddr_to_string(const sockaddr* sa);
+
+}  // namespace s2

@@ -1,0 +1,445 @@
+// See client_session.h.
+#include "proxy/client_session.h"
+
+#include <openssl/rand.h>
+
+#include <atomic>
+
+#include "common/crypto/encoding.h"
+#include "common/crypto/sasl_plain.h"
+#include "common/jid/jid.h"
+#include "common/util/log.h"
+#include "common/util/metrics.h"
+#include "proxy/proxy_context.h"
+#include "proxy/xmpp_ns.h"
+
+namespace s2 {
+namespace {
+std::atomic<uint64_t> g_session_seq{1};
+
+std::string random_id() {
+  unsigned char b[9];
+  RAND_bytes(b, sizeof b);
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : b) {
+    s += hex[c >> 4];
+    s += hex[c & 15];
+  }
+  return s;
+}
+
+Metric& m_sessions() {
+  static Metric& m = gauge("s2proxy_client_sessions", "client connections open");
+  return m;
+}
+Metric& m_stream_errors(const std::string& cond) {
+  return counter("s2proxy_client_stream_errors_total", "stream errors sent to clients",
+                 "condition=\"" + cond + "\"");
+}
+Metric& m_auth(const std::string& result) {
+  return counter("s2proxy_client_auth_total", "client SASL outcomes", "result=\"" + result + "\"");
+}
+Metric& m_stanzas(const char* dir) {
+  return counter("s2proxy_stanzas_relayed_total", "stanzas relayed",
+                 std::string("direction=\"") + dir + "\"");
+}
+
+bool is_stanza(const std::string& name) {
+  return name == "message" || name == "presence" || name == "iq";
+}
+}  // namespace
+
+void ClientSession::accept(ProxyContext& ctx, uv_stream_t* server, bool direct_tls) {
+  auto* s = new ClientSession(ctx, direct_tls);
+  s->conn_ = Connection::accept(server, s, ctx.client_conn);
+  if (!s->conn_) {
+    delete s;
+    return;
+  }
+  S2_LOG(LogLevel::Info, "client.accepted",
+         {{"session", s->id_}, {"peer", s->conn_->peer()}, {"tls", direct_tls ? "direct" : "starttls"}});
+  const auto& cfg = ctx.config;
+  s->auth_timer_.start(static_cast<uint64_t>(cfg.auth_timeout * 1000), [s] {
+    if (s->authenticated_) return;
+    if (s->state_ == State::TlsHandshake) {
+      S2_LOG(LogLevel::Info, "client.timeout", {{"session", s->id_}, {"phase", "tls"}});
+      s->conn_->close();  // no XML can be sent inside an unfinished handshake
+      s->state_ = State::Closing;
+      return;
+    }
+    s->stream_error("connection-timeout", "not authenticated in time");
+  });
+  if (direct_tls) {
+    s->state_ = State::TlsHandshake;
+    s->conn_->start_tls(ctx.server_tls.get(), TlsSession::Role::Server);
+    s->tls_timer_.start(static_cast<uint64_t>(cfg.tls_handshake_timeout * 1000), [s] {
+      S2_LOG(LogLevel::Info, "client.timeout", {{"session", s->id_}, {"phase", "tls"}});
+      m_stream_errors("tls-timeout").inc();
+      s->state_ = State::Closing;
+      s->conn_->close();
+    });
+  }
+}
+
+ClientSession::ClientSession(ProxyContext& ctx, bool direct_tls)
+    : ctx_(ctx),
+      id_("c" + std::to_string(g_session_seq++)),
+      direct_tls_(direct_tls),
+      tls_timer_(ctx.loop),
+      auth_timer_(ctx.loop) {
+  ctx_.sessions.insert(this);
+  m_sessions().inc();
+}
+
+ClientSession::~ClientSession() {
+  ctx_.sessions.erase(this);
+  m_sessions().dec();
+  destroy_upstream();
+}
+
+// Upstream callbacks may be on the stack: the session is closed now and
+// freed on the next loop iteration.
+void ClientSession::destroy_upstream() {
+  if (!upstream_) return;
+  upstream_->close();
+  defer(ctx_.loop, [u = std::shared_ptr<UpstreamSession>(std::move(upstream_))] {});
+}
+
+void ClientSession::on_conn_tls_ready() {
+  tls_timer_.stop();
+  secure_ = true;
+  state_ = State::WaitStream;
+  header_sent_ = false;
+  S2_LOG(LogLevel::Debug, "client.tls", {{"session", id_}});
+}
+
+void ClientSession::send_header() {
+  if (header_sent_) return;
+  header_sent_ = true;
+  conn_->send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+              "xmlns:stream='http://etherx.jabber.org/streams' id='" + random_id() +
+              "' from='" + xml_escape(ctx_.config.domain) + "' version='1.0' xml:lang='en'>");
+}
+
+void ClientSession::on_conn_stream_open(const StreamHeader& h) {
+  if (state_ != State::WaitStream) {
+    stream_error("not-well-formed", "unexpected stream header");
+    return;
+  }
+  send_header();
+  const std::string to = h.attr("to");
+  auto to_jid = parse_jid(to);
+  if (to.empty() || !to_jid || !to_jid->local.empty() || !to_jid->resource.empty() ||
+      to_jid->domain != ctx_.config.domain) {
+    stream_error("host-unknown", to.empty() ? "the stream header has no 'to'"
+                                            : "this server does not serve " + to);
+    return;
+  }
+  const std::string version = h.attr("version");
+  if (version.empty() || version[0] < '1') {
+    stream_error("unsupported-version", "XMPP 1.0 streams only");
+    return;
+  }
+  send_features();
+}
+
+void ClientSession::send_features() {
+  std::string f = "<stream:features>";
+  if (!secure_) {
+    f += "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>";
+    state_ = State::WaitStartTls;
+  } else if (!authenticated_) {
+    f += "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>"
+         "</mechanisms>";
+    state_ = State::WaitAuth;
+  } else {
+    f += "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+         "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>";
+    // CSI is passed through to the upstream session until the proxy owns
+    // the device queues (urgency work); offered only when upstream has it.
+    if (upstream_ && upstream_->offers_csi()) f += "<csi xmlns='urn:xmpp:csi:0'/>";
+    state_ = State::WaitBind;
+  }
+  f += "</stream:features>";
+  conn_->send(f);
+}
+
+void ClientSession::on_conn_stanza(Stanza s) {
+  if (state_ == State::Closing) return;
+  const std::string name = s.name();
+  const std::string xmlns = s.xmlns();
+
+  if (xmlns == ns::kTls && name == "starttls") {
+    if (state_ != State::WaitStartTls) {
+      stream_error("policy-violation", "STARTTLS is not allowed now");
+      return;
+    }
+    conn_->send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    state_ = State::TlsHandshake;
+    conn_->start_tls(ctx_.server_tls.get(), TlsSession::Role::Server);
+    tls_timer_.start(static_cast<uint64_t>(ctx_.config.tls_handshake_timeout * 1000), [this] {
+      S2_LOG(LogLevel::Info, "client.timeout", {{"session", id_}, {"phase", "tls"}});
+      state_ = State::Closing;
+      conn_->close();
+    });
+    return;
+  }
+  if (xmlns == ns::kSasl) {
+    if (name == "auth") {
+      handle_auth(s);
+    } else if (name == "abort" && state_ == State::WaitAuth) {
+      sasl_failure("aborted", "authentication aborted by the client");
+    } else {
+      stream_error("policy-violation", "unexpected SASL element <" + name + "/>");
+    }
+    return;
+  }
+  if (state_ == State::Bound && is_stanza(name) && xmlns.empty()) {
+    relay_to_upstream(std::move(s));
+    return;
+  }
+  if ((state_ == State::WaitBind || state_ == State::Binding) && name == "iq" && xmlns.empty()) {
+    handle_iq_before_bound(s);
+    return;
+  }
+  if (state_ == State::WaitStartTls) {
+    // RFC 6120 §5.3.1: with TLS mandatory, nothing but STARTTLS may come first.
+    stream_error("policy-violation", "STARTTLS is required before anything else");
+    return;
+  }
+  if (!authenticated_) {
+    stream_error("not-authorized", "authenticate first");
+    return;
+  }
+  if (state_ == State::Bound && xmlns == ns::kCsi && (name == "active" || name == "inactive") &&
+      upstream_ && upstream_->offers_csi()) {
+    upstream_->send_nonza(s);
+    return;
+  }
+  if (state_ == State::Bound) {
+    // Unknown nonzas (SM, CSI) are not offered yet on this stream.
+    stream_error("unsupported-stanza-type", "<" + name + "/> is not supported here");
+    return;
+  }
+  stream_error("not-authorized", "bind a resource first");
+}
+
+void ClientSession::handle_auth(const Stanza& auth) {
+  if (!secure_) {
+    // TLS is mandatory; tell the client in SASL terms and let it STARTTLS.
+    m_auth("encryption-required").inc();
+    conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/>"
+                "<text>use STARTTLS before authenticating</text></failure>");
+    return;
+  }
+  if (state_ != State::WaitAuth) {
+    stream_error("policy-violation", "authentication is not allowed now");
+    return;
+  }
+  if (auth.attr_or("mechanism") != "PLAIN") {
+    sasl_failure("invalid-mechanism", "only PLAIN is offered");
+    return;
+  }
+  auto decoded = crypto::sasl_base64_decode(auth.text_content());
+  if (!decoded) {
+    sasl_failure("malformed-request", "the initial response is not valid base64");
+    return;
+  }
+  auto creds = crypto::parse_sasl_plain(*decoded);
+  OPENSSL_cleanse(decoded->data(), decoded->size());
+  if (!creds) {
+    sasl_failure("malformed-request", "not a SASL PLAIN message");
+    return;
+  }
+  std::string account = creds->authcid;
+  if (account.find('@') == std::string::npos) account += "@" + ctx_.config.domain;
+  auto jid = parse_jid(account);
+  if (!jid || jid->local.empty() || !jid->resource.empty() ||
+      jid->domain != ctx_.config.domain) {
+    sasl_failure("not-authorized", "unknown account");
+    return;
+  }
+  if (!creds->authzid.empty() && creds->authzid != jid->bare()) {
+    sasl_failure("invalid-authzid", "authorization identity must be your own account");
+    return;
+  }
+  username_ = jid->local;
+  state_ = State::Authenticating;
+  upstream_ = std::make_unique<UpstreamSession>(ctx_.loop, ctx_.upstream, this, id_);
+  upstream_->login(username_, creds->password.str());
+}
+
+void ClientSession::sasl_failure(const std::string& condition, const std::string& text) {
+  m_auth(condition).inc();
+  conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><" + condition + "/><text>" +
+              xml_escape(text) + "</text></failure>");
+  state_ = State::WaitAuth;
+}
+
+void ClientSession::on_upstream_authenticated() {
+  if (state_ != State::Authenticating) return;
+  authenticated_ = true;
+  auth_timer_.stop();
+  m_auth("success").inc();
+  S2_LOG(LogLevel::Info, "client.authenticated",
+         {{"session", id_}, {"account", username_ + "@" + ctx_.config.domain}});
+  conn_->send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+  // RFC 6120 §6.4.6: both sides restart the stream after SASL success.
+  conn_->reset_stream(true);
+  header_sent_ = false;
+  state_ = State::WaitStream;
+}
+
+void ClientSession::on_upstream_login_failed(const UpstreamFailure& f) {
+  destroy_upstream();
+  if (state_ != State::Authenticating) return;
+  S2_LOG(LogLevel::Info, "client.auth_failed",
+         {{"session", id_}, {"account", username_ + "@" + ctx_.config.domain},
+          {"condition", f.condition}});
+  sasl_failure(f.rejected ? f.condition : "temporary-auth-failure",
+               f.rejected ? "the server rejected these credentials"
+                          : "the server cannot be reached to check credentials; try again later");
+}
+
+void ClientSession::handle_iq_before_bound(const Stanza& iq) {
+  const std::string type = iq.attr_or("type");
+  if (auto b = iq.child("bind", ns::kBind); b && type == "set") {
+    if (state_ != State::WaitBind || !upstream_) {
+      stanza_error(iq, "cancel", "not-allowed", "a resource is already being bound");
+      return;
+    }
+    pending_bind_id_ = iq.attr_or("id");
+    state_ = State::Binding;
+    upstream_->bind(b.child("resource").text_content());
+    return;
+  }
+  if (iq.child("session", ns::kSession) && type == "set") {
+    // RFC 6121 legacy session establishment: a no-op that must be answered.
+    auto r = Stanza::element("iq");
+    r.set_attr("type", "result").set_attr("id", iq.attr_or("id"));
+    conn_->send(r);
+    return;
+  }
+  stanza_error(iq, "cancel", "not-allowed", "bind a resource first");
+}
+
+void ClientSession::on_upstream_bound(const std::string& full_jid) {
+  full_jid_ = full_jid;
+  state_ = State::Bound;
+  auto r = Stanza::element("iq");
+  r.set_attr("type", "result").set_attr("id", pending_bind_id_);
+  auto b = Stanza::element("bind", ns::kBind);
+  auto j = Stanza::element("jid");
+  j.add_text(full_jid);
+  b.add_child(j);
+  r.add_child(b);
+  conn_->send(r);
+  S2_LOG(LogLevel::Info, "client.bound", {{"session", id_}, {"jid", full_jid}});
+}
+
+void ClientSession::on_upstream_bind_failed(const std::string& condition,
+                                            const std::string& text) {
+  state_ = State::WaitBind;
+  auto iq = Stanza::element("iq");
+  iq.set_attr("type", "set").set_attr("id", pending_bind_id_);
+  stanza_error(iq, condition == "conflict" ? "cancel" : "modify", condition,
+               text.empty() ? "the server refused this resource" : text);
+}
+
+void ClientSession::relay_to_upstream(Stanza s) {
+  // The upstream stamps 'from' itself; a client-chosen one is never trusted.
+  s.remove_attr("from");
+  m_stanzas("to_upstream").inc();
+  upstream_->send(s);
+}
+
+void ClientSession::on_upstream_stanza(Stanza s) {
+  if (state_ != State::Bound) return;
+  m_stanzas("to_client").inc();
+  conn_->send(s);
+}
+
+void ClientSession::on_upstream_closed(const std::string& stream_error_cond,
+                                       const std::string& text) {
+  destroy_upstream();
+  if (state_ == State::Closing) return;
+  // The device's stream cannot outlive its upstream session (until session2
+  // adds resumption): pass the upstream's reason on.
+  if (stream_error_cond == "conflict") {
+    stream_error("conflict", text.empty() ? "this resource was replaced" : text);
+  } else {
+    stream_error("reset", "the upstream session ended" + (text.empty() ? "" : ": " + text));
+  }
+}
+
+void ClientSession::stanza_error(const Stanza& original, const std::string& type,
+                                 const std::string& condition, const std::string& text) {
+  auto e = Stanza::element(original.name().empty() ? "iq" : original.name());
+  e.set_attr("type", "error");
+  if (auto id = original.attr("id")) e.set_attr("id", *id);
+  if (auto from = original.attr("to")) e.set_attr("from", *from);
+  auto err = Stanza::element("error");
+  err.set_attr("type", type);
+  err.add_child(Stanza::element(condition, ns::kStanzaErrors));
+  auto t = Stanza::element("text", ns::kStanzaErrors);
+  t.add_text(text);
+  err.add_child(t);
+  e.add_child(err);
+  conn_->send(e);
+}
+
+void ClientSession::stream_error(const std::string& condition, const std::string& text) {
+  if (state_ == State::Closing) return;
+  m_stream_errors(condition).inc();
+  S2_LOG(LogLevel::Info, "client.stream_error",
+         {{"session", id_}, {"condition", condition}, {"text", text}});
+  send_header();  // RFC 6120 §4.9.1.1: open the stream before an error in it
+  conn_->send("<stream:error><" + condition +
+              " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text "
+              "xmlns='urn:ietf:params:xml:ns:xmpp-streams'>" +
+              xml_escape(text) + "</text></stream:error></stream:stream>");
+  state_ = State::Closing;
+  destroy_upstream();
+  conn_->close();
+}
+
+void ClientSession::close_stream() {
+  if (state_ == State::Closing) return;
+  state_ = State::Closing;
+  send_header();
+  conn_->send("</stream:stream>");
+  destroy_upstream();
+  conn_->close();
+}
+
+void ClientSession::on_conn_stream_close() {
+  S2_LOG(LogLevel::Info, "client.stream_closed", {{"session", id_}});
+  close_stream();
+}
+
+void ClientSession::on_conn_xml_error(const XmlError& e) {
+  stream_error(e.condition, e.text);
+}
+
+void ClientSession::on_conn_closed(const std::string& reason) {
+  S2_LOG(LogLevel::Info, "client.closed", {{"session", id_}, {"reason", reason}});
+  conn_ = nullptr;
+  delete this;
+}
+
+void ClientSession::shutdown(const std::string& condition, const std::string& text) {
+  if (!conn_) return;
+  if (state_ == State::TlsHandshake) {
+    state_ = State::Closing;
+    conn_->close();
+    return;
+  }
+  if (condition.empty()) {
+    close_stream();
+  } else {
+    stream_error(condition, text);
+  }
+}
+
+}  // namespace s2

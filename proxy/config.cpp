@@ -1,0 +1,84 @@
+// See config.h.
+#include "proxy/config.h"
+
+#include "common/net/connection.h"
+
+namespace s2 {
+
+std::string Config::cert_file() const {
+  return tls_cert.empty() ? data_dir + "/tls/" + domain + ".crt" : tls_cert;
+}
+std::string Config::key_file() const {
+  return tls_key.empty() ? data_dir + "/tls/" + domain + ".key" : tls_key;
+}
+
+namespace {
+// Flag "--upstream-tls" ⇒ env "S2PROXY_UPSTREAM_TLS".
+std::string env_name(const std::string& flag) {
+  std::string e = "S2PROXY_";
+  for (char c : flag) e += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return e;
+}
+
+template <typename T>
+CLI::Option* opt(CLI::App& app, const std::string& name, T& var, const std::string& help) {
+  return app.add_option("--" + name, var, help)->envname(env_name(name))->capture_default_str();
+}
+}  // namespace
+
+void add_config_options(CLI::App& app, Config& c) {
+  app.set_config("--config", "", "TOML config file; keys are the flag names without --");
+  opt(app, "domain", c.domain, "XMPP domain served (the upstream's virtual host)");
+  opt(app, "upstream", c.upstream, "upstream c2s address HOST:PORT");
+  opt(app, "upstream-tls", c.upstream_tls, "how to secure upstream: starttls|direct|plain")
+      ->check(CLI::IsMember({"starttls", "direct", "plain"}));
+  auto* ca = opt(app, "upstream-ca", c.upstream_ca, "CA file that signs the upstream certificate");
+  auto* insecure = app.add_flag("--upstream-insecure", c.upstream_insecure,
+                                "do not verify the upstream certificate (testing only)")
+                       ->envname(env_name("upstream-insecure"));
+  ca->excludes(insecure);
+  opt(app, "listen", c.listen, "client listener with STARTTLS, ADDR:PORT (empty: off)");
+  opt(app, "listen-tls", c.listen_tls, "client listener with direct TLS (XEP-0368), ADDR:PORT");
+  opt(app, "data-dir", c.data_dir, "state directory (certificate, mirror, vault)");
+  opt(app, "tls-cert", c.tls_cert, "PEM certificate for clients (default: self-signed in data dir)");
+  opt(app, "tls-key", c.tls_key, "PEM private key for --tls-cert");
+  opt(app, "metrics", c.metrics, "Prometheus endpoint ADDR:PORT (empty: off)");
+  opt(app, "log-level", c.log_level, "debug|info|warn|error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  opt(app, "log-format", c.log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
+  opt(app, "max-stanza-bytes", c.max_stanza_bytes, "largest stanza accepted from a client")
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{64} << 20));
+  opt(app, "max-depth", c.max_depth, "deepest XML nesting accepted")->check(CLI::Range(4, 1024));
+  opt(app, "tls-handshake-timeout", c.tls_handshake_timeout, "seconds to finish TLS")
+      ->check(CLI::Range(0.1, 3600.0));
+  opt(app, "auth-timeout", c.auth_timeout, "seconds from connect to authenticated")
+      ->check(CLI::Range(0.1, 3600.0));
+  opt(app, "upstream-timeout", c.upstream_timeout, "seconds for an upstream login")
+      ->check(CLI::Range(0.1, 3600.0));
+  opt(app, "max-buffered-bytes", c.max_buffered_bytes, "unsent bytes buffered per connection")
+      ->check(CLI::Range(uint64_t{16384}, uint64_t{1} << 32));
+}
+
+std::string validate_config(const Config& c) {
+  std::string host;
+  int port = 0;
+  if (c.domain.empty()) return "--domain: required (the XMPP domain to serve)";
+  if (c.domain.find_first_of("/@ ") != std::string::npos) return "--domain: not a domain name";
+  if (c.upstream.empty()) return "--upstream: required (HOST:PORT of the legacy server)";
+  if (!split_host_port(c.upstream, &host, &port)) return "--upstream: expected HOST:PORT";
+  if (c.listen.empty() && c.listen_tls.empty())
+    return "--listen: at least one of --listen and --listen-tls is needed";
+  if (!c.listen.empty() && !split_host_port(c.listen, &host, &port))
+    return "--listen: expected ADDR:PORT";
+  if (!c.listen_tls.empty() && !split_host_port(c.listen_tls, &host, &port))
+    return "--listen-tls: expected ADDR:PORT";
+  if (!c.metrics.empty() && !split_host_port(c.metrics, &host, &port))
+    return "--metrics: expected ADDR:PORT";
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    return c.tls_cert.empty() ? "--tls-cert: required with --tls-key"
+                              : "--tls-key: required with --tls-cert";
+  if (c.data_dir.empty()) return "--data-dir: required";
+  return "";
+}
+
+}  // namespace s2

@@ -1,0 +1,48 @@
+// The daemon's configuration: one struct, bound to CLI11 flags that can also
+// come from the environment (S2PROXY_<FLAG>) and from a TOML config file
+// (--config). Precedence is flag > environment > file > default (CLI11's
+// own order). Every key is documented in README.md.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace s2 {
+
+struct Config {
+  std::string domain;
+  std::string upstream;                 // host:port of the legacy server's c2s
+  std::string upstream_tls = "starttls";  // starttls | direct | plain
+  std::string upstream_ca;              // CA file to verify upstream (default: system store)
+  bool upstream_insecure = false;       // skip upstream certificate verification
+  std::string listen = "127.0.0.1:5222";      // STARTTLS client listener ("" = off)
+  std::string listen_tls = "127.0.0.1:5223";  // direct TLS listener, XEP-0368 ("" = off)
+  std::string data_dir = "./s2proxy-data";
+  std::string tls_cert;                 // PEM; default: self-signed in data dir
+  std::string tls_key;
+  std::string metrics;                  // ADDR:PORT for Prometheus text ("" = off)
+  std::string log_level = "info";
+  std::string log_format = "text";
+  uint64_t max_stanza_bytes = 256 * 1024;
+  int max_depth = 64;
+  double tls_handshake_timeout = 10;    // seconds from accept to finished TLS
+  double auth_timeout = 30;             // seconds from accept to authenticated
+  double upstream_timeout = 15;         // seconds for an upstream login
+  uint64_t max_buffered_bytes = 4 * 1024 * 1024;  // per connection, unsent bytes
+
+  // Derived paths.
+  std::string cert_file() const;
+  std::string key_file() const;
+};
+
+// Adds every configuration flag to `app` (bound to `cfg`), with env names and
+// config-file support.
+void add_config_options(CLI::App& app, Config& cfg);
+
+// Checks values that CLI11 validators cannot (presence, formats, ranges).
+// Returns "" when valid, else a message that starts with the key's flag name.
+std::string validate_config(const Config& cfg);
+
+}  // namespace s2

@@ -1,0 +1,169 @@
+// See server.h.
+#include "proxy/server.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "common/util/log.h"
+#include "proxy/client_session.h"
+#include "proxy/metrics_http.h"
+
+namespace s2 {
+namespace {
+bool make_dir(const std::string& path, std::string* error) {
+  if (mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return true;
+  *error = "--data-dir: cannot create " + path + ": " + std::strerror(errno);
+  return false;
+}
+}  // namespace
+
+Server::Server(const Config& cfg) {
+  uv_loop_init(&loop_);
+  ctx_.loop = &loop_;
+  ctx_.config = cfg;
+}
+
+Server::~Server() {
+  // Every handle is closed by the time run() returns.
+  uv_loop_close(&loop_);
+}
+
+bool Server::start(std::string* error) {
+  const Config& cfg = ctx_.config;
+  if (!make_dir(cfg.data_dir, error)) return false;
+  if (cfg.tls_cert.empty()) {
+    if (!make_dir(cfg.data_dir + "/tls", error)) return false;
+    if (!ensure_self_signed(cfg.domain, cfg.cert_file(), cfg.key_file(), error)) return false;
+  }
+  ctx_.server_tls = make_server_ctx(cfg.cert_file(), cfg.key_file(), error);
+  if (!ctx_.server_tls) return false;
+  ctx_.upstream_tls = make_client_ctx(cfg.upstream_ca, cfg.upstream_insecure, error);
+  if (!ctx_.upstream_tls) return false;
+
+  std::string host;
+  int port = 0;
+  split_host_port(cfg.upstream, &host, &port);
+  if (!resolve_host_port(host, port, &ctx_.upstream.addr, error)) return false;
+  ctx_.upstream.domain = cfg.domain;
+  ctx_.upstream.tls = cfg.upstream_tls == "direct"  ? UpstreamParams::Tls::Direct
+                      : cfg.upstream_tls == "plain" ? UpstreamParams::Tls::Plain
+                                                    : UpstreamParams::Tls::StartTls;
+  ctx_.upstream.ssl_ctx = ctx_.upstream_tls.get();
+  ctx_.upstream.timeout_s = cfg.upstream_timeout;
+  // The upstream is trusted more than clients but still bounded.
+  ctx_.upstream.conn.xml.max_stanza_bytes = 4 * cfg.max_stanza_bytes;
+  ctx_.upstream.conn.max_write_buffer = cfg.max_buffered_bytes;
+
+  ctx_.client_conn.xml.max_stanza_bytes = cfg.max_stanza_bytes;
+  ctx_.client_conn.xml.max_depth = cfg.max_depth;
+  ctx_.client_conn.max_write_buffer = cfg.max_buffered_bytes;
+
+  if (!cfg.listen.empty() && !listen(cfg.listen, false, error)) return false;
+  if (!cfg.listen_tls.empty() && !listen(cfg.listen_tls, true, error)) return false;
+  if (!cfg.metrics.empty()) {
+    metrics_ = std::make_unique<MetricsHttp>(&loop_);
+    if (!metrics_->listen(cfg.metrics, error)) return false;
+  }
+
+  uv_signal_init(&loop_, &sigterm_);
+  uv_signal_init(&loop_, &sigint_);
+  uv_signal_init(&loop_, &sighup_);
+  sigterm_.data = sigint_.data = sighup_.data = this;
+  uv_signal_start(
+      &sigterm_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->begin_shutdown("SIGTERM"); },
+      SIGTERM);
+  uv_signal_start(
+      &sigint_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->begin_shutdown("SIGINT"); },
+      SIGINT);
+  uv_signal_start(
+      &sighup_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->reload_tls(); }, SIGHUP);
+  signal(SIGPIPE, SIG_IGN);
+
+  S2_LOG(LogLevel::Info, "server.started",
+         {{"domain", cfg.domain}, {"listen", cfg.listen}, {"listen_tls", cfg.listen_tls},
+          {"upstream", cfg.upstream}, {"upstream_tls", cfg.upstream_tls},
+          {"cert", cfg.cert_file()}});
+  return true;
+}
+
+bool Server::listen(const std::string& addr, bool direct_tls, std::string* error) {
+  std::string host;
+  int port = 0;
+  sockaddr_storage ss{};
+  const char* key = direct_tls ? "--listen-tls" : "--listen";
+  if (!split_host_port(addr, &host, &port) || !resolve_host_port(host, port, &ss, error)) {
+    *error = std::string(key) + ": cannot use " + addr + (error->empty() ? "" : ": " + *error);
+    return false;
+  }
+  auto* tcp = new uv_tcp_t;
+  uv_tcp_init(&loop_, tcp);
+  tcp->data = this;
+  listeners_.push_back(tcp);
+  int rc = uv_tcp_bind(tcp, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (rc == 0) {
+    auto cb = direct_tls ? [](uv_stream_t* s, int status) {
+      if (status == 0) ClientSession::accept(static_cast<Server*>(s->data)->ctx_, s, true);
+    } : [](uv_stream_t* s, int status) {
+      if (status == 0) ClientSession::accept(static_cast<Server*>(s->data)->ctx_, s, false);
+    };
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(tcp), 1024, cb);
+  }
+  if (rc != 0) {
+    *error = std::string(key) + ": cannot listen on " + addr + ": " + uv_strerror(rc);
+    return false;
+  }
+  return true;
+}
+
+void Server::reload_tls() {
+  std::string error;
+  auto fresh = make_server_ctx(ctx_.config.cert_file(), ctx_.config.key_file(), &error);
+  if (!fresh) {
+    S2_LOG(LogLevel::Error, "server.tls_reload_failed", {{"error", error}});
+    return;
+  }
+  // Sessions that already run keep a reference to the old SSL_CTX through
+  // their SSL objects (OpenSSL refcounts it), so swapping is safe.
+  ctx_.server_tls = std::move(fresh);
+  S2_LOG(LogLevel::Info, "server.tls_reloaded", {{"cert", ctx_.config.cert_file()}});
+}
+
+void Server::begin_shutdown(const char* why) {
+  if (ctx_.shutting_down) return;
+  ctx_.shutting_down = true;
+  S2_LOG(LogLevel::Info, "server.shutdown",
+         {{"signal", why}, {"sessions", std::to_string(ctx_.sessions.size())}});
+  for (auto* l : listeners_)
+    uv_close(reinterpret_cast<uv_handle_t*>(l),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  listeners_.clear();
+  if (metrics_) metrics_->close();
+  for (auto* s : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+  // Copy: shutting a session down may remove it from the set.
+  std::vector<ClientSession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
+  for (auto* s : sessions) s->shutdown("system-shutdown", "the proxy is shutting down");
+  // Peers get a few seconds to read their </stream:stream>; then we stop.
+  force_exit_ = std::make_unique<Timer>(&loop_);
+  force_exit_->start(5000, [this] { uv_stop(&loop_); });
+  force_exit_->unref();
+}
+
+int Server::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  force_exit_.reset();
+  // Close whatever is left (after a forced stop) and let close callbacks run.
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  S2_LOG(LogLevel::Info, "server.stopped", {});
+  return 0;
+}
+
+}  // namespace s2

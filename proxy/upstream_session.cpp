@@ -1,0 +1,454 @@
+// See upstream_session.h.
+#include "proxy/upstream_session.h"
+
+#include <optional>
+
+#include "common/crypto/encoding.h"
+#include "common/crypto/sasl_plain.h"
+#include "common/crypto/scram.h"
+#include "common/util/log.h"
+#include "common/util/metrics.h"
+#include "proxy/xmpp_ns.h"
+
+namespace s2 {
+
+// A client-side SASL mechanism: PLAIN or SCRAM.
+class UpstreamSession::Mechanism {
+ public:
+  virtual ~Mechanism() = default;
+  virtual std::string name() const = 0;
+  virtual std::string initial_response() = 0;
+  // Returns the response to a challenge, or nullopt when the challenge is bad.
+  virtual std::optional<std::string> respond(const std::string& challenge) = 0;
+  // Checks the additional data of <success/> (SCRAM server signature).
+  virtual bool verify_success(const std::string& data) = 0;
+};
+
+namespace {
+using crypto::HashAlg;
+
+class PlainMechanism : public UpstreamSession::Mechanism {
+ public:
+  PlainMechanism(std::string user, std::string pass) : user_(std::move(user)), pass_(std::move(pass)) {}
+  ~PlainMechanism() override { crypto::secure_wipe(pass_); }
+  std::string name() const override { return "PLAIN"; }
+  std::string initial_response() override { return crypto::build_sasl_plain("", user_, pass_); }
+  std::optional<std::string> respond(const std::string&) override { return std::nullopt; }
+  bool verify_success(const std::string&) override { return true; }
+
+ private:
+  std::string user_, pass_;
+};
+
+class ScramMechanism : public UpstreamSession::Mechanism {
+ public:
+  ScramMechanism(HashAlg hash, const std::string& user, const std::string& pass)
+      : hash_(hash), client_(hash, user, pass) {}
+  std::string name() const override { return crypto::scram_mechanism_name(hash_); }
+  std::string initial_response() override { return client_.client_first().value_or(""); }
+  std::optional<std::string> respond(const std::string& challenge) override {
+    if (answered_) return std::nullopt;  // only one challenge in SCRAM
+    answered_ = true;
+    return client_.handle_server_first(challenge);
+  }
+  bool verify_success(const std::string& data) override {
+    return answered_ && client_.handle_server_final(data);
+  }
+
+ private:
+  HashAlg hash_;
+  crypto::ScramClient client_;
+  bool answered_ = false;
+};
+
+Metric& m_logins_ok() {
+  static Metric& m = counter("s2proxy_upstream_logins_total", "upstream logins by result",
+                             "result=\"ok\"");
+  return m;
+}
+Metric& m_logins_rejected() {
+  static Metric& m = counter("s2proxy_upstream_logins_total", "upstream logins by result",
+                             "result=\"rejected\"");
+  return m;
+}
+Metric& m_logins_unavailable() {
+  static Metric& m = counter("s2proxy_upstream_logins_total", "upstream logins by result",
+                             "result=\"unavailable\"");
+  return m;
+}
+}  // namespace
+
+UpstreamSession::UpstreamSession(uv_loop_t* loop, const UpstreamParams& params,
+                                 Listener* listener, std::string log_id)
+    : loop_(loop),
+      params_(params),
+      listener_(listener),
+      log_id_(std::move(log_id)),
+      login_timer_(loop),
+      ack_timer_(loop) {}
+
+UpstreamSession::~UpstreamSession() {
+  if (conn_) conn_->detach();
+  OPENSSL_cleanse(password_.data(), password_.size());
+}
+
+void UpstreamSession::login(const std::string& username, const std::string& password) {
+  username_ = username;
+  password_ = password;
+  state_ = State::Connecting;
+  login_timer_.start(static_cast<uint64_t>(params_.timeout_s * 1000), [this] {
+    fail_login(false, "temporary-auth-failure", "upstream login timed out");
+  });
+  conn_ = Connection::connect(loop_, params_.addr, this, params_.conn);
+}
+
+void UpstreamSession::on_conn_connected() {
+  S2_LOG(LogLevel::Debug, "upstream.connected", {{"session", log_id_}, {"peer", conn_->peer()}});
+  if (params_.tls == UpstreamParams::Tls::Direct) {
+    conn_->start_tls(params_.ssl_ctx, TlsSession::Role::Client, params_.domain);
+  } else {
+    state_ = State::WaitFeatures;
+    open_stream();
+  }
+}
+
+void UpstreamSession::on_conn_tls_ready() {
+  tls_done_ = true;
+  state_ = State::WaitFeatures;
+  open_stream();
+}
+
+void UpstreamSession::open_stream() {
+  conn_->send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+              "xmlns:stream='http://etherx.jabber.org/streams' to='" +
+              xml_escape(params_.domain) + "' version='1.0' xml:lang='en'>");
+}
+
+void UpstreamSession::on_conn_stream_open(const StreamHeader&) {}
+
+void UpstreamSession::on_conn_stanza(Stanza s) {
+  if (s.is("features", ns::kStreams)) {
+    on_features(s);
+    return;
+  }
+  if (s.is("error", ns::kStreams)) {
+    std::string cond, text;
+    for (auto& c : s.children()) {
+      if (c.xmlns() != ns::kStreamErrors) continue;
+      if (c.name() == "text") text = c.text_content();
+      else cond = c.name();
+    }
+    S2_LOG(LogLevel::Info, "upstream.stream_error",
+           {{"session", log_id_}, {"condition", cond}, {"text", text}});
+    if (state_ == State::Ready || state_ == State::Binding || state_ == State::Session ||
+        state_ == State::Authenticated) {
+      terminate(cond, text);
+    } else {
+      fail_login(false, "temporary-auth-failure", "upstream stream error: " + cond);
+    }
+    return;
+  }
+  if (s.xmlns() == ns::kTls) {
+    if (state_ == State::StartTls && s.name() == "proceed") {
+      conn_->start_tls(params_.ssl_ctx, TlsSession::Role::Client, params_.domain);
+    } else {
+      fail_login(false, "temporary-auth-failure", "upstream refused STARTTLS");
+    }
+    return;
+  }
+  if (s.xmlns() == ns::kSasl) {
+    on_sasl(s);
+    return;
+  }
+  if (s.xmlns() == ns::kSm) {
+    handle_sm(s);
+    return;
+  }
+  const std::string name = s.name();
+  if (name != "message" && name != "presence" && name != "iq") return;  // unknown nonza
+  if (sm_enabled_) ++h_in_;
+  if (state_ == State::Binding || state_ == State::Session) {
+    if (name == "iq" && (s.attr_or("id") == "s2-bind" || s.attr_or("id") == "s2-session")) {
+      on_iq_result(s);
+      return;
+    }
+  }
+  if (state_ != State::Ready) return;  // nothing else may arrive before bind
+  listener_->on_upstream_stanza(std::move(s));
+}
+
+void UpstreamSession::on_features(const Stanza& f) {
+  if (state_ == State::WaitFeatures) {
+    auto starttls = f.child("starttls", ns::kTls);
+    if (!tls_done_ && params_.tls == UpstreamParams::Tls::StartTls) {
+      if (!starttls) {
+        fail_login(false, "temporary-auth-failure", "upstream does not offer STARTTLS");
+        return;
+      }
+      state_ = State::StartTls;
+      conn_->send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      return;
+    }
+    auto mechs = f.child("mechanisms", ns::kSasl);
+    if (!mechs) {
+      fail_login(false, "temporary-auth-failure", "upstream offers no SASL mechanisms");
+      return;
+    }
+    start_sasl(mechs);
+    return;
+  }
+  if (state_ == State::WaitPostAuthFeatures) {
+    offers_sm_ = static_cast<bool>(f.child("sm", ns::kSm));
+    offers_csi_ = static_cast<bool>(f.child("csi", ns::kCsi));
+    auto session = f.child("session", ns::kSession);
+    offers_session_ = session && !session.child("optional");
+    if (!f.child("bind", ns::kBind)) {
+      fail_login(false, "temporary-auth-failure", "upstream offers no resource binding");
+      return;
+    }
+    state_ = State::Authenticated;
+    login_timer_.stop();
+    m_logins_ok().inc();
+    S2_LOG(LogLevel::Info, "upstream.authenticated",
+           {{"session", log_id_}, {"mechanism", mech_ ? mech_->name() : "?"}});
+    mech_.reset();
+    OPENSSL_cleanse(password_.data(), password_.size());
+    password_.clear();
+    listener_->on_upstream_authenticated();
+  }
+}
+
+void UpstreamSession::start_sasl(const Stanza& mechanisms) {
+  bool has256 = false, has1 = false, plain = false;
+  for (auto& m : mechanisms.children()) {
+    const std::string v = m.text_content();
+    if (v == "SCRAM-SHA-256") has256 = true;
+    if (v == "SCRAM-SHA-1") has1 = true;
+    if (v == "PLAIN") plain = true;
+  }
+  bool secure = tls_done_ || params_.tls == UpstreamParams::Tls::Plain;
+  if (has256) {
+    mech_ = std::make_unique<ScramMechanism>(HashAlg::Sha256, username_, password_);
+  } else if (has1) {
+    mech_ = std::make_unique<ScramMechanism>(HashAlg::Sha1, username_, password_);
+  } else if (plain && secure) {
+    mech_ = std::make_unique<PlainMechanism>(username_, password_);
+  } else {
+    fail_login(false, "temporary-auth-failure", "no usable upstream SASL mechanism");
+    return;
+  }
+  state_ = State::Authenticating;
+  std::string initial = mech_->initial_response();
+  conn_->send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mech_->name() + "'>" +
+              (initial.empty() ? std::string("=") : crypto::base64_encode(initial)) + "</auth>");
+  OPENSSL_cleanse(initial.data(), initial.size());
+}
+
+void UpstreamSession::on_sasl(const Stanza& s) {
+  if (state_ != State::Authenticating || !mech_) {
+    fail_login(false, "temporary-auth-failure", "unexpected SASL element from upstream");
+    return;
+  }
+  const std::string name = s.name();
+  if (name == "challenge") {
+    auto decoded = crypto::sasl_base64_decode(s.text_content());
+    std::optional<std::string> reply;
+    if (decoded) reply = mech_->respond(*decoded);
+    if (!reply) {
+      conn_->send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+      fail_login(false, "temporary-auth-failure", "bad SASL challenge from upstream");
+      return;
+    }
+    conn_->send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + crypto::base64_encode(*reply) +
+                "</response>");
+    return;
+  }
+  if (name == "success") {
+    auto data = crypto::sasl_base64_decode(s.text_content());
+    if (!data || !mech_->verify_success(*data)) {
+      // The upstream could not prove it knows the password: not the server we trust.
+      fail_login(false, "temporary-auth-failure", "upstream SASL success failed verification");
+      return;
+    }
+    state_ = State::WaitPostAuthFeatures;
+    conn_->reset_stream(true);
+    open_stream();
+    return;
+  }
+  if (name == "failure") {
+    std::string cond = "not-authorized", text;
+    for (auto& c : s.children()) {
+      if (c.name() == "text") text = c.text_content();
+      else cond = c.name();
+    }
+    // Only conditions about the credentials mean the device's login is wrong;
+    // anything else is the upstream's trouble.
+    bool rejected = cond == "not-authorized" || cond == "account-disabled" ||
+                    cond == "credentials-expired" || cond == "invalid-authzid";
+    fail_login(rejected, rejected ? cond : "temporary-auth-failure",
+               text.empty() ? "upstream rejected the credentials" : text);
+  }
+}
+
+void UpstreamSession::bind(const std::string& resource) {
+  if (state_ != State::Authenticated) return;
+  state_ = State::Binding;
+  bind_resource_ = resource;
+  auto iq = Stanza::element("iq");
+  iq.set_attr("type", "set").set_attr("id", "s2-bind");
+  auto b = Stanza::element("bind", ns::kBind);
+  if (!resource.empty()) {
+    auto r = Stanza::element("resource");
+    r.add_text(resource);
+    b.add_child(r);
+  }
+  iq.add_child(b);
+  conn_->send(iq);
+}
+
+void UpstreamSession::on_iq_result(const Stanza& iq) {
+  const bool ok = iq.attr_or("type") == "result";
+  if (state_ == State::Binding) {
+    if (!ok) {
+      std::string cond = "internal-server-error", text;
+      if (auto e = iq.child("error")) {
+        for (auto& c : e.children()) {
+          if (c.name() == "text") text = c.text_content();
+          else cond = c.name();
+        }
+      }
+      state_ = State::Authenticated;  // the device may try another resource
+      listener_->on_upstream_bind_failed(cond, text);
+      return;
+    }
+    full_jid_ = iq.child("bind", ns::kBind).child("jid").text_content();
+    if (offers_session_) {
+      state_ = State::Session;
+      conn_->send("<iq type='set' id='s2-session'><session "
+                  "xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+      return;
+    }
+  } else if (state_ == State::Session && !ok) {
+    terminate("internal-server-error", "upstream refused the legacy session");
+    return;
+  }
+  if (offers_sm_) {
+    // Upstream SM without resumption: the proxy's own acks tell it which
+    // stanzas the upstream took responsibility for.
+    conn_->send("<enable xmlns='urn:xmpp:sm:3'/>");
+  }
+  state_ = State::Ready;
+  S2_LOG(LogLevel::Info, "upstream.bound", {{"session", log_id_}, {"jid", full_jid_}});
+  listener_->on_upstream_bound(full_jid_);
+}
+
+void UpstreamSession::handle_sm(const Stanza& s) {
+  const std::string name = s.name();
+  if (name == "enabled") {
+    sm_enabled_ = true;
+    h_in_ = 0;
+    h_out_ = 0;
+    h_acked_ = 0;
+  } else if (name == "r") {
+    conn_->send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(h_in_) + "'/>");
+  } else if (name == "a") {
+    try {
+      h_acked_ = static_cast<uint32_t>(std::stoul(s.attr_or("h", "0")));
+    } catch (...) {
+      terminate("undefined-condition", "upstream sent a malformed SM ack");
+    }
+  } else if (name == "failed") {
+    sm_enabled_ = false;
+  }
+}
+
+void UpstreamSession::send(const Stanza& s) {
+  if (state_ != State::Ready || !conn_) return;
+  conn_->send(s);
+  if (sm_enabled_) {
+    ++h_out_;
+    request_ack_soon();
+  }
+}
+
+void UpstreamSession::send_nonza(const Stanza& s) {
+  if (state_ == State::Ready && conn_) conn_->send(s);
+}
+
+// Coalesce ack requests: one <r/> per burst rather than one per stanza.
+void UpstreamSession::request_ack_soon() {
+  if (ack_timer_.active()) return;
+  ack_timer_.start(50, [this] {
+    if (conn_ && sm_enabled_ && h_acked_ != h_out_) conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
+  });
+}
+
+void UpstreamSession::on_conn_stream_close() {
+  if (state_ == State::Ready) {
+    terminate("", "upstream closed the stream");
+  } else {
+    fail_login(false, "temporary-auth-failure", "upstream closed the stream during login");
+  }
+}
+
+void UpstreamSession::on_conn_xml_error(const XmlError& e) {
+  S2_LOG(LogLevel::Warn, "upstream.xml_error",
+         {{"session", log_id_}, {"condition", e.condition}, {"text", e.text}});
+  if (state_ == State::Ready) {
+    terminate("", "upstream sent malformed XML");
+  } else {
+    fail_login(false, "temporary-auth-failure", "upstream sent malformed XML");
+  }
+}
+
+void UpstreamSession::on_conn_closed(const std::string& reason) {
+  conn_ = nullptr;
+  if (state_ == State::Closed) return;
+  if (state_ == State::Ready || state_ == State::Authenticated || state_ == State::Binding ||
+      state_ == State::Session) {
+    state_ = State::Closed;
+    listener_->on_upstream_closed(stream_error_, reason);
+  } else {
+    fail_login(false, "temporary-auth-failure", "upstream unreachable: " + reason);
+  }
+}
+
+void UpstreamSession::fail_login(bool rejected, const std::string& condition,
+                                 const std::string& text) {
+  if (state_ == State::Closed) return;
+  state_ = State::Closed;
+  login_timer_.stop();
+  (rejected ? m_logins_rejected() : m_logins_unavailable()).inc();
+  S2_LOG(LogLevel::Info, "upstream.login_failed",
+         {{"session", log_id_}, {"condition", condition}, {"text", text}});
+  if (conn_) {
+    conn_->detach();
+    conn_ = nullptr;
+  }
+  listener_->on_upstream_login_failed(UpstreamFailure{rejected, condition, text});
+}
+
+void UpstreamSession::terminate(const std::string& stream_error, const std::string& text) {
+  if (state_ == State::Closed) return;
+  state_ = State::Closed;
+  if (conn_) {
+    conn_->send("</stream:stream>");
+    conn_->detach();
+    conn_ = nullptr;
+  }
+  listener_->on_upstream_closed(stream_error, text);
+}
+
+void UpstreamSession::close() {
+  if (state_ == State::Closed) return;
+  state_ = State::Closed;
+  login_timer_.stop();
+  ack_timer_.stop();
+  if (conn_) {
+    conn_->send("</stream:stream>");
+    conn_->detach();
+    conn_ = nullptr;
+  }
+}
+
+}  // namespace s2

@@ -1,0 +1,129 @@
+// One session to the legacy server in the client role (RFC 6120 §4–§7),
+// logged in as the user: connect, STARTTLS or direct TLS, SASL (SCRAM-SHA-256,
+// SCRAM-SHA-1, PLAIN in that order of preference), bind with the device's
+// resource, optional legacy session iq, XEP-0198 enable; then it relays
+// stanzas both ways and keeps the upstream SM counters (answers <r/>, asks
+// for acks).
+//
+// The device's credentials are verified by this login: SASL success upstream
+// is what lets the proxy say <success/> to the device (ARCHITECTURE.md §6).
+// The login is split in two steps because SASL1 clients authenticate before
+// they name their resource: login() stops after SASL, bind() completes it.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "common/net/connection.h"
+
+namespace s2 {
+
+struct UpstreamParams {
+  sockaddr_storage addr{};
+  std::string domain;
+  enum class Tls { StartTls, Direct, Plain } tls = Tls::StartTls;
+  SSL_CTX* ssl_ctx = nullptr;  // client context (verification policy inside)
+  double timeout_s = 15;       // whole login, connect to bound
+  Connection::Options conn;
+};
+
+struct UpstreamFailure {
+  // True when the upstream answered the credentials with a SASL failure
+  // (the device gets the same condition); false when it could not be reached
+  // or misbehaved (the device gets temporary-auth-failure).
+  bool rejected = false;
+  std::string condition;  // SASL condition when rejected
+  std::string text;
+};
+
+class UpstreamSession : public Connection::Handler {
+ public:
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    virtual void on_upstream_authenticated() = 0;
+    virtual void on_upstream_login_failed(const UpstreamFailure& f) = 0;
+    virtual void on_upstream_bound(const std::string& full_jid) = 0;
+    virtual void on_upstream_bind_failed(const std::string& condition, const std::string& text) = 0;
+    virtual void on_upstream_stanza(Stanza stanza) = 0;
+    // The session ended after login; `stream_error` is the upstream's stream
+    // error condition when it sent one ("" otherwise).
+    virtual void on_upstream_closed(const std::string& stream_error, const std::string& text) = 0;
+  };
+
+  UpstreamSession(uv_loop_t* loop, const UpstreamParams& params, Listener* listener,
+                  std::string log_id);
+  ~UpstreamSession() override;
+
+  // Starts connect + TLS + SASL as `username` (node part) with `password`.
+  void login(const std::string& username, const std::string& password);
+  // After on_upstream_authenticated: binds `resource` ("" lets the server pick).
+  void bind(const std::string& resource);
+  void send(const Stanza& s);
+  // Top-level elements that are not stanzas (CSI): not counted by SM.
+  void send_nonza(const Stanza& s);
+  bool offers_csi() const { return offers_csi_; }
+  // Sends </stream:stream> and closes; no more callbacks.
+  void close();
+
+  bool ready() const { return state_ == State::Ready; }
+  const std::string& full_jid() const { return full_jid_; }
+  uint32_t stanzas_in() const { return h_in_; }
+  uint32_t stanzas_acked() const { return h_acked_; }
+
+  class Mechanism;  // client SASL mechanism (PLAIN, SCRAM)
+
+ private:
+  enum class State {
+    Connecting, WaitFeatures, StartTls, Authenticating, WaitPostAuthFeatures, Authenticated,
+    Binding, Session, Ready, Closed
+  };
+
+  // Connection::Handler
+  void on_conn_connected() override;
+  void on_conn_tls_ready() override;
+  void on_conn_stream_open(const StreamHeader& header) override;
+  void on_conn_stanza(Stanza stanza) override;
+  void on_conn_stream_close() override;
+  void on_conn_xml_error(const XmlError& error) override;
+  void on_conn_closed(const std::string& reason) override;
+
+  void open_stream();
+  void on_features(const Stanza& features);
+  void start_sasl(const Stanza& mechanisms);
+  void on_sasl(const Stanza& s);
+  void finish_login_step();
+  void on_iq_result(const Stanza& iq);
+  void handle_sm(const Stanza& s);
+  void request_ack_soon();
+  void fail_login(bool rejected, const std::string& condition, const std::string& text);
+  void terminate(const std::string& stream_error, const std::string& text);
+
+  uv_loop_t* loop_;
+  UpstreamParams params_;
+  Listener* listener_;
+  std::string log_id_;
+  Connection* conn_ = nullptr;
+  State state_ = State::Connecting;
+  std::string username_;
+  std::string password_;
+  std::unique_ptr<Mechanism> mech_;
+  bool tls_done_ = false;
+  bool offers_session_ = false;
+  bool offers_sm_ = false;
+  bool offers_csi_ = false;
+  bool sm_enabled_ = false;
+  uint32_t h_in_ = 0;      // XEP-0198 §4: stanzas handled from upstream, mod 2^32
+  uint32_t h_out_ = 0;     // stanzas sent upstream since enable
+  uint32_t h_acked_ = 0;   // last h the upstream acknowledged
+  std::string bind_resource_;
+  std::string full_jid_;
+  std::string stream_error_, stream_error_text_;
+  Timer login_timer_;
+  Timer ack_timer_;
+};
+
+}  // namespace s2
