@@ -32,6 +32,7 @@ class Stanza {
   static Stanza element(std::string_view name, std::string_view xmlns = {});
   static Stanza text(std::string_view text);
   // Parses one XML element from a string (tests and builders; never remote input).
+  // Namespaces are normalised as XmlStream does; empty on any error.
   static Stanza parse(std::string_view xml);
 
   Stanza(const Stanza& o);
@@ -49,8 +50,12 @@ class Stanza {
   }
   Stanza clone() const;
 
-  std::string name() const;    // "" for text nodes
-  std::string xmlns() const;   // the xmlns attribute ("" when inherited)
+  std::string name() const;   // "" for text nodes
+  std::string xmlns() const;  // the xmlns attribute ("" when inherited)
+  // Namespace matching (is, child, child_ns, remove_child): an element's
+  // namespace is its xmlns, else its nearest ancestor's; with none up to the
+  // top it is the stream's content namespace and matches "", "jabber:client"
+  // and "jabber:server".
   bool is(std::string_view name, std::string_view xmlns) const;
   std::optional<std::string> attr(std::string_view key) const;
   std::string attr_or(std::string_view key, std::string_view dflt = {}) const;
@@ -62,7 +67,9 @@ class Stanza {
   // First child element in this namespace, any name.
   Stanza child_ns(std::string_view xmlns) const;
   std::vector<Stanza> children() const;  // element children only
-  Stanza& add_child(const Stanza& c);    // adds a reference to c
+  // Adds a reference to c; a deep copy if c already sits in a tree (a libstrophe
+  // node has one parent) or is an ancestor of this element.
+  Stanza& add_child(const Stanza& c);
   Stanza& add_text(std::string_view text);
   // Removes the first child element matching name (and xmlns if non-empty); true if removed.
   bool remove_child(std::string_view name, std::string_view xmlns = {});
