@@ -70,7 +70,10 @@ def port_open(port, host=HOST, timeout=0.3):
 
 
 def port_free(port):
+    """Nothing listens on the port. SO_REUSEADDR as servers use it: connections of a previous
+    instance lingering in TIME_WAIT do not count."""
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((HOST, port))
         return True

@@ -309,3 +309,27 @@ def test_features_before_starttls(target):
         assert c.stream_attrs.get("id"), "stream header without id"
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("phase", ["plain", "tls", "authed", "authed-direct-tls"])
+def test_client_close_is_answered(target, phase):
+    """RFC 6120 4.4: a client's </stream:stream> is answered with the server's </stream:stream>
+    (no stream error) before the TCP connection goes away."""
+    direct = phase == "authed-direct-tls"
+    c = RawXMPP.connect(target.host, target.tls_port if direct else target.starttls_port, target.domain,
+                        direct_tls=direct, timeout=10)
+    try:
+        if phase == "plain":
+            c.open_stream()
+            c.read_features()
+        elif phase == "tls":
+            c.secure_stream()
+        else:
+            c.login("carol", "carolpw", resource="close-" + uuid.uuid4().hex[:6], direct_tls=direct)
+        c.send("</stream:stream>")
+        end = c.read_stream_end(5)
+        assert end.condition is None, end.describe()
+        assert end.close_tag, "no </stream:stream> in answer to the client's: %s\n%s" % (end.describe(),
+                                                                                       c.transcript())
+    finally:
+        c.close()
