@@ -6,6 +6,8 @@
 #include <atomic>
 
 #include "common/crypto/encoding.h"
+#include "common/session2/errors.h"
+#include "common/session2/sm.h"
 #include "common/crypto/sasl_plain.h"
 #include "common/jid/jid.h"
 #include "common/util/log.h"
@@ -59,13 +61,12 @@ void ClientSession::accept(ProxyContext& ctx, uv_stream_t* server, bool direct_t
   }
   S2_LOG(LogLevel::Info, "client.accepted",
          {{"session", s->id_}, {"peer", s->conn_->peer()}, {"tls", direct_tls ? "direct" : "starttls"}});
-  const auto& cfg = ctx.config;
-  s->auth_timer_.start(static_cast<uint64_t>(cfg.auth_timeout * 1000), [s] {
+  s->auth_timer_.start(static_cast<uint64_t>(ctx.config.auth_timeout * 1000), [s] {
     if (s->authenticated_) return;
+    S2_LOG(LogLevel::Info, "client.timeout", {{"session", s->id_}, {"phase", "auth"}});
     if (s->state_ == State::TlsHandshake) {
-      S2_LOG(LogLevel::Info, "client.timeout", {{"session", s->id_}, {"phase", "tls"}});
-      s->conn_->close();  // no XML can be sent inside an unfinished handshake
       s->state_ = State::Closing;
+      s->conn_->close();  // no XML can be sent inside an unfinished handshake
       return;
     }
     s->stream_error("connection-timeout", "not authenticated in time");
@@ -73,9 +74,8 @@ void ClientSession::accept(ProxyContext& ctx, uv_stream_t* server, bool direct_t
   if (direct_tls) {
     s->state_ = State::TlsHandshake;
     s->conn_->start_tls(ctx.server_tls.get(), TlsSession::Role::Server);
-    s->tls_timer_.start(static_cast<uint64_t>(cfg.tls_handshake_timeout * 1000), [s] {
+    s->tls_timer_.start(static_cast<uint64_t>(ctx.config.tls_handshake_timeout * 1000), [s] {
       S2_LOG(LogLevel::Info, "client.timeout", {{"session", s->id_}, {"phase", "tls"}});
-      m_stream_errors("tls-timeout").inc();
       s->state_ = State::Closing;
       s->conn_->close();
     });
@@ -95,15 +95,15 @@ ClientSession::ClientSession(ProxyContext& ctx, bool direct_tls)
 ClientSession::~ClientSession() {
   ctx_.sessions.erase(this);
   m_sessions().dec();
-  destroy_upstream();
+  if (device_) device_->detach(this);
 }
 
-// Upstream callbacks may be on the stack: the session is closed now and
-// freed on the next loop iteration.
-void ClientSession::destroy_upstream() {
-  if (!upstream_) return;
-  upstream_->close();
-  defer(ctx_.loop, [u = std::shared_ptr<UpstreamSession>(std::move(upstream_))] {});
+// The device leaves this connection for good (ended, or replaced by a resumed one).
+void ClientSession::drop_device() {
+  if (!device_) return;
+  Device* d = device_;
+  device_ = nullptr;
+  d->end();
 }
 
 void ClientSession::on_conn_tls_ready() {
@@ -144,6 +144,20 @@ void ClientSession::on_conn_stream_open(const StreamHeader& h) {
   send_features();
 }
 
+std::string ClientSession::post_auth_features() const {
+  std::string f;
+  if (state_ != State::Bound) {
+    f += "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+         "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>";
+  }
+  if (!device_ || !device_->sm_enabled()) f += "<sm xmlns='urn:xmpp:sm:3'/>";
+  // CSI is passed through to the upstream session until the proxy owns the
+  // device queues (urgency work); offered only when upstream has it.
+  if (device_ && device_->upstream() && device_->upstream()->offers_csi())
+    f += "<csi xmlns='urn:xmpp:csi:0'/>";
+  return f;
+}
+
 void ClientSession::send_features() {
   std::string f = "<stream:features>";
   if (!secure_) {
@@ -152,13 +166,10 @@ void ClientSession::send_features() {
   } else if (!authenticated_) {
     f += "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>"
          "</mechanisms>";
+    f += session2::build_authentication_feature(sasl2_offer()).to_string();
     state_ = State::WaitAuth;
   } else {
-    f += "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
-         "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>";
-    // CSI is passed through to the upstream session until the proxy owns
-    // the device queues (urgency work); offered only when upstream has it.
-    if (upstream_ && upstream_->offers_csi()) f += "<csi xmlns='urn:xmpp:csi:0'/>";
+    f += post_auth_features();
     state_ = State::WaitBind;
   }
   f += "</stream:features>";
@@ -170,6 +181,13 @@ void ClientSession::on_conn_stanza(Stanza s) {
   const std::string name = s.name();
   const std::string xmlns = s.xmlns();
 
+  if (state_ == State::Bound && is_stanza(name) && xmlns.empty()) {
+    // The upstream stamps 'from' itself; a client-chosen one is never trusted.
+    s.remove_attr("from");
+    m_stanzas("to_upstream").inc();
+    device_->from_client(std::move(s));
+    return;
+  }
   if (xmlns == ns::kTls && name == "starttls") {
     if (state_ != State::WaitStartTls) {
       stream_error("policy-violation", "STARTTLS is not allowed now");
@@ -186,17 +204,15 @@ void ClientSession::on_conn_stanza(Stanza s) {
     return;
   }
   if (xmlns == ns::kSasl) {
-    if (name == "auth") {
-      handle_auth(s);
-    } else if (name == "abort" && state_ == State::WaitAuth) {
-      sasl_failure("aborted", "authentication aborted by the client");
-    } else {
-      stream_error("policy-violation", "unexpected SASL element <" + name + "/>");
-    }
+    handle_sasl1(s);
     return;
   }
-  if (state_ == State::Bound && is_stanza(name) && xmlns.empty()) {
-    relay_to_upstream(std::move(s));
+  if (xmlns == ns::kSasl2) {
+    handle_sasl2(s);
+    return;
+  }
+  if (xmlns == ns::kSm && authenticated_) {
+    handle_sm(s);
     return;
   }
   if ((state_ == State::WaitBind || state_ == State::Binding) && name == "iq" && xmlns.empty()) {
@@ -212,22 +228,58 @@ void ClientSession::on_conn_stanza(Stanza s) {
     stream_error("not-authorized", "authenticate first");
     return;
   }
-  if (state_ == State::Bound && xmlns == ns::kCsi && (name == "active" || name == "inactive") &&
-      upstream_ && upstream_->offers_csi()) {
-    upstream_->send_nonza(s);
+  if (state_ == State::Bound && xmlns == ns::kCsi && (name == "active" || name == "inactive")) {
+    device_->csi_from_client(s);
     return;
   }
   if (state_ == State::Bound) {
-    // Unknown nonzas (SM, CSI) are not offered yet on this stream.
     stream_error("unsupported-stanza-type", "<" + name + "/> is not supported here");
     return;
   }
   stream_error("not-authorized", "bind a resource first");
 }
 
-void ClientSession::handle_auth(const Stanza& auth) {
+bool ClientSession::start_plain_login(const std::string& message, std::string* condition,
+                                      std::string* text) {
+  crypto::SaslError err;
+  auto creds = crypto::parse_sasl_plain(message, &err);
+  if (!creds) {
+    *condition = "malformed-request";
+    *text = "not a SASL PLAIN message";
+    return false;
+  }
+  std::string account = creds->authcid;
+  if (account.find('@') == std::string::npos) account += "@" + ctx_.config.domain;
+  auto jid = parse_jid(account);
+  if (!jid || jid->local.empty() || !jid->resource.empty() || jid->domain != ctx_.config.domain) {
+    *condition = "not-authorized";
+    *text = "unknown account";
+    return false;
+  }
+  if (!creds->authzid.empty() && creds->authzid != jid->bare()) {
+    *condition = "invalid-authzid";
+    *text = "the authorization identity must be your own account";
+    return false;
+  }
+  account_ = jid->bare();
+  state_ = State::Authenticating;
+  device_ = Device::create(ctx_, this, id_);
+  device_->login(jid->local, creds->password.str());
+  return true;
+}
+
+void ClientSession::handle_sasl1(const Stanza& s) {
+  const std::string name = s.name();
+  if (name == "abort" && state_ == State::WaitAuth) {
+    sasl1_failure("aborted", "authentication aborted by the client");
+    return;
+  }
+  if (name != "auth") {
+    stream_error("policy-violation", "unexpected SASL element <" + name + "/>");
+    return;
+  }
   if (!secure_) {
-    // TLS is mandatory; tell the client in SASL terms and let it STARTTLS.
+    // TLS is mandatory; say so in SASL terms and let the client STARTTLS.
     m_auth("encryption-required").inc();
     conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/>"
                 "<text>use STARTTLS before authenticating</text></failure>");
@@ -237,53 +289,39 @@ void ClientSession::handle_auth(const Stanza& auth) {
     stream_error("policy-violation", "authentication is not allowed now");
     return;
   }
-  if (auth.attr_or("mechanism") != "PLAIN") {
-    sasl_failure("invalid-mechanism", "only PLAIN is offered");
+  if (s.attr_or("mechanism") != "PLAIN") {
+    sasl1_failure("invalid-mechanism", "only PLAIN is offered");
     return;
   }
-  auto decoded = crypto::sasl_base64_decode(auth.text_content());
+  auto decoded = crypto::sasl_base64_decode(s.text_content());
   if (!decoded) {
-    sasl_failure("malformed-request", "the initial response is not valid base64");
+    sasl1_failure("malformed-request", "the initial response is not valid base64");
     return;
   }
-  auto creds = crypto::parse_sasl_plain(*decoded);
-  OPENSSL_cleanse(decoded->data(), decoded->size());
-  if (!creds) {
-    sasl_failure("malformed-request", "not a SASL PLAIN message");
-    return;
-  }
-  std::string account = creds->authcid;
-  if (account.find('@') == std::string::npos) account += "@" + ctx_.config.domain;
-  auto jid = parse_jid(account);
-  if (!jid || jid->local.empty() || !jid->resource.empty() ||
-      jid->domain != ctx_.config.domain) {
-    sasl_failure("not-authorized", "unknown account");
-    return;
-  }
-  if (!creds->authzid.empty() && creds->authzid != jid->bare()) {
-    sasl_failure("invalid-authzid", "authorization identity must be your own account");
-    return;
-  }
-  username_ = jid->local;
-  state_ = State::Authenticating;
-  upstream_ = std::make_unique<UpstreamSession>(ctx_.loop, ctx_.upstream, this, id_);
-  upstream_->login(username_, creds->password.str());
+  std::string cond, text;
+  bool ok = start_plain_login(*decoded, &cond, &text);
+  crypto::secure_wipe(*decoded);
+  if (!ok) sasl1_failure(cond, text);
 }
 
-void ClientSession::sasl_failure(const std::string& condition, const std::string& text) {
+void ClientSession::sasl1_failure(const std::string& condition, const std::string& text) {
   m_auth(condition).inc();
   conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><" + condition + "/><text>" +
               xml_escape(text) + "</text></failure>");
   state_ = State::WaitAuth;
 }
 
-void ClientSession::on_upstream_authenticated() {
+void ClientSession::on_device_authenticated() {
   if (state_ != State::Authenticating) return;
   authenticated_ = true;
   auth_timer_.stop();
   m_auth("success").inc();
   S2_LOG(LogLevel::Info, "client.authenticated",
-         {{"session", id_}, {"account", username_ + "@" + ctx_.config.domain}});
+         {{"session", id_}, {"account", account_}, {"sasl", sasl2_ ? "2" : "1"}});
+  if (sasl2_) {
+    continue_sasl2();
+    return;
+  }
   conn_->send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
   // RFC 6120 §6.4.6: both sides restart the stream after SASL success.
   conn_->reset_stream(true);
@@ -291,27 +329,32 @@ void ClientSession::on_upstream_authenticated() {
   state_ = State::WaitStream;
 }
 
-void ClientSession::on_upstream_login_failed(const UpstreamFailure& f) {
-  destroy_upstream();
+void ClientSession::on_device_login_failed(const UpstreamFailure& f) {
+  device_ = nullptr;  // the device ended itself
   if (state_ != State::Authenticating) return;
   S2_LOG(LogLevel::Info, "client.auth_failed",
-         {{"session", id_}, {"account", username_ + "@" + ctx_.config.domain},
-          {"condition", f.condition}});
-  sasl_failure(f.rejected ? f.condition : "temporary-auth-failure",
-               f.rejected ? "the server rejected these credentials"
-                          : "the server cannot be reached to check credentials; try again later");
+         {{"session", id_}, {"account", account_}, {"condition", f.condition}});
+  const std::string cond = f.rejected ? f.condition : "temporary-auth-failure";
+  const std::string text =
+      f.rejected ? "the server rejected these credentials"
+                 : "the server cannot be reached to check credentials; try again later";
+  if (sasl2_) {
+    sasl2_failure(cond, text);
+  } else {
+    sasl1_failure(cond, text);
+  }
 }
 
 void ClientSession::handle_iq_before_bound(const Stanza& iq) {
   const std::string type = iq.attr_or("type");
   if (auto b = iq.child("bind", ns::kBind); b && type == "set") {
-    if (state_ != State::WaitBind || !upstream_) {
+    if (state_ != State::WaitBind || !device_) {
       stanza_error(iq, "cancel", "not-allowed", "a resource is already being bound");
       return;
     }
     pending_bind_id_ = iq.attr_or("id");
     state_ = State::Binding;
-    upstream_->bind(b.child("resource").text_content());
+    device_->bind(b.child("resource").text_content());
     return;
   }
   if (iq.child("session", ns::kSession) && type == "set") {
@@ -324,8 +367,12 @@ void ClientSession::handle_iq_before_bound(const Stanza& iq) {
   stanza_error(iq, "cancel", "not-allowed", "bind a resource first");
 }
 
-void ClientSession::on_upstream_bound(const std::string& full_jid) {
+void ClientSession::on_device_bound(const std::string& full_jid) {
   full_jid_ = full_jid;
+  if (sasl2_) {
+    finish_sasl2_bound(full_jid);
+    return;
+  }
   state_ = State::Bound;
   auto r = Stanza::element("iq");
   r.set_attr("type", "result").set_attr("id", pending_bind_id_);
@@ -338,69 +385,118 @@ void ClientSession::on_upstream_bound(const std::string& full_jid) {
   S2_LOG(LogLevel::Info, "client.bound", {{"session", id_}, {"jid", full_jid}});
 }
 
-void ClientSession::on_upstream_bind_failed(const std::string& condition,
-                                            const std::string& text) {
+void ClientSession::on_device_bind_failed(const std::string& condition, const std::string& text) {
+  const std::string why = text.empty() ? "the server refused this resource" : text;
+  if (sasl2_) {
+    // Authentication succeeded but the session cannot be set up.
+    sasl2_failure("temporary-auth-failure", "binding failed: " + condition + " " + why);
+    drop_device();
+    return;
+  }
   state_ = State::WaitBind;
   auto iq = Stanza::element("iq");
   iq.set_attr("type", "set").set_attr("id", pending_bind_id_);
-  stanza_error(iq, condition == "conflict" ? "cancel" : "modify", condition,
-               text.empty() ? "the server refused this resource" : text);
+  stanza_error(iq, condition == "conflict" ? "cancel" : "modify", condition, why);
 }
 
-void ClientSession::relay_to_upstream(Stanza s) {
-  // The upstream stamps 'from' itself; a client-chosen one is never trusted.
-  s.remove_attr("from");
-  m_stanzas("to_upstream").inc();
-  upstream_->send(s);
+// XEP-0198 on this stream: enable after bind, resume instead of bind, and
+// the <r/>/<a/> exchange.
+void ClientSession::handle_sm(const Stanza& s) {
+  auto parsed = session2::parse_sm(s);
+  const std::string name = s.name();
+  if (!parsed) {
+    if (name == "enable" || name == "resume") {
+      conn_->send(session2::build_sm_failed("bad-request"));
+    } else {
+      stream_error("undefined-condition", parsed.error().text);
+    }
+    return;
+  }
+  if (name == "enable") {
+    if (state_ != State::Bound) {
+      conn_->send(session2::build_sm_failed("unexpected-request"));
+      return;
+    }
+    conn_->send(device_->enable_sm(std::get<session2::SmEnable>(*parsed)));
+    return;
+  }
+  if (name == "resume") {
+    if (state_ != State::WaitBind) {
+      conn_->send(session2::build_sm_failed("unexpected-request"));
+      return;
+    }
+    std::vector<Stanza> resend;
+    Stanza answer;
+    if (try_resume(std::get<session2::SmResume>(*parsed), &resend, &answer)) {
+      conn_->send(answer);
+      for (auto& r : resend) conn_->send(r);
+    } else {
+      conn_->send(answer);
+    }
+    return;
+  }
+  if (!device_ || !device_->sm_enabled()) {
+    stream_error("unsupported-stanza-type", "stream management is not enabled");
+    return;
+  }
+  if (name == "r") {
+    device_->sm_request();
+  } else if (name == "a") {
+    std::string err;
+    if (!device_->sm_ack(std::get<session2::SmAck>(*parsed).h, &err)) {
+      conn_->send(session2::build_handled_count_too_high(std::get<session2::SmAck>(*parsed).h, 0));
+      stream_error("undefined-condition", err);
+    }
+  }
 }
 
-void ClientSession::on_upstream_stanza(Stanza s) {
-  if (state_ != State::Bound) return;
+// Resumption: the device this connection authenticated with (if any) is
+// replaced by the hibernating one.
+bool ClientSession::try_resume(const session2::SmResume& r, std::vector<Stanza>* resend,
+                               Stanza* answer) {
+  Device* d = Device::find_resumable(ctx_, r.previd, account_);
+  std::string err;
+  if (!d) {
+    *answer = session2::build_sm_failed("item-not-found");
+    return false;
+  }
+  if (!d->resume(this, r.h, resend, &err)) {
+    *answer = session2::build_sm_failed("unexpected-request");
+    return false;
+  }
+  if (device_ && device_ != d) drop_device();
+  device_ = d;
+  full_jid_ = d->full_jid();
+  state_ = State::Bound;
+  *answer = session2::build_sm_resumed(r.previd, d->sm_inbound_h());
+  return true;
+}
+
+void ClientSession::device_write(const Stanza& s) {
+  if (state_ == State::Closing || !conn_) return;
   m_stanzas("to_client").inc();
   conn_->send(s);
 }
 
-void ClientSession::on_upstream_closed(const std::string& stream_error_cond,
-                                       const std::string& text) {
-  destroy_upstream();
-  if (state_ == State::Closing) return;
-  // The device's stream cannot outlive its upstream session (until session2
-  // adds resumption): pass the upstream's reason on.
-  if (stream_error_cond == "conflict") {
-    stream_error("conflict", text.empty() ? "this resource was replaced" : text);
-  } else {
-    stream_error("reset", "the upstream session ended" + (text.empty() ? "" : ": " + text));
-  }
+void ClientSession::on_device_ended(const std::string& condition, const std::string& text) {
+  device_ = nullptr;
+  stream_error(condition, text);
 }
 
 void ClientSession::stanza_error(const Stanza& original, const std::string& type,
                                  const std::string& condition, const std::string& text) {
-  auto e = Stanza::element(original.name().empty() ? "iq" : original.name());
-  e.set_attr("type", "error");
-  if (auto id = original.attr("id")) e.set_attr("id", *id);
-  if (auto from = original.attr("to")) e.set_attr("from", *from);
-  auto err = Stanza::element("error");
-  err.set_attr("type", type);
-  err.add_child(Stanza::element(condition, ns::kStanzaErrors));
-  auto t = Stanza::element("text", ns::kStanzaErrors);
-  t.add_text(text);
-  err.add_child(t);
-  e.add_child(err);
-  conn_->send(e);
+  auto e = session2::build_stanza_error(original, type, condition, text);
+  if (e) conn_->send(e);
 }
 
 void ClientSession::stream_error(const std::string& condition, const std::string& text) {
-  if (state_ == State::Closing) return;
+  if (state_ == State::Closing || !conn_) return;
   m_stream_errors(condition).inc();
   S2_LOG(LogLevel::Info, "client.stream_error",
          {{"session", id_}, {"condition", condition}, {"text", text}});
   send_header();  // RFC 6120 §4.9.1.1: open the stream before an error in it
-  conn_->send("<stream:error><" + condition +
-              " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text "
-              "xmlns='urn:ietf:params:xml:ns:xmpp-streams'>" +
-              xml_escape(text) + "</text></stream:error></stream:stream>");
+  conn_->send(session2::build_stream_error(condition, text) + "</stream:stream>");
   state_ = State::Closing;
-  destroy_upstream();
   conn_->close();
 }
 
@@ -409,18 +505,17 @@ void ClientSession::close_stream() {
   state_ = State::Closing;
   send_header();
   conn_->send("</stream:stream>");
-  destroy_upstream();
   conn_->close();
 }
 
 void ClientSession::on_conn_stream_close() {
   S2_LOG(LogLevel::Info, "client.stream_closed", {{"session", id_}});
+  // XEP-0198 §5: a cleanly closed stream is not resumable.
+  drop_device();
   close_stream();
 }
 
-void ClientSession::on_conn_xml_error(const XmlError& e) {
-  stream_error(e.condition, e.text);
-}
+void ClientSession::on_conn_xml_error(const XmlError& e) { stream_error(e.condition, e.text); }
 
 void ClientSession::on_conn_closed(const std::string& reason) {
   S2_LOG(LogLevel::Info, "client.closed", {{"session", id_}, {"reason", reason}});
@@ -435,6 +530,7 @@ void ClientSession::shutdown(const std::string& condition, const std::string& te
     conn_->close();
     return;
   }
+  drop_device();
   if (condition.empty()) {
     close_stream();
   } else {

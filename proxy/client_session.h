@@ -1,8 +1,9 @@
 // One client TCP connection, the proxy in the server role (RFC 6120):
-// stream header checks, STARTTLS (or direct TLS, XEP-0368), SASL PLAIN
-// verified by an upstream login, resource binding through that upstream
-// session, the legacy session iq, and then a transparent relay between the
-// device and its own UpstreamSession.
+// stream header checks, STARTTLS (or direct TLS, XEP-0368), authentication
+// (SASL1, or SASL2 with Bind2 and inline SM — sasl2_login.cpp), resource
+// binding through the device's upstream session, the legacy session iq,
+// Stream Management nonzas, and then the relay between the client and its
+// Device.
 //
 // Everything a peer can get wrong ends in an XMPP error, never a crash:
 // stream errors for XML and stream violations, SASL failures for credential
@@ -11,21 +12,23 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/net/connection.h"
-#include "proxy/upstream_session.h"
+#include "common/session2/sasl2.h"
+#include "proxy/device.h"
 
 namespace s2 {
 
 class ProxyContext;
 
-class ClientSession : public Connection::Handler, public UpstreamSession::Listener {
+class ClientSession : public Connection::Handler, public DeviceClient {
  public:
   // `direct_tls`: the listener is XEP-0368 direct TLS (TLS from the first byte).
   static void accept(ProxyContext& ctx, uv_stream_t* server, bool direct_tls);
 
-  // Graceful end for daemon shutdown: closes both streams.
+  // Graceful end for daemon shutdown: closes the stream.
   void shutdown(const std::string& condition, const std::string& text);
   const std::string& id() const { return id_; }
 
@@ -44,38 +47,57 @@ class ClientSession : public Connection::Handler, public UpstreamSession::Listen
   void on_conn_xml_error(const XmlError& error) override;
   void on_conn_closed(const std::string& reason) override;
 
-  // UpstreamSession::Listener
-  void on_upstream_authenticated() override;
-  void on_upstream_login_failed(const UpstreamFailure& f) override;
-  void on_upstream_bound(const std::string& full_jid) override;
-  void on_upstream_bind_failed(const std::string& condition, const std::string& text) override;
-  void on_upstream_stanza(Stanza stanza) override;
-  void on_upstream_closed(const std::string& stream_error, const std::string& text) override;
+  // DeviceClient
+  void on_device_authenticated() override;
+  void on_device_login_failed(const UpstreamFailure& f) override;
+  void on_device_bound(const std::string& full_jid) override;
+  void on_device_bind_failed(const std::string& condition, const std::string& text) override;
+  void device_write(const Stanza& s) override;
+  void on_device_ended(const std::string& condition, const std::string& text) override;
 
+  // stream
   void send_header();
   void send_features();
-  void handle_auth(const Stanza& auth);
-  void sasl_failure(const std::string& condition, const std::string& text);
-  void handle_iq_before_bound(const Stanza& iq);
-  void relay_to_upstream(Stanza stanza);
-  void stanza_error(const Stanza& original, const std::string& type,
-                    const std::string& condition, const std::string& text);
+  std::string post_auth_features() const;
   void stream_error(const std::string& condition, const std::string& text);
   void close_stream();
-  void destroy_upstream();
+  void stanza_error(const Stanza& original, const std::string& type,
+                    const std::string& condition, const std::string& text);
+
+  // SASL1 (RFC 6120 §6)
+  void handle_sasl1(const Stanza& s);
+  void sasl1_failure(const std::string& condition, const std::string& text);
+  // Common to SASL1 and SASL2: PLAIN credentials, verified by an upstream login.
+  bool start_plain_login(const std::string& message, std::string* condition, std::string* text);
+
+  // SASL2 + Bind2 + inline SM (sasl2_login.cpp)
+  void handle_sasl2(const Stanza& s);
+  void sasl2_failure(const std::string& condition, const std::string& text);
+  void continue_sasl2();
+  void finish_sasl2_bound(const std::string& full_jid);
+  session2::AuthenticationFeature sasl2_offer() const;
+
+  // Bind, session iq, SM nonzas
+  void handle_iq_before_bound(const Stanza& iq);
+  void handle_sm(const Stanza& s);
+  bool try_resume(const session2::SmResume& r, std::vector<Stanza>* resend, Stanza* answer);
+
+  void drop_device();
 
   ProxyContext& ctx_;
   std::string id_;
   Connection* conn_ = nullptr;
-  std::unique_ptr<UpstreamSession> upstream_;
+  Device* device_ = nullptr;
   State state_ = State::WaitStream;
   bool direct_tls_;
   bool secure_ = false;
   bool authenticated_ = false;
   bool header_sent_ = false;
-  std::string username_;  // node part of the authenticated account
+  std::string account_;  // bare JID being / having been authenticated
   std::string full_jid_;
   std::string pending_bind_id_;
+  std::optional<session2::Authenticate> sasl2_;  // the SASL2 request being served
+  std::vector<Stanza> sasl2_extra_;              // answers collected for <success/>
   Timer tls_timer_;
   Timer auth_timer_;
 };

@@ -12,6 +12,10 @@ std::string Config::key_file() const {
   return tls_key.empty() ? data_dir + "/tls/" + domain + ".key" : tls_key;
 }
 
+std::string Config::vault_key_path() const {
+  return vault_key_file.empty() ? data_dir + "/vault.key" : vault_key_file;
+}
+
 namespace {
 // Flag "--upstream-tls" ⇒ env "S2PROXY_UPSTREAM_TLS".
 std::string env_name(const std::string& flag) {
@@ -28,6 +32,8 @@ CLI::Option* opt(CLI::App& app, const std::string& name, T& var, const std::stri
 
 void add_config_options(CLI::App& app, Config& c) {
   app.set_config("--config", "", "TOML config file; keys are the flag names without --");
+  // An unknown key in the file is an error naming it, not silently ignored.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   opt(app, "domain", c.domain, "XMPP domain served (the upstream's virtual host)");
   opt(app, "upstream", c.upstream, "upstream c2s address HOST:PORT");
   opt(app, "upstream-tls", c.upstream_tls, "how to secure upstream: starttls|direct|plain")
@@ -57,6 +63,31 @@ void add_config_options(CLI::App& app, Config& c) {
       ->check(CLI::Range(0.1, 3600.0));
   opt(app, "max-buffered-bytes", c.max_buffered_bytes, "unsent bytes buffered per connection")
       ->check(CLI::Range(uint64_t{16384}, uint64_t{1} << 32));
+  opt(app, "sm-resume-timeout", c.sm_resume_timeout,
+      "seconds a disconnected device stays resumable (XEP-0198)")
+      ->check(CLI::Range(1.0, 86400.0));
+  opt(app, "sm-max-queue", c.sm_max_queue, "unacknowledged stanzas kept per device")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
+  opt(app, "vault-key-file", c.vault_key_file,
+      "32-byte key sealing stored credentials (default: created 0600 in the data dir)");
+}
+
+std::vector<std::string> args_with_env(const CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> given(argv + 1, argv + argc);
+  std::vector<std::string> out;
+  for (const CLI::Option* o : app.get_options()) {
+    const std::string& env = o->get_envname();
+    if (env.empty()) continue;
+    const char* value = std::getenv(env.c_str());
+    if (!value) continue;
+    const std::string flag = "--" + o->get_single_name();
+    bool on_cmdline = false;
+    for (const auto& a : given)
+      if (a == flag || a.rfind(flag + "=", 0) == 0) on_cmdline = true;
+    if (!on_cmdline) out.push_back(flag + "=" + value);
+  }
+  out.insert(out.end(), given.begin(), given.end());
+  return out;
 }
 
 std::string validate_config(const Config& c) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace s2 {
 
@@ -31,15 +32,25 @@ struct Config {
   double auth_timeout = 30;             // seconds from accept to authenticated
   double upstream_timeout = 15;         // seconds for an upstream login
   uint64_t max_buffered_bytes = 4 * 1024 * 1024;  // per connection, unsent bytes
+  double sm_resume_timeout = 300;       // seconds a device waits for SM resumption
+  uint64_t sm_max_queue = 500;          // unacknowledged stanzas kept per device
+  std::string vault_key_file;           // 32-byte key; default <data-dir>/vault.key
 
   // Derived paths.
   std::string cert_file() const;
   std::string key_file() const;
+  std::string vault_key_path() const;
 };
 
 // Adds every configuration flag to `app` (bound to `cfg`), with env names and
 // config-file support.
 void add_config_options(CLI::App& app, Config& cfg);
+
+// CLI11 reads a config file before the environment, so the file would win
+// over S2PROXY_* variables. The documented order is flag > env > file: this
+// turns each set variable whose flag is absent from the command line into a
+// flag (inserted right after argv[0]) before parsing.
+std::vector<std::string> args_with_env(const CLI::App& app, int argc, char** argv);
 
 // Checks values that CLI11 validators cannot (presence, formats, ranges).
 // Returns "" when valid, else a message that starts with the key's flag name.

@@ -5,6 +5,7 @@
 // TOML (`domain = "…"`) with no per-subcommand sections.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -23,7 +24,9 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "print the version");
 
   try {
-    app.parse(argc, argv);
+    auto args = s2::args_with_env(app, argc, argv);
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -5,6 +5,9 @@
 
 #include <uv.h>
 
+#include <memory>
+#include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "common/tls/tls.h"
@@ -14,6 +17,7 @@
 namespace s2 {
 
 class ClientSession;
+class Device;
 
 class ProxyContext {
  public:
@@ -25,7 +29,13 @@ class ProxyContext {
   Connection::Options client_conn;
   bool shutting_down = false;
 
+  // Secret for stable Bind2 resources (derived from the vault key, so a
+  // device keeps its resource across restarts).
+  std::string resource_secret;
+
   std::unordered_set<ClientSession*> sessions;
+  std::unordered_map<Device*, std::unique_ptr<Device>> devices;
+  std::unordered_map<std::string, Device*> resumable;  // SM id → device
 };
 
 }  // namespace s2

@@ -143,7 +143,7 @@ size_t Connection::write_queue_bytes() const {
 }
 
 void Connection::write_raw(const char* data, size_t len) {
-  if (handle_closed_ || len == 0) return;
+  if (handle_closed_ || shutdown_started_ || len == 0) return;
   if (write_queue_bytes() + len > opts_.max_write_buffer) {
     // A peer that does not read must not make us buffer without bound.
     fail("write buffer limit exceeded (peer not reading)");
@@ -188,16 +188,27 @@ void Connection::close() {
     finish_close();
     return;
   }
-  // Let queued writes drain, but never wait for a stuck peer for long.
+  // close() is often called from inside TLS or XML callbacks, while the
+  // last bytes (a stream error, close_notify) are still being encrypted and
+  // written by the frames below us. Shut the socket down on the next loop
+  // turn, when every write is queued; then let the queue drain, but never
+  // wait for a stuck peer for long.
   uv_timer_start(
-      &close_guard_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->finish_close(); },
-      3000, 0);
-  shutdown_req_.data = this;
-  int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_),
-                       [](uv_shutdown_t* req, int) {
-                         static_cast<Connection*>(req->data)->finish_close();
-                       });
-  if (rc != 0) finish_close();
+      &close_guard_,
+      [](uv_timer_t* t) {
+        auto* c = static_cast<Connection*>(t->data);
+        c->shutdown_started_ = true;
+        uv_timer_start(
+            &c->close_guard_,
+            [](uv_timer_t* t) { static_cast<Connection*>(t->data)->finish_close(); }, 3000, 0);
+        c->shutdown_req_.data = c;
+        int rc = uv_shutdown(&c->shutdown_req_, reinterpret_cast<uv_stream_t*>(&c->tcp_),
+                             [](uv_shutdown_t* req, int) {
+                               static_cast<Connection*>(req->data)->finish_close();
+                             });
+        if (rc != 0) c->finish_close();
+      },
+      0, 0);
 }
 
 void Connection::detach() {

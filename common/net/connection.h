@@ -97,6 +97,7 @@ class Connection {
   bool closing_ = false;
   bool handle_closed_ = false;
   bool connected_ = false;
+  bool shutdown_started_ = false;
   uv_shutdown_t shutdown_req_{};
   uv_timer_t close_guard_{};
   int handles_open_ = 0;

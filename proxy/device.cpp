@@ -1,0 +1,250 @@
+// See device.h.
+#include "proxy/device.h"
+
+#include "common/crypto/encoding.h"
+#include "common/jid/jid.h"
+#include "common/util/log.h"
+#include "common/util/metrics.h"
+#include "proxy/proxy_context.h"
+#include "proxy/xmpp_ns.h"
+
+namespace s2 {
+namespace {
+Metric& m_hibernating() {
+  static Metric& m = gauge("s2proxy_devices_hibernating", "devices waiting for SM resumption");
+  return m;
+}
+Metric& m_resumed() {
+  static Metric& m = counter("s2proxy_sm_resumed_total", "client SM resumptions");
+  return m;
+}
+Metric& m_sm_overflow() {
+  static Metric& m = counter("s2proxy_sm_queue_overflow_total",
+                             "devices ended because their SM queue was full");
+  return m;
+}
+}  // namespace
+
+Device* Device::create(ProxyContext& ctx, DeviceClient* client, std::string log_id) {
+  auto d = std::unique_ptr<Device>(new Device(ctx, client, std::move(log_id)));
+  Device* raw = d.get();
+  ctx.devices.emplace(raw, std::move(d));
+  return raw;
+}
+
+Device::Device(ProxyContext& ctx, DeviceClient* client, std::string log_id)
+    : ctx_(ctx),
+      client_(client),
+      log_id_(std::move(log_id)),
+      hibernate_timer_(ctx.loop),
+      ack_timer_(ctx.loop) {
+  upstream_ = std::make_unique<UpstreamSession>(ctx.loop, ctx.upstream, this, log_id_);
+}
+
+Device::~Device() {
+  if (upstream_) upstream_->close();
+}
+
+void Device::login(const std::string& username, const std::string& password) {
+  upstream_->login(username, password);
+}
+
+void Device::bind(const std::string& resource) { upstream_->bind(resource); }
+
+void Device::on_upstream_authenticated() {
+  if (client_) client_->on_device_authenticated();
+}
+
+void Device::on_upstream_login_failed(const UpstreamFailure& f) {
+  auto* c = client_;
+  end();
+  if (c) c->on_device_login_failed(f);
+}
+
+void Device::on_upstream_bound(const std::string& full_jid) {
+  full_jid_ = full_jid;
+  if (auto j = parse_jid(full_jid)) account_ = j->bare();
+  if (client_) client_->on_device_bound(full_jid);
+}
+
+void Device::on_upstream_bind_failed(const std::string& condition, const std::string& text) {
+  if (client_) client_->on_device_bind_failed(condition, text);
+}
+
+void Device::from_client(Stanza s) {
+  if (ended_ || !upstream_) return;
+  // XEP-0198: the proxy has taken responsibility once it is handed upstream.
+  upstream_->send(s);
+  if (sm_) sm_->on_inbound(s);
+}
+
+void Device::csi_from_client(const Stanza& s) {
+  if (!ended_ && upstream_ && upstream_->offers_csi()) upstream_->send_nonza(s);
+}
+
+namespace {
+// Ids of iqs the proxy sends upstream on a device's behalf; their answers are
+// consumed here and never reach the client.
+constexpr std::string_view kInternalIqPrefix = "s2-internal-";
+}  // namespace
+
+void Device::enable_carbons_inline() {
+  if (ended_ || !upstream_) return;
+  auto iq = Stanza::element("iq");
+  iq.set_attr("type", "set").set_attr("id", std::string(kInternalIqPrefix) + "carbons");
+  iq.add_child(Stanza::element("enable", ns::kCarbons));
+  upstream_->send(iq);
+}
+
+void Device::on_upstream_stanza(Stanza s) {
+  if (s.name() == "iq" && s.attr_or("id").starts_with(kInternalIqPrefix)) {
+    const std::string type = s.attr_or("type");
+    if (type == "result" || type == "error") {
+      if (type == "error")
+        S2_LOG(LogLevel::Warn, "device.internal_iq_failed", {{"session", log_id_}, {"id", s.attr_or("id")}});
+      return;
+    }
+  }
+  deliver(s);
+}
+
+void Device::deliver(const Stanza& s) {
+  if (ended_) return;
+  if (sm_) {
+    if (sm_->on_outbound(s) == session2::SmState::Outbound::QueueFull) {
+      // Bounded: a device that neither reads nor acks must not grow without
+      // limit. Ending it lets the upstream's own SM handling (offline storage
+      // or bounce) take over what was not acknowledged to us.
+      m_sm_overflow().inc();
+      S2_LOG(LogLevel::Warn, "device.sm_queue_full", {{"session", log_id_}});
+      auto* c = client_;
+      end();
+      if (c) c->on_device_ended("policy-violation", "too many unacknowledged stanzas");
+      return;
+    }
+    request_ack_soon();
+  }
+  if (client_) client_->device_write(s);
+}
+
+// One <r/> per burst of outbound stanzas, so acks keep up without doubling
+// the traffic.
+void Device::request_ack_soon() {
+  if (!client_ || ack_timer_.active()) return;
+  ack_timer_.start(100, [this] {
+    if (client_ && sm_ && sm_->unacked_count() > 0) client_->device_write(session2::build_sm_request());
+  });
+}
+
+Stanza Device::enable_sm(const session2::SmEnable& req) {
+  if (sm_) return session2::build_sm_failed("unexpected-request");
+  sm_.emplace(ctx_.config.sm_max_queue);
+  sm_resumable_ = req.resume;
+  resume_window_s_ = static_cast<uint32_t>(ctx_.config.sm_resume_timeout);
+  if (req.max && *req.max < resume_window_s_) resume_window_s_ = std::max<uint32_t>(*req.max, 1);
+  session2::SmEnabled e;
+  if (sm_resumable_) {
+    sm_id_ = crypto::random_nonce(18);
+    ctx_.resumable[sm_id_] = this;
+    e.id = sm_id_;
+    e.resume = true;
+    e.max = resume_window_s_;
+  }
+  S2_LOG(LogLevel::Debug, "device.sm_enabled",
+         {{"session", log_id_}, {"resume", sm_resumable_ ? "true" : "false"}});
+  return session2::build_sm_enabled(e);
+}
+
+void Device::sm_request() {
+  if (sm_ && client_) client_->device_write(sm_->build_ack());
+}
+
+bool Device::sm_ack(uint32_t h, std::string* error_text) {
+  if (!sm_) return true;
+  auto r = sm_->on_ack(h);
+  if (!r) {
+    *error_text = r.error().text;
+    return false;
+  }
+  return true;
+}
+
+Device* Device::find_resumable(ProxyContext& ctx, const std::string& sm_id,
+                               const std::string& account) {
+  auto it = ctx.resumable.find(sm_id);
+  if (it == ctx.resumable.end()) return nullptr;
+  Device* d = it->second;
+  // A resumption id is only good for the account that created it.
+  if (d->ended_ || d->account_ != account) return nullptr;
+  return d;
+}
+
+bool Device::resume(DeviceClient* client, uint32_t client_h, std::vector<Stanza>* resend,
+                    std::string* error_text) {
+  auto r = sm_->on_resume(client_h);
+  if (!r) {
+    *error_text = r.error().text;
+    return false;
+  }
+  if (client_ && client_ != client) {
+    // The old connection is still open (half-dead TCP): it loses the device.
+    auto* old = client_;
+    client_ = nullptr;
+    old->on_device_ended("conflict", "the session was resumed on another connection");
+  }
+  if (hibernate_timer_.active()) {
+    hibernate_timer_.stop();
+    m_hibernating().dec();
+  }
+  client_ = client;
+  *resend = std::move(r.value());
+  m_resumed().inc();
+  S2_LOG(LogLevel::Info, "device.resumed",
+         {{"session", log_id_}, {"jid", full_jid_}, {"resent", std::to_string(resend->size())}});
+  return true;
+}
+
+void Device::detach(DeviceClient* client) {
+  if (client_ != client || ended_) return;
+  client_ = nullptr;
+  ack_timer_.stop();
+  if (sm_ && sm_resumable_ && upstream_ && upstream_->ready() && !ctx_.shutting_down) {
+    m_hibernating().inc();
+    S2_LOG(LogLevel::Info, "device.hibernating",
+           {{"session", log_id_}, {"jid", full_jid_}, {"window_s", std::to_string(resume_window_s_)}});
+    hibernate_timer_.start(uint64_t{resume_window_s_} * 1000, [this] {
+      m_hibernating().dec();
+      S2_LOG(LogLevel::Info, "device.resume_window_over", {{"session", log_id_}});
+      end();
+    });
+    return;
+  }
+  end();
+}
+
+void Device::on_upstream_closed(const std::string& stream_error, const std::string& text) {
+  auto* c = client_;
+  if (hibernate_timer_.active()) m_hibernating().dec();
+  end();
+  if (!c) return;
+  // The device's stream cannot outlive its upstream session: pass the reason on.
+  if (stream_error == "conflict") {
+    c->on_device_ended("conflict", text.empty() ? "this resource was replaced" : text);
+  } else {
+    c->on_device_ended("reset", "the upstream session ended" + (text.empty() ? "" : ": " + text));
+  }
+}
+
+void Device::end() {
+  if (ended_) return;
+  ended_ = true;
+  client_ = nullptr;
+  hibernate_timer_.stop();
+  ack_timer_.stop();
+  if (!sm_id_.empty()) ctx_.resumable.erase(sm_id_);
+  if (upstream_) upstream_->close();
+  // Callbacks of this device may be on the stack: free it on the next turn.
+  defer(ctx_.loop, [&ctx = ctx_, self = this] { ctx.devices.erase(self); });
+}
+
+}  // namespace s2
