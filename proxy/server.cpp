@@ -9,6 +9,7 @@
 
 #include "common/util/log.h"
 #include "proxy/client_session.h"
+#include "proxy/device.h"
 #include "proxy/metrics_http.h"
 
 namespace s2 {
@@ -61,13 +62,7 @@ bool Server::start(std::string* error) {
   ctx_.client_conn.xml.max_depth = cfg.max_depth;
   ctx_.client_conn.max_write_buffer = cfg.max_buffered_bytes;
 
-  if (!cfg.listen.empty() && !listen(cfg.listen, false, error)) return false;
-  if (!cfg.listen_tls.empty() && !listen(cfg.listen_tls, true, error)) return false;
-  if (!cfg.metrics.empty()) {
-    metrics_ = std::make_unique<MetricsHttp>(&loop_);
-    if (!metrics_->listen(cfg.metrics, error)) return false;
-  }
-
+  // Signals before listeners: once the port accepts, SIGTERM must drain.
   uv_signal_init(&loop_, &sigterm_);
   uv_signal_init(&loop_, &sigint_);
   uv_signal_init(&loop_, &sighup_);
@@ -81,6 +76,14 @@ bool Server::start(std::string* error) {
   uv_signal_start(
       &sighup_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->reload_tls(); }, SIGHUP);
   signal(SIGPIPE, SIG_IGN);
+
+  if (!cfg.listen.empty() && !listen(cfg.listen, false, error)) return false;
+  if (!cfg.listen_tls.empty() && !listen(cfg.listen_tls, true, error)) return false;
+  if (!cfg.metrics.empty()) {
+    metrics_ = std::make_unique<MetricsHttp>(&loop_);
+    if (!metrics_->listen(cfg.metrics, error)) return false;
+  }
+
 
   S2_LOG(LogLevel::Info, "server.started",
          {{"domain", cfg.domain}, {"listen", cfg.listen}, {"listen_tls", cfg.listen_tls},
@@ -141,7 +144,13 @@ void Server::begin_shutdown(const char* why) {
              [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
   listeners_.clear();
   if (metrics_) metrics_->close();
-  for (auto* s : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+  // Signal handles stay installed (a second SIGTERM must not kill us with
+  // the default action) but no longer keep the loop alive.
+  for (auto* s : {&sigterm_, &sigint_, &sighup_}) uv_unref(reinterpret_cast<uv_handle_t*>(s));
+  // Hibernating devices have no client to close; end their upstream sessions.
+  std::vector<Device*> devices;
+  for (auto& [d, owned] : ctx_.devices) devices.push_back(d);
+  for (auto* d : devices) d->end();
   // Copy: shutting a session down may remove it from the set.
   std::vector<ClientSession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
   for (auto* s : sessions) s->shutdown("system-shutdown", "the proxy is shutting down");
