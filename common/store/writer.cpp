@@ -1,0 +1,112 @@
+// Group-commit writer thread; see writer.h for the batching rules.
+#include "common/store/writer.h"
+
+#include <utility>
+
+namespace s2::store {
+
+MirrorWriter::MirrorWriter(GroupCommit commit, WriterOptions opts)
+    : commit_(std::move(commit)), opts_(std::move(opts)) {
+  if (opts_.max_batch == 0) opts_.max_batch = 1;
+  thread_ = std::thread([this] { run(); });
+}
+
+MirrorWriter::~MirrorWriter() { stop(); }
+
+void MirrorWriter::submit(WriteBatch batch, WriteCallback done) {
+  std::unique_lock lk(mu_);
+  if (stopping_) {
+    lk.unlock();
+    WriteResult r;
+    r.error = Error{Errc::kClosed, "store writer stopped"};
+    deliver([done = std::move(done), r = std::move(r)]() mutable {
+      if (done) done(std::move(r));
+    });
+    return;
+  }
+  queue_.push_back(Request{std::move(batch), std::move(done), Clock::now()});
+  bool wake = (wait_ == Wait::kFirst) || (wait_ == Wait::kFull && queue_.size() >= opts_.max_batch);
+  if (wake) wait_ = Wait::kNone;  // one signal is enough
+  lk.unlock();
+  if (wake) cv_.notify_one();
+}
+
+void MirrorWriter::stop() {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+size_t MirrorWriter::queued() const {
+  std::lock_guard lk(mu_);
+  return queue_.size();
+}
+
+void MirrorWriter::deliver(std::function<void()> task) {
+  if (opts_.executor) {
+    opts_.executor(std::move(task));
+  } else {
+    task();
+  }
+}
+
+void MirrorWriter::run() {
+  std::vector<Request> group;
+  std::vector<const WriteBatch*> batches;
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      while (queue_.empty() && !stopping_) {
+        wait_ = Wait::kFirst;
+        cv_.wait(lk);
+      }
+      if (queue_.empty()) return;  // stopping and drained
+      // Linger for company, unless stopping (then drain without delay).
+      auto deadline = queue_.front().enqueued + opts_.max_delay;
+      while (!stopping_ && queue_.size() < opts_.max_batch && Clock::now() < deadline) {
+        wait_ = Wait::kFull;
+        cv_.wait_until(lk, deadline);
+      }
+      wait_ = Wait::kNone;
+      size_t n = std::min(queue_.size(), opts_.max_batch);
+      group.clear();
+      for (size_t i = 0; i < n; ++i) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+
+    CommitInfo info;
+    info.requests = group.size();
+    info.wait = Clock::now() - group.front().enqueued;
+    batches.clear();
+    for (const Request& r : group) {
+      batches.push_back(&r.batch);
+      info.ops += r.batch.size();
+    }
+    std::vector<WriteResult> results = commit_(batches, info);
+    if (results.size() != group.size()) {  // a broken GroupCommit must not look like success
+      results.assign(group.size(),
+                     WriteResult{Error{Errc::kIo, "writer: result count mismatch"}, {}});
+    }
+    if (opts_.on_commit) opts_.on_commit(info);
+
+    // One task per group: the executor's queue and wake-up are paid once.
+    std::vector<std::pair<WriteCallback, WriteResult>> done;
+    done.reserve(group.size());
+    for (size_t i = 0; i < group.size(); ++i) {
+      done.emplace_back(std::move(group[i].done), std::move(results[i]));
+    }
+    deliver([done = std::move(done)]() mutable {
+      for (auto& [cb, r] : done) {
+        if (cb) cb(std::move(r));
+      }
+    });
+  }
+}
+
+}  // namespace s2::store

@@ -1,0 +1,180 @@
+// The writer thread: group commit, completion delivery through an executor,
+// per-batch isolation inside a group, stop, and map growth / map full.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "store_test_util.h"
+
+using namespace s2::store;
+using namespace s2::store::test;
+
+TEST_CASE("completions run on the executor, after commit, in submit order") {
+  TempDir dir;
+  QueueExecutor q;
+  MirrorOptions o = options(dir.path());
+  o.writer.executor = q.executor();
+  o.writer.max_delay = std::chrono::microseconds(2000);
+  std::atomic<int> commits{0};
+  o.writer.on_commit = [&](const CommitInfo&) { ++commits; };
+  auto m = open_mirror(o);
+
+  AccountNo a = 0;
+  m->submit({op::CreateAccount{"alice@example.org"}}, [&](WriteResult r) {
+    REQUIRE(r.ok());
+    a = r.ops[0].account;
+  });
+  q.run_until([&] { return a != 0; });
+
+  constexpr int kN = 3000;
+  std::vector<ArchiveId> done;
+  std::thread::id loop = std::this_thread::get_id();
+  for (int i = 0; i < kN; ++i) {
+    m->submit({op::Append{a, msg("bob@example.org", i, "S" + std::to_string(i)), std::nullopt}},
+              [&, i](WriteResult r) {
+                REQUIRE(r.ok());
+                CHECK(std::this_thread::get_id() == loop);
+                // Durable and visible to a fresh read snapshot already.
+                auto stored = m->get_message(a, r.ops[0].archive_id);
+                REQUIRE(stored.ok());
+                REQUIRE(stored->has_value());
+                CHECK((*stored)->record.upstream_stanza_id == "S" + std::to_string(i));
+                done.push_back(r.ops[0].archive_id);
+              });
+  }
+  q.run_until([&] { return done.size() == kN; });
+  for (int i = 0; i < kN; ++i) CHECK(done[i] == ArchiveId(i + 1));
+  CHECK(commits.load() < kN);  // grouped, not one fsync per append
+}
+
+TEST_CASE("a failing batch does not fail, or leak into, the others of its group") {
+  TempDir dir;
+  AccountNo a = 0;
+  {
+    auto m = open_mirror(options(dir.path()));
+    a = create_account(*m, "alice@example.org");
+  }
+  // A full group commits at once, so max_batch 3 with a long linger puts the
+  // next three requests into one transaction without depending on timing.
+  MirrorOptions o = options(dir.path());
+  o.writer.max_batch = 3;
+  o.writer.max_delay = std::chrono::seconds(30);
+  std::vector<CommitInfo> infos;
+  std::mutex mu;
+  o.writer.on_commit = [&](const CommitInfo& i) {
+    std::lock_guard lk(mu);
+    infos.push_back(i);
+  };
+  auto m = open_mirror(o);
+
+  std::promise<WriteResult> p1, p2, p3;
+  m->submit({op::Append{a, msg("bob@example.org", 1, "S1"), std::nullopt}},
+            [&](WriteResult r) { p1.set_value(r); });
+  m->submit({op::Append{a, msg("bob@example.org", 2, "S2"), std::nullopt},
+             op::Append{4242, msg("bob@example.org", 2), std::nullopt}},
+            [&](WriteResult r) { p2.set_value(r); });
+  m->submit({op::Append{a, msg("bob@example.org", 3, "S3"), std::nullopt}},
+            [&](WriteResult r) { p3.set_value(r); });
+  WriteResult r1 = p1.get_future().get(), r2 = p2.get_future().get(), r3 = p3.get_future().get();
+  REQUIRE(r1.ok());
+  REQUIRE_FALSE(r2.ok());
+  CHECK(r2.error->code == Errc::kNotFound);
+  REQUIRE(r3.ok());
+  CHECK(r1.ops[0].archive_id == 1);
+  CHECK(r3.ops[0].archive_id == 2);  // dense: batch 2's first append was rolled back
+  CHECK_FALSE(m->find_upstream_id(a, "S2")->has_value());
+  std::lock_guard lk(mu);
+  REQUIRE(infos.size() == 1);
+  CHECK(infos[0].requests == 3);
+  CHECK(infos[0].attempts == 2);
+}
+
+TEST_CASE("stop drains; later submits complete with kClosed") {
+  TempDir dir;
+  MirrorOptions o = options(dir.path());
+  o.writer.max_delay = std::chrono::milliseconds(50);
+  std::atomic<int> ok{0};
+  {
+    auto m = open_mirror(o);
+    AccountNo a = create_account(*m, "alice@example.org");
+    for (int i = 0; i < 100; ++i) {
+      m->submit({op::Append{a, msg("bob@example.org", i), std::nullopt}}, [&](WriteResult r) {
+        if (r.ok()) ++ok;
+      });
+    }
+  }  // ~Mirror stops the writer: everything submitted is committed and completed
+  CHECK(ok.load() == 100);
+
+  std::atomic<int> calls{0};
+  MirrorWriter w([](const std::vector<const WriteBatch*>& g,
+                    CommitInfo&) { return std::vector<WriteResult>(g.size()); },
+                 WriterOptions{});
+  w.stop();
+  w.submit({}, [&](WriteResult r) {
+    CHECK(r.error->code == Errc::kClosed);
+    ++calls;
+  });
+  CHECK(calls.load() == 1);
+  auto m = open_mirror(o);
+  auto a = *m->find_account("alice@example.org");
+  CHECK((*m->bounds((*a).account)).last_id == 100);
+}
+
+TEST_CASE("the map grows on MDB_MAP_FULL up to the maximum") {
+  TempDir dir;
+  MirrorOptions o = options(dir.path());
+  o.map_size = size_t{1} << 20;
+  o.max_map_size = size_t{64} << 20;
+  auto m = open_mirror(o);
+  AccountNo a = create_account(*m, "alice@example.org");
+  std::string big(4000, 'x');
+  WriteBatch b;
+  for (int i = 0; i < 2000; ++i) {  // ~8 MB of stanzas
+    MessageRecord r = msg("bob@example.org", i);
+    r.stanza = big;
+    b.push_back(op::Append{a, r, std::nullopt});
+    if (b.size() == 200) {
+      REQUIRE(write_sync(*m, std::move(b)).ok());
+      b.clear();
+    }
+  }
+  CHECK(m->map_grows() > 0);
+  CHECK(m->map_size() > o.map_size);
+  CHECK(m->bounds(a)->last_id == 2000);
+}
+
+TEST_CASE("at the maximum map size writes fail cleanly and reads still work") {
+  TempDir dir;
+  MirrorOptions o = options(dir.path());
+  o.map_size = size_t{1} << 20;
+  o.max_map_size = size_t{1} << 20;
+  auto m = open_mirror(o);
+  AccountNo a = create_account(*m, "alice@example.org");
+  std::string big(4000, 'x');
+  std::optional<Error> err;
+  ArchiveId last = 0;
+  for (int i = 0; i < 1000 && !err; ++i) {
+    MessageRecord r = msg("bob@example.org", i);
+    r.stanza = big;
+    WriteResult w = write_sync(*m, {op::Append{a, r, std::nullopt}});
+    if (w.ok()) {
+      last = w.ops[0].archive_id;
+    } else {
+      err = w.error;
+    }
+  }
+  REQUIRE(err.has_value());
+  CHECK(err->code == Errc::kMapFull);
+  CHECK(last > 0);
+  CHECK(m->bounds(a)->last_id == last);
+  MamQuery q;
+  q.max = 5;
+  q.from_end = true;
+  CHECK(m->query(a, q)->items.size() == 5);
+  // Deleting still works and makes room again.
+  REQUIRE(write_sync(*m, {op::ForgetAccount{"alice@example.org"}}).ok());
+  AccountNo b = create_account(*m, "bob@example.org");
+  CHECK(append(*m, b, msg("x@example.org", 1)).archive_id == 1);
+}
