@@ -136,6 +136,17 @@ void ClientSession::on_conn_stream_open(const StreamHeader& h) {
                                             : "this server does not serve " + to);
     return;
   }
+  if (!authenticated_) {
+    // SCRAM is offered when the account is known to the vault (by the stream
+    // 'from'), or — for clients that send no 'from', like slixmpp — when the
+    // operator allows it; such clients fall back to PLAIN if SCRAM fails.
+    if (auto from = bare_jid(h.attr("from"))) {
+      stream_from_ = *from;
+      vault_known_ = ctx_.vault->known(stream_from_);
+    } else {
+      vault_known_ = ctx_.config.scram_without_from;
+    }
+  }
   const std::string version = h.attr("version");
   if (version.empty() || version[0] < '1') {
     stream_error("unsupported-version", "XMPP 1.0 streams only");
@@ -164,8 +175,9 @@ void ClientSession::send_features() {
     f += "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>";
     state_ = State::WaitStartTls;
   } else if (!authenticated_) {
-    f += "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>"
-         "</mechanisms>";
+    f += "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>";
+    for (const auto& m : offered_mechanisms()) f += "<mechanism>" + m + "</mechanism>";
+    f += "</mechanisms>";
     f += session2::build_authentication_feature(sasl2_offer()).to_string();
     state_ = State::WaitAuth;
   } else {
@@ -239,39 +251,17 @@ void ClientSession::on_conn_stanza(Stanza s) {
   stream_error("not-authorized", "bind a resource first");
 }
 
-bool ClientSession::start_plain_login(const std::string& message, std::string* condition,
-                                      std::string* text) {
-  crypto::SaslError err;
-  auto creds = crypto::parse_sasl_plain(message, &err);
-  if (!creds) {
-    *condition = "malformed-request";
-    *text = "not a SASL PLAIN message";
-    return false;
-  }
-  std::string account = creds->authcid;
-  if (account.find('@') == std::string::npos) account += "@" + ctx_.config.domain;
-  auto jid = parse_jid(account);
-  if (!jid || jid->local.empty() || !jid->resource.empty() || jid->domain != ctx_.config.domain) {
-    *condition = "not-authorized";
-    *text = "unknown account";
-    return false;
-  }
-  if (!creds->authzid.empty() && creds->authzid != jid->bare()) {
-    *condition = "invalid-authzid";
-    *text = "the authorization identity must be your own account";
-    return false;
-  }
-  account_ = jid->bare();
-  state_ = State::Authenticating;
-  device_ = Device::create(ctx_, this, id_);
-  device_->login(jid->local, creds->password.str());
-  return true;
-}
-
 void ClientSession::handle_sasl1(const Stanza& s) {
   const std::string name = s.name();
   if (name == "abort" && state_ == State::WaitAuth) {
+    scram_.reset();
     sasl1_failure("aborted", "authentication aborted by the client");
+    return;
+  }
+  if (name == "response" && state_ == State::WaitAuth && scram_ && !sasl2_) {
+    auto data = crypto::sasl_base64_decode(s.text_content());
+    std::string cond = "malformed-request", text = "the response is not valid base64";
+    if (!data || !finish_scram(*data, &cond, &text)) auth_failure(cond, text);
     return;
   }
   if (name != "auth") {
@@ -285,23 +275,30 @@ void ClientSession::handle_sasl1(const Stanza& s) {
                 "<text>use STARTTLS before authenticating</text></failure>");
     return;
   }
-  if (state_ != State::WaitAuth) {
+  if (state_ != State::WaitAuth || scram_) {
     stream_error("policy-violation", "authentication is not allowed now");
     return;
   }
-  if (s.attr_or("mechanism") != "PLAIN") {
-    sasl1_failure("invalid-mechanism", "only PLAIN is offered");
-    return;
-  }
+  sasl2_.reset();
   auto decoded = crypto::sasl_base64_decode(s.text_content());
   if (!decoded) {
     sasl1_failure("malformed-request", "the initial response is not valid base64");
     return;
   }
+  const std::string mech = s.attr_or("mechanism");
   std::string cond, text;
-  bool ok = start_plain_login(*decoded, &cond, &text);
+  bool ok = false;
+  if (mech == "PLAIN") {
+    ok = start_plain_login(*decoded, &cond, &text);
+  } else {
+    std::string challenge;
+    ok = start_scram(mech, *decoded, &challenge, &cond, &text);
+    if (ok)
+      conn_->send("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+                  crypto::sasl_base64_encode(challenge) + "</challenge>");
+  }
   crypto::secure_wipe(*decoded);
-  if (!ok) sasl1_failure(cond, text);
+  if (!ok) auth_failure(cond, text);
 }
 
 void ClientSession::sasl1_failure(const std::string& condition, const std::string& text) {
@@ -318,11 +315,24 @@ void ClientSession::on_device_authenticated() {
   m_auth("success").inc();
   S2_LOG(LogLevel::Info, "client.authenticated",
          {{"session", id_}, {"account", account_}, {"sasl", sasl2_ ? "2" : "1"}});
+  ctx_.throttle_account.record_success(account_);
+  if (!pending_password_.empty()) {
+    // First (or renewed) password login: keep what later logins need.
+    ctx_.vault->put(account_, pending_password_.view(), device_->upstream()->learned_secret(),
+                    [account = account_](bool ok) {
+                      S2_LOG(ok ? LogLevel::Debug : LogLevel::Warn, "vault.stored",
+                             {{"account", account}, {"ok", ok ? "true" : "false"}});
+                    });
+    pending_password_.wipe();
+  }
   if (sasl2_) {
     continue_sasl2();
     return;
   }
-  conn_->send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+  conn_->send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+              (success_data_.empty() ? std::string() : crypto::sasl_base64_encode(success_data_)) +
+              "</success>");
+  success_data_.clear();
   // RFC 6120 §6.4.6: both sides restart the stream after SASL success.
   conn_->reset_stream(true);
   header_sent_ = false;
@@ -335,14 +345,17 @@ void ClientSession::on_device_login_failed(const UpstreamFailure& f) {
   S2_LOG(LogLevel::Info, "client.auth_failed",
          {{"session", id_}, {"account", account_}, {"condition", f.condition}});
   const std::string cond = f.rejected ? f.condition : "temporary-auth-failure";
-  const std::string text =
-      f.rejected ? "the server rejected these credentials"
-                 : "the server cannot be reached to check credentials; try again later";
-  if (sasl2_) {
-    sasl2_failure(cond, text);
-  } else {
-    sasl1_failure(cond, text);
+  std::string text = f.rejected ? "the server rejected these credentials"
+                                : "the server cannot be reached to check credentials; try again later";
+  if (f.rejected && via_vault_) {
+    // The stored secret no longer works (password changed upstream): forget
+    // it and every FAST token; the next login must use the new password.
+    ctx_.vault->invalidate(account_, [](bool) {});
+    vault_known_ = false;
+    text = "your password has changed; log in with the new password";
   }
+  success_data_.clear();
+  auth_failure(cond, text);
 }
 
 void ClientSession::handle_iq_before_bound(const Stanza& iq) {

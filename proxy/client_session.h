@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 
+#include "common/crypto/encoding.h"
+#include "common/crypto/scram.h"
 #include "common/net/connection.h"
 #include "common/session2/sasl2.h"
 #include "proxy/device.h"
@@ -67,13 +69,26 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   // SASL1 (RFC 6120 §6)
   void handle_sasl1(const Stanza& s);
   void sasl1_failure(const std::string& condition, const std::string& text);
-  // Common to SASL1 and SASL2: PLAIN credentials, verified by an upstream login.
+  // Common to SASL1 and SASL2 (auth_common.cpp): PLAIN verified by an
+  // upstream login; SCRAM verified locally against the vault; then the
+  // upstream login with the vault's secret.
   bool start_plain_login(const std::string& message, std::string* condition, std::string* text);
+  bool start_scram(const std::string& mechanism, const std::string& client_first,
+                   std::string* challenge, std::string* condition, std::string* text);
+  bool finish_scram(const std::string& client_final, std::string* condition, std::string* text);
+  bool login_with_vault(std::string* condition, std::string* text);
+  std::optional<std::string> account_for(const std::string& authcid) const;
+  bool throttled(const std::string& account, std::string* text) const;
+  void record_auth_failure();
+  std::vector<std::string> offered_mechanisms() const;
+  void auth_failure(const std::string& condition, const std::string& text);
 
   // SASL2 + Bind2 + inline SM (sasl2_login.cpp)
   void handle_sasl2(const Stanza& s);
   void sasl2_failure(const std::string& condition, const std::string& text);
+  bool start_fast(const std::string& initial, std::string* condition, std::string* text);
   void continue_sasl2();
+  void send_sasl2_success(session2::Success ok, bool then_features);
   void finish_sasl2_bound(const std::string& full_jid);
   session2::AuthenticationFeature sasl2_offer() const;
 
@@ -96,6 +111,13 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   std::string account_;  // bare JID being / having been authenticated
   std::string full_jid_;
   std::string pending_bind_id_;
+  std::string stream_from_;   // bare JID the client named in its stream header
+  bool vault_known_ = false;  // … and the vault holds credentials for it (SCRAM offered)
+  crypto::SecretString pending_password_;  // PLAIN: kept until upstream accepted it (vault)
+  std::unique_ptr<crypto::ScramServer> scram_;
+  std::string success_data_;  // SCRAM server-final / FAST responder HMAC
+  bool via_vault_ = false;    // the upstream login used the vault's secret
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for async callbacks
   std::optional<session2::Authenticate> sasl2_;  // the SASL2 request being served
   std::vector<Stanza> sasl2_extra_;              // answers collected for <success/>
   Timer tls_timer_;

@@ -70,6 +70,12 @@ void add_config_options(CLI::App& app, Config& c) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
   opt(app, "vault-key-file", c.vault_key_file,
       "32-byte key sealing stored credentials (default: created 0600 in the data dir)");
+  app.add_option("--scram-without-from", c.scram_without_from,
+                 "offer SCRAM to streams whose header names no account (true|false)")
+      ->envname(env_name("scram-without-from"))
+      ->capture_default_str();
+  opt(app, "fast-token-lifetime", c.fast_token_lifetime, "seconds a FAST token is valid")
+      ->check(CLI::Range(60.0, 366.0 * 86400));
 }
 
 std::vector<std::string> args_with_env(const CLI::App& app, int argc, char** argv) {

@@ -45,8 +45,8 @@ Device::~Device() {
   if (upstream_) upstream_->close();
 }
 
-void Device::login(const std::string& username, const std::string& password) {
-  upstream_->login(username, password);
+void Device::login(const std::string& username, const UpstreamSecret& secret) {
+  upstream_->login(username, secret);
 }
 
 void Device::bind(const std::string& resource) { upstream_->bind(resource); }

@@ -47,7 +47,7 @@ class Device : public UpstreamSession::Listener {
   static Device* create(ProxyContext& ctx, DeviceClient* client, std::string log_id);
   ~Device() override;
 
-  void login(const std::string& username, const std::string& password);
+  void login(const std::string& username, const UpstreamSecret& secret);
   void bind(const std::string& resource);
   UpstreamSession* upstream() const { return upstream_.get(); }
   const std::string& full_jid() const { return full_jid_; }

@@ -10,7 +10,12 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/net/loop_executor.h"
+#include "common/store/store.h"
 #include "common/tls/tls.h"
+#include "policies/login_throttle.h"
+#include "proxy/credential_vault.h"
+#include "proxy/fast_tokens.h"
 #include "proxy/config.h"
 #include "proxy/upstream_session.h"
 
@@ -28,6 +33,13 @@ class ProxyContext {
   UpstreamParams upstream;        // template for every upstream session
   Connection::Options client_conn;
   bool shutting_down = false;
+
+  std::unique_ptr<LoopExecutor> executor;  // store completions → loop thread
+  std::unique_ptr<store::Store> store;     // the LMDB mirror (credentials, tokens, history)
+  std::unique_ptr<CredentialVault> vault;
+  std::unique_ptr<FastTokens> fast;
+  policy::LoginThrottle throttle_ip;
+  policy::LoginThrottle throttle_account;
 
   // Secret for stable Bind2 resources (derived from the vault key, so a
   // device keeps its resource across restarts).

@@ -15,7 +15,11 @@
 // The client waits for <success> until the upstream session is bound: the
 // device is then fully usable and no stanza can be dropped between
 // <success> and the upstream session (docs/architecture.md, "1-RTT").
+#include <chrono>
+
 #include "common/crypto/encoding.h"
+#include "common/crypto/ht.h"
+#include "common/session2/fast.h"
 #include "common/jid/jid.h"
 #include "common/session2/bind2.h"
 #include "common/session2/sm.h"
@@ -34,15 +38,26 @@ Metric& m_sasl2(const std::string& result) {
 
 session2::AuthenticationFeature ClientSession::sasl2_offer() const {
   session2::AuthenticationFeature f;
-  f.mechanisms = {"PLAIN"};
+  f.mechanisms = offered_mechanisms();
+  // FAST (XEP-0484) is offered always: a client without a token asks for one.
+  f.fast_mechanisms = {"HT-SHA-256-NONE"};
   f.bind2 = true;
   f.bind2_inline = {std::string(ns::kCarbons), std::string(ns::kCsi), std::string(ns::kSm)};
   f.sm = true;
   return f;
 }
 
+namespace {
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 void ClientSession::sasl2_failure(const std::string& condition, const std::string& text) {
   m_sasl2(condition).inc();
+  scram_.reset();
   conn_->send(session2::build_failure(condition, text));
   // XEP-0388 §2.5: after a failure the client may try again on this stream.
   sasl2_.reset();
@@ -60,11 +75,18 @@ void ClientSession::handle_sasl2(const Stanza& s) {
     sasl2_failure("aborted", "authentication aborted by the client");
     return;
   }
+  if (name == "response" && state_ == State::WaitAuth && scram_ && sasl2_) {
+    auto data = session2::parse_response(s);
+    std::string cond = "malformed-request", text = "bad <response>";
+    if (!data) text = data.error().text;
+    if (!data || !finish_scram(*data, &cond, &text)) auth_failure(cond, text);
+    return;
+  }
   if (name != "authenticate") {
     stream_error("policy-violation", "unexpected SASL2 element <" + name + "/>");
     return;
   }
-  if (state_ != State::WaitAuth) {
+  if (state_ != State::WaitAuth || scram_) {
     // XEP-0388: <authenticate> after success (or during one) is a stream error.
     stream_error("policy-violation", "authentication is not allowed now");
     return;
@@ -75,21 +97,100 @@ void ClientSession::handle_sasl2(const Stanza& s) {
     sasl2_failure(req.error().condition, req.error().text);
     return;
   }
-  if (req->mechanism != "PLAIN") {
-    sasl2_failure("invalid-mechanism", "offered: PLAIN");
-    return;
-  }
-  if (!req->initial_response) {
-    sasl2_failure("malformed-request", "PLAIN needs an <initial-response>");
-    return;
-  }
   sasl2_ = std::move(req.value());
   sasl2_extra_.clear();
-  std::string cond, text;
-  bool ok = start_plain_login(*sasl2_->initial_response, &cond, &text);
-  crypto::secure_wipe(*sasl2_->initial_response);
+  const std::string mech = sasl2_->mechanism;
+  std::string initial = sasl2_->initial_response.value_or("");
   sasl2_->initial_response.reset();
-  if (!ok) sasl2_failure(cond, text);
+  std::string cond, text;
+  bool ok = false;
+  if (mech == "PLAIN") {
+    ok = sasl2_ && !initial.empty() && start_plain_login(initial, &cond, &text);
+    if (initial.empty()) cond = "malformed-request", text = "PLAIN needs an <initial-response>";
+  } else if (mech == crypto::kHtSha256None) {
+    ok = start_fast(initial, &cond, &text);
+  } else {
+    std::string challenge;
+    ok = start_scram(mech, initial, &challenge, &cond, &text);
+    if (ok) conn_->send(session2::build_challenge(challenge));
+  }
+  crypto::secure_wipe(initial);
+  if (!ok) auth_failure(cond, text);
+}
+
+// XEP-0484: the initial response is authcid NUL HMAC(token, "Initiator");
+// tokens are bound to the account and the user-agent id.
+bool ClientSession::start_fast(const std::string& initial, std::string* condition,
+                               std::string* text) {
+  crypto::SaslError err;
+  auto ht = crypto::parse_ht_initial_response(initial, &err);
+  if (!ht) {
+    *condition = "malformed-request";
+    *text = err.text.empty() ? "not an HT initial response" : err.text;
+    return false;
+  }
+  if (!sasl2_->user_agent) {
+    *condition = "malformed-request";
+    *text = "FAST needs a <user-agent id>";
+    return false;
+  }
+  auto account = account_for(ht->authcid);
+  if (!account) {
+    *condition = "not-authorized";
+    *text = "invalid token";
+    return false;
+  }
+  if (throttled(*account, text)) {
+    *condition = "temporary-auth-failure";
+    return false;
+  }
+  account_ = *account;
+  std::optional<uint64_t> count;
+  if (sasl2_->fast) count = sasl2_->fast->count;
+  switch (ctx_.fast->verify(account_, sasl2_->user_agent->id, ht->hmac, count, wall_ms())) {
+    case FastTokens::Verdict::Ok:
+      break;
+    case FastTokens::Verdict::Expired:
+      *condition = "credentials-expired";
+      *text = "the token has expired";
+      return false;
+    case FastTokens::Verdict::Replayed:
+      *condition = "not-authorized";
+      *text = "replayed token use (count not increasing)";
+      return false;
+    case FastTokens::Verdict::Invalid:
+      *condition = "not-authorized";
+      *text = "invalid token";
+      return false;
+  }
+  success_data_ = crypto::ht_responder_hmac(ctx_.fast->last_token());
+  if (sasl2_->fast && sasl2_->fast->invalidate)
+    ctx_.fast->invalidate(account_, sasl2_->user_agent->id);
+  return login_with_vault(condition, text);
+}
+
+// <success> may carry a new FAST token: it is issued (and committed) first.
+void ClientSession::send_sasl2_success(session2::Success ok, bool then_features) {
+  ok.additional_data = success_data_.empty() ? std::nullopt : std::optional(success_data_);
+  success_data_.clear();
+  auto send = [this, then_features](session2::Success ok) {
+    conn_->send(session2::build_success(ok));
+    m_sasl2("success").inc();
+    if (then_features)
+      conn_->send("<stream:features>" + post_auth_features() + "</stream:features>");
+  };
+  const auto& req = *sasl2_;
+  if (!req.request_token || !req.user_agent) {
+    send(std::move(ok));
+    return;
+  }
+  ctx_.fast->issue(account_, req.user_agent->id, wall_ms(),
+                   [this, alive = std::weak_ptr<bool>(alive_), send, ok = std::move(ok)](
+                       std::optional<FastTokens::Issued> t) mutable {
+                     if (alive.expired() || state_ == State::Closing) return;
+                     if (t) ok.extra.push_back(session2::build_fast_token(t->token, t->expiry_ms / 1000));
+                     send(std::move(ok));
+                   });
 }
 
 void ClientSession::continue_sasl2() {
@@ -100,6 +201,8 @@ void ClientSession::continue_sasl2() {
     if (try_resume(*req.resume, &resend, &answer)) {
       session2::Success ok;
       ok.authorization_identifier = full_jid_;
+      ok.additional_data = success_data_.empty() ? std::nullopt : std::optional(success_data_);
+      success_data_.clear();
       ok.extra.push_back(answer);
       conn_->send(session2::build_success(ok));
       m_sasl2("resumed").inc();
@@ -113,11 +216,9 @@ void ClientSession::continue_sasl2() {
     session2::Success ok;
     ok.authorization_identifier = account_;
     ok.extra = std::move(sasl2_extra_);
-    conn_->send(session2::build_success(ok));
-    m_sasl2("success").inc();
-    sasl2_.reset();
     state_ = State::WaitBind;
-    conn_->send("<stream:features>" + post_auth_features() + "</stream:features>");
+    send_sasl2_success(std::move(ok), true);
+    sasl2_.reset();
     return;
   }
   const std::string tag = req.bind->tag.value_or("");
@@ -132,8 +233,7 @@ void ClientSession::continue_sasl2() {
 }
 
 void ClientSession::finish_sasl2_bound(const std::string& full_jid) {
-  auto req = std::move(*sasl2_);
-  sasl2_.reset();
+  const auto& req = *sasl2_;
   state_ = State::Bound;
   session2::Bound bound;
   if (req.bind->sm_enable) bound.sm = device_->enable_sm(*req.bind->sm_enable);
@@ -147,12 +247,11 @@ void ClientSession::finish_sasl2_bound(const std::string& full_jid) {
   ok.authorization_identifier = full_jid;
   ok.extra = std::move(sasl2_extra_);
   ok.extra.push_back(session2::build_bound(bound));
-  conn_->send(session2::build_success(ok));
-  m_sasl2("success").inc();
   S2_LOG(LogLevel::Info, "client.bound",
          {{"session", id_}, {"jid", full_jid}, {"via", "bind2"},
           {"sm", req.bind->sm_enable ? "inline" : "no"}});
-  conn_->send("<stream:features>" + post_auth_features() + "</stream:features>");
+  send_sasl2_success(std::move(ok), true);
+  sasl2_.reset();
 }
 
 }  // namespace s2

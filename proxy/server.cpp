@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "common/crypto/vault.h"
+#include "common/store/mirror.h"
 #include "common/util/log.h"
 #include "proxy/client_session.h"
 #include "proxy/device.h"
@@ -39,6 +41,7 @@ bool Server::start(std::string* error) {
     if (!make_dir(cfg.data_dir + "/tls", error)) return false;
     if (!ensure_self_signed(cfg.domain, cfg.cert_file(), cfg.key_file(), error)) return false;
   }
+  if (!open_state(error)) return false;
   ctx_.server_tls = make_server_ctx(cfg.cert_file(), cfg.key_file(), error);
   if (!ctx_.server_tls) return false;
   ctx_.upstream_tls = make_client_ctx(cfg.upstream_ca, cfg.upstream_insecure, error);
@@ -89,6 +92,33 @@ bool Server::start(std::string* error) {
          {{"domain", cfg.domain}, {"listen", cfg.listen}, {"listen_tls", cfg.listen_tls},
           {"upstream", cfg.upstream}, {"upstream_tls", cfg.upstream_tls},
           {"cert", cfg.cert_file()}});
+  return true;
+}
+
+// The vault key, the mirror (LMDB) and what lives in it.
+bool Server::open_state(std::string* error) {
+  const Config& cfg = ctx_.config;
+  auto key = crypto::load_or_create_key_file(cfg.vault_key_path(), error);
+  if (!key) {
+    *error = "--vault-key-file: " + *error;
+    return false;
+  }
+  ctx_.executor = std::make_unique<LoopExecutor>(&loop_);
+  ctx_.executor->unref();
+  store::MirrorOptions mo;
+  mo.dir = cfg.data_dir + "/mirror";
+  mo.writer.executor = [ex = ctx_.executor.get()](std::function<void()> fn) { ex->post(std::move(fn)); };
+  auto mirror = store::Mirror::open(std::move(mo));
+  if (!mirror) {
+    *error = "--data-dir: cannot open the mirror in " + cfg.data_dir + "/mirror: " +
+             mirror.error().text;
+    return false;
+  }
+  ctx_.store = std::move(mirror.value());
+  ctx_.vault = std::make_unique<CredentialVault>(*ctx_.store, key->str());
+  ctx_.fast = std::make_unique<FastTokens>(*ctx_.store, ctx_.vault->derived_secret("fast-token"),
+                                           static_cast<int64_t>(cfg.fast_token_lifetime * 1000));
+  ctx_.resource_secret = ctx_.vault->derived_secret("bind2-resource");
   return true;
 }
 
@@ -163,6 +193,14 @@ void Server::begin_shutdown(const char* why) {
 int Server::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   force_exit_.reset();
+  // Let pending writes commit and their completions run, then close the
+  // mirror before the loop goes away.
+  ctx_.devices.clear();
+  ctx_.fast.reset();
+  ctx_.vault.reset();
+  ctx_.store.reset();
+  if (ctx_.executor) ctx_.executor->drain();
+  ctx_.executor.reset();
   // Close whatever is left (after a forced stop) and let close callbacks run.
   uv_walk(
       &loop_,

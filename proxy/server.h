@@ -27,6 +27,7 @@ class Server {
   int run();
 
  private:
+  bool open_state(std::string* error);
   bool listen(const std::string& addr, bool direct_tls, std::string* error);
   void begin_shutdown(const char* why);
   void reload_tls();

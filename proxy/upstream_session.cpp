@@ -22,6 +22,8 @@ class UpstreamSession::Mechanism {
   virtual std::optional<std::string> respond(const std::string& challenge) = 0;
   // Checks the additional data of <success/> (SCRAM server signature).
   virtual bool verify_success(const std::string& data) = 0;
+  virtual bool learned(UpstreamSecret* out) const = 0;
+  virtual bool stale_secret() const { return false; }
 };
 
 namespace {
@@ -35,6 +37,11 @@ class PlainMechanism : public UpstreamSession::Mechanism {
   std::string initial_response() override { return crypto::build_sasl_plain("", user_, pass_); }
   std::optional<std::string> respond(const std::string&) override { return std::nullopt; }
   bool verify_success(const std::string&) override { return true; }
+  bool learned(UpstreamSecret* out) const override {
+    out->kind = UpstreamSecret::Kind::Password;
+    out->secret = pass_;
+    return true;
+  }
 
  private:
   std::string user_, pass_;
@@ -44,6 +51,21 @@ class ScramMechanism : public UpstreamSession::Mechanism {
  public:
   ScramMechanism(HashAlg hash, const std::string& user, const std::string& pass)
       : hash_(hash), client_(hash, user, pass) {}
+  ScramMechanism(HashAlg hash, const std::string& user, const UpstreamSecret& stored)
+      : hash_(hash),
+        client_(crypto::ScramClient::with_salted_password(hash, user, stored.secret, stored.salt,
+                                                          stored.iterations)) {}
+  bool learned(UpstreamSecret* out) const override {
+    out->kind = UpstreamSecret::Kind::ScramSalted;
+    out->hash = hash_;
+    out->salt = client_.salt();
+    out->iterations = client_.iterations();
+    out->secret = client_.salted_password();
+    return true;
+  }
+  // A stored SaltedPassword whose salt no longer matches: the password was
+  // changed upstream, so the vault entry is stale.
+  bool stale_secret() const override { return client_.salt_changed(); }
   std::string name() const override { return crypto::scram_mechanism_name(hash_); }
   std::string initial_response() override { return client_.client_first().value_or(""); }
   std::optional<std::string> respond(const std::string& challenge) override {
@@ -89,12 +111,15 @@ UpstreamSession::UpstreamSession(uv_loop_t* loop, const UpstreamParams& params,
 
 UpstreamSession::~UpstreamSession() {
   if (conn_) conn_->detach();
-  OPENSSL_cleanse(password_.data(), password_.size());
 }
 
-void UpstreamSession::login(const std::string& username, const std::string& password) {
+void UpstreamSession::login(const std::string& username, const UpstreamSecret& secret) {
   username_ = username;
-  password_ = password;
+  secret_.kind = secret.kind;
+  secret_.hash = secret.hash;
+  secret_.salt = secret.salt;
+  secret_.iterations = secret.iterations;
+  secret_.secret = secret.secret;
   state_ = State::Connecting;
   login_timer_.start(static_cast<uint64_t>(params_.timeout_s * 1000), [this] {
     fail_login(false, "temporary-auth-failure", "upstream login timed out");
@@ -211,9 +236,9 @@ void UpstreamSession::on_features(const Stanza& f) {
     m_logins_ok().inc();
     S2_LOG(LogLevel::Info, "upstream.authenticated",
            {{"session", log_id_}, {"mechanism", mech_ ? mech_->name() : "?"}});
+    mech_->learned(&learned_);
     mech_.reset();
-    OPENSSL_cleanse(password_.data(), password_.size());
-    password_.clear();
+    crypto::secure_wipe(secret_.secret);
     listener_->on_upstream_authenticated();
   }
 }
@@ -227,13 +252,19 @@ void UpstreamSession::start_sasl(const Stanza& mechanisms) {
     if (v == "PLAIN") plain = true;
   }
   bool secure = tls_done_ || params_.tls == UpstreamParams::Tls::Plain;
-  if (has256) {
-    mech_ = std::make_unique<ScramMechanism>(HashAlg::Sha256, username_, password_);
+  const bool stored = secret_.kind == UpstreamSecret::Kind::ScramSalted;
+  if (stored) {
+    // A SaltedPassword only works with the SCRAM variant it was made for.
+    bool offered = secret_.hash == HashAlg::Sha256 ? has256 : has1;
+    if (offered) mech_ = std::make_unique<ScramMechanism>(secret_.hash, username_, secret_);
+  } else if (has256) {
+    mech_ = std::make_unique<ScramMechanism>(HashAlg::Sha256, username_, secret_.secret);
   } else if (has1) {
-    mech_ = std::make_unique<ScramMechanism>(HashAlg::Sha1, username_, password_);
+    mech_ = std::make_unique<ScramMechanism>(HashAlg::Sha1, username_, secret_.secret);
   } else if (plain && secure) {
-    mech_ = std::make_unique<PlainMechanism>(username_, password_);
-  } else {
+    mech_ = std::make_unique<PlainMechanism>(username_, secret_.secret);
+  }
+  if (!mech_) {
     fail_login(false, "temporary-auth-failure", "no usable upstream SASL mechanism");
     return;
   }
@@ -254,6 +285,11 @@ void UpstreamSession::on_sasl(const Stanza& s) {
     auto decoded = crypto::sasl_base64_decode(s.text_content());
     std::optional<std::string> reply;
     if (decoded) reply = mech_->respond(*decoded);
+    if (!reply && mech_->stale_secret()) {
+      conn_->send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+      fail_login(true, "not-authorized", "the stored credentials are out of date");
+      return;
+    }
     if (!reply) {
       conn_->send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
       fail_login(false, "temporary-auth-failure", "bad SASL challenge from upstream");

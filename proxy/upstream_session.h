@@ -18,6 +18,7 @@
 #include <string>
 
 #include "common/net/connection.h"
+#include "proxy/credential_vault.h"
 
 namespace s2 {
 
@@ -58,8 +59,12 @@ class UpstreamSession : public Connection::Handler {
                   std::string log_id);
   ~UpstreamSession() override;
 
-  // Starts connect + TLS + SASL as `username` (node part) with `password`.
-  void login(const std::string& username, const std::string& password);
+  // Starts connect + TLS + SASL as `username` (node part) with a password or
+  // a stored SCRAM SaltedPassword from the vault.
+  void login(const std::string& username, const UpstreamSecret& secret);
+  // After a password login: the secret the vault should keep (SaltedPassword
+  // when SCRAM was used, else the password). Valid once authenticated.
+  const UpstreamSecret& learned_secret() const { return learned_; }
   // After on_upstream_authenticated: binds `resource` ("" lets the server pick).
   void bind(const std::string& resource);
   void send(const Stanza& s);
@@ -109,7 +114,8 @@ class UpstreamSession : public Connection::Handler {
   Connection* conn_ = nullptr;
   State state_ = State::Connecting;
   std::string username_;
-  std::string password_;
+  UpstreamSecret secret_;
+  UpstreamSecret learned_;
   std::unique_ptr<Mechanism> mech_;
   bool tls_done_ = false;
   bool offers_session_ = false;

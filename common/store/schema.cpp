@@ -340,6 +340,8 @@ std::string encode_fast_token(const FastToken& t) {
   put_u32(s, t.flags);
   put_str(s, t.user_agent_id);
   put_str(s, t.mechanism);
+  put_str(s, t.nonce);
+  put_i64(s, static_cast<int64_t>(t.last_count));
   return s;
 }
 
@@ -353,6 +355,8 @@ FastToken decode_fast_token(std::string_view s) {
   t.flags = r.u32();
   t.user_agent_id = r.str();
   t.mechanism = r.str();
+  t.nonce = r.str();
+  t.last_count = static_cast<uint64_t>(r.i64());
   return t;
 }
 

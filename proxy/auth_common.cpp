@@ -1,0 +1,197 @@
+// Authentication shared by SASL1 (RFC 6120 §6) and SASL2 (XEP-0388) on a
+// ClientSession: which mechanisms to offer, PLAIN verified upstream, SCRAM
+// verified locally against the credential vault, throttling, and the
+// upstream login with the vault's secret (ARCHITECTURE.md §6).
+//
+// Mechanisms: PLAIN always (over TLS); SCRAM-SHA-256 and SCRAM-SHA-1 only
+// when the stream header's `from` names an account the vault knows — a
+// SCRAM exchange never yields the password the proxy needs upstream, so an
+// unknown account must log in with PLAIN once.
+#include <chrono>
+
+#include "common/crypto/sasl_plain.h"
+#include "common/jid/jid.h"
+#include "common/util/log.h"
+#include "common/util/metrics.h"
+#include "proxy/client_session.h"
+#include "proxy/proxy_context.h"
+
+namespace s2 {
+namespace {
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+std::string peer_ip(const std::string& peer) {
+  auto colon = peer.rfind(':');
+  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}
+Metric& m_throttled() {
+  static Metric& m = counter("s2proxy_login_throttled_total", "logins refused by backoff");
+  return m;
+}
+}  // namespace
+
+std::vector<std::string> ClientSession::offered_mechanisms() const {
+  if (vault_known_) return {"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"};
+  return {"PLAIN"};
+}
+
+std::optional<std::string> ClientSession::account_for(const std::string& authcid) const {
+  std::string account = authcid;
+  if (account.find('@') == std::string::npos) account += "@" + ctx_.config.domain;
+  auto jid = parse_jid(account);
+  if (!jid || jid->local.empty() || !jid->resource.empty() || jid->domain != ctx_.config.domain)
+    return std::nullopt;
+  return jid->bare();
+}
+
+bool ClientSession::throttled(const std::string& account, std::string* text) const {
+  const int64_t now = now_ms();
+  int64_t wait = std::max(ctx_.throttle_ip.wait_ms(peer_ip(conn_->peer()), now),
+                          ctx_.throttle_account.wait_ms(account, now));
+  if (wait <= 0) return false;
+  m_throttled().inc();
+  *text = "too many failed logins; try again in " + std::to_string((wait + 999) / 1000) + " s";
+  return true;
+}
+
+void ClientSession::record_auth_failure() {
+  const int64_t now = now_ms();
+  ctx_.throttle_ip.record_failure(peer_ip(conn_->peer()), now);
+  if (!account_.empty()) ctx_.throttle_account.record_failure(account_, now);
+  ctx_.throttle_ip.prune(now);
+  ctx_.throttle_account.prune(now);
+}
+
+void ClientSession::auth_failure(const std::string& condition, const std::string& text) {
+  if (condition == "not-authorized" || condition == "credentials-expired") record_auth_failure();
+  scram_.reset();
+  pending_password_.wipe();
+  if (sasl2_) {
+    sasl2_failure(condition, text);
+  } else {
+    sasl1_failure(condition, text);
+  }
+}
+
+bool ClientSession::start_plain_login(const std::string& message, std::string* condition,
+                                      std::string* text) {
+  crypto::SaslError err;
+  auto creds = crypto::parse_sasl_plain(message, &err);
+  if (!creds) {
+    *condition = "malformed-request";
+    *text = "not a SASL PLAIN message";
+    return false;
+  }
+  auto account = account_for(creds->authcid);
+  if (!account) {
+    *condition = "not-authorized";
+    *text = "unknown account";
+    return false;
+  }
+  // Never pass an authzid upstream: the proxy logs in as the account itself.
+  if (!creds->authzid.empty() && creds->authzid != *account) {
+    *condition = "invalid-authzid";
+    *text = "the authorization identity must be your own account";
+    return false;
+  }
+  if (throttled(*account, text)) {
+    *condition = "temporary-auth-failure";
+    return false;
+  }
+  account_ = *account;
+  state_ = State::Authenticating;
+  via_vault_ = false;
+  pending_password_ = crypto::SecretString(creds->password.str());
+  device_ = Device::create(ctx_, this, id_);
+  UpstreamSecret secret;
+  secret.kind = UpstreamSecret::Kind::Password;
+  secret.secret = creds->password.str();
+  device_->login(parse_jid(account_)->local, secret);
+  return true;
+}
+
+bool ClientSession::start_scram(const std::string& mechanism, const std::string& client_first,
+                                std::string* challenge, std::string* condition,
+                                std::string* text) {
+  auto hash = crypto::scram_hash_for_mechanism(mechanism);
+  if (!hash || !vault_known_) {
+    *condition = "invalid-mechanism";
+    *text = "offered: " + std::string(vault_known_ ? "SCRAM-SHA-256, SCRAM-SHA-1, " : "") + "PLAIN";
+    return false;
+  }
+  scram_ = std::make_unique<crypto::ScramServer>(*hash);
+  if (auto e = scram_->handle_client_first(client_first)) {
+    *condition = e->condition;
+    *text = e->text;
+    return false;
+  }
+  auto account = account_for(scram_->username());
+  if (account && throttled(*account, text)) {
+    *condition = "temporary-auth-failure";
+    return false;
+  }
+  if (!scram_->authzid().empty() && (!account || scram_->authzid() != *account)) {
+    *condition = "invalid-authzid";
+    *text = "the authorization identity must be your own account";
+    return false;
+  }
+  std::optional<VaultEntry> entry;
+  if (account) entry = ctx_.vault->get(*account);
+  if (!entry) {
+    // SCRAM cannot yield the password the proxy needs upstream: an account
+    // the vault does not know must log in with PLAIN once.
+    *condition = "not-authorized";
+    *text = "no stored credentials for this account yet; log in with PLAIN once";
+    account_ = account.value_or("");
+    return false;
+  }
+  const crypto::ScramVerifier& v = *hash == crypto::HashAlg::Sha256 ? entry->sha256 : entry->sha1;
+  account_ = account.value_or("");
+  auto first = scram_->server_first(v);
+  if (!first) {
+    *condition = "temporary-auth-failure";
+    *text = "SCRAM failed";
+    return false;
+  }
+  *challenge = *first;
+  return true;
+}
+
+bool ClientSession::finish_scram(const std::string& client_final, std::string* condition,
+                                 std::string* text) {
+  if (!scram_) {
+    *condition = "malformed-request";
+    *text = "no SCRAM exchange in progress";
+    return false;
+  }
+  if (auto e = scram_->handle_client_final(client_final)) {
+    *condition = e->condition;
+    *text = e->condition == "not-authorized" ? "wrong credentials" : e->text;
+    scram_.reset();
+    return false;
+  }
+  success_data_ = scram_->server_final();
+  scram_.reset();
+  return login_with_vault(condition, text);
+}
+
+// The client proved who it is without a password (SCRAM, FAST): log in
+// upstream with the vault's secret.
+bool ClientSession::login_with_vault(std::string* condition, std::string* text) {
+  auto entry = ctx_.vault->get(account_);
+  if (!entry) {
+    *condition = "not-authorized";
+    *text = "no stored credentials; log in with your password (PLAIN) once";
+    return false;
+  }
+  state_ = State::Authenticating;
+  via_vault_ = true;
+  device_ = Device::create(ctx_, this, id_);
+  device_->login(parse_jid(account_)->local, entry->upstream);
+  return true;
+}
+
+}  // namespace s2
