@@ -7,10 +7,15 @@ set -euo pipefail
 what=${1:-test}
 build_pkgs=(build-essential cmake ninja-build pkg-config
   libuv1-dev libstrophe-dev libssl-dev liblmdb-dev libcli11-dev doctest-dev libexpat1-dev)
-test_pkgs=(python3 python3-slixmpp python3-pytest go-sendxmpp openssl nodejs npm
+test_pkgs=(python3 python3-slixmpp python3-pytest go-sendxmpp openssl
   prosody prosody-modules lua-unbound lua-event clang libclang-rt-14-dev)
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
+# xmpp.js needs node + npm; a machine may already have them from another
+# source (NodeSource's nodejs ships npm and conflicts with Debian's npm).
+if [ "$what" = test ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
