@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "common/util/log.h"
+#include "proxy/accounts_cli.h"
 #include "proxy/config.h"
 #include "proxy/server.h"
 #include "proxy/version.h"
@@ -22,6 +23,16 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "run the proxy")->fallthrough();
   auto* check = app.add_subcommand("check-config", "validate the configuration and exit")->fallthrough();
   auto* version = app.add_subcommand("version", "print the version");
+  auto* accounts = app.add_subcommand("accounts", "inspect or forget stored accounts")->fallthrough();
+  accounts->require_subcommand(1);
+  std::string account_jid;
+  auto* acc_list = accounts->add_subcommand("list", "list accounts known to the proxy")->fallthrough();
+  auto* acc_show = accounts->add_subcommand("show", "show one account")->fallthrough();
+  acc_show->add_option("jid", account_jid, "bare JID")->required();
+  auto* acc_forget =
+      accounts->add_subcommand("forget", "remove an account's mirror, credentials and tokens")
+          ->fallthrough();
+  acc_forget->add_option("jid", account_jid, "bare JID")->required();
 
   try {
     auto args = s2::args_with_env(app, argc, argv);
@@ -34,6 +45,12 @@ int main(int argc, char** argv) {
   if (version->parsed()) {
     std::cout << "s2proxy " << S2PROXY_VERSION << "\n";
     return 0;
+  }
+  if (accounts->parsed()) {
+    // Only the data dir matters here; everything else may be unset.
+    if (acc_list->parsed()) return s2::accounts_list(cfg);
+    if (acc_show->parsed()) return s2::accounts_show(cfg, account_jid);
+    if (acc_forget->parsed()) return s2::accounts_forget(cfg, account_jid);
   }
   const std::string problem = s2::validate_config(cfg);
   if (!problem.empty()) {

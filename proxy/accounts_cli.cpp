@@ -1,0 +1,87 @@
+// See accounts_cli.h.
+#include "proxy/accounts_cli.h"
+
+#include <future>
+#include <iostream>
+
+#include "common/jid/jid.h"
+#include "common/store/archive_id.h"
+#include "common/store/mirror.h"
+#include "proxy/credential_vault.h"
+
+namespace s2 {
+namespace {
+std::unique_ptr<store::Mirror> open_mirror(const Config& cfg) {
+  store::MirrorOptions o;
+  o.dir = cfg.data_dir + "/mirror";
+  auto m = store::Mirror::open(o);
+  if (!m) {
+    std::cerr << "cannot open " << o.dir << ": " << m.error().text << "\n";
+    return nullptr;
+  }
+  return std::move(m.value());
+}
+}  // namespace
+
+int accounts_list(const Config& cfg) {
+  auto m = open_mirror(cfg);
+  if (!m) return 1;
+  auto list = m->list_accounts();
+  if (!list) {
+    std::cerr << list.error().text << "\n";
+    return 1;
+  }
+  for (const auto& a : *list) std::cout << a.bare_jid << "\n";
+  return 0;
+}
+
+int accounts_show(const Config& cfg, const std::string& jid_text) {
+  auto jid = bare_jid(jid_text);
+  if (!jid) {
+    std::cerr << "not a JID: " << jid_text << "\n";
+    return 2;
+  }
+  auto m = open_mirror(cfg);
+  if (!m) return 1;
+  auto acct = m->find_account(*jid);
+  if (!acct || !acct.value()) {
+    std::cerr << "unknown account: " << *jid << "\n";
+    return 1;
+  }
+  const auto& a = *acct.value();
+  auto creds = m->get_credentials(a.account);
+  auto bounds = m->bounds(a.account);
+  auto devices = m->list_devices(a.account);
+  std::cout << "account      " << a.bare_jid << "\n"
+            << "number       " << a.account << "\n"
+            << "created_ms   " << a.created_ms << "\n"
+            << "credentials  " << (creds && creds.value() ? "stored (sealed)" : "none") << "\n";
+  if (bounds) {
+    std::cout << "archive      " << (bounds->first_id ? store::render_archive_id(bounds->first_id) : "-")
+              << " .. " << (bounds->last_id ? store::render_archive_id(bounds->last_id) : "-") << "\n";
+  }
+  if (devices) std::cout << "devices      " << devices->size() << "\n";
+  return 0;
+}
+
+int accounts_forget(const Config& cfg, const std::string& jid_text) {
+  auto jid = bare_jid(jid_text);
+  if (!jid) {
+    std::cerr << "not a JID: " << jid_text << "\n";
+    return 2;
+  }
+  auto m = open_mirror(cfg);
+  if (!m) return 1;
+  std::promise<store::WriteResult> done;
+  m->submit({store::op::ForgetAccount{*jid}}, [&](store::WriteResult r) { done.set_value(r); });
+  auto r = done.get_future().get();
+  if (!r.ok()) {
+    std::cerr << "forget failed: " << r.error->text << "\n";
+    return 1;
+  }
+  const uint64_t n = r.ops.empty() ? 0 : r.ops[0].count;
+  std::cout << "forgot " << *jid << " (" << n << " records: history, credentials, tokens)\n";
+  return n > 0 ? 0 : 1;
+}
+
+}  // namespace s2

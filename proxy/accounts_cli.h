@@ -1,0 +1,17 @@
+// `s2proxy accounts list | show JID | forget JID`: operator access to what
+// the proxy keeps per account (mirror, credentials, FAST tokens, devices).
+// Works on the data dir directly (LMDB allows a second process while the
+// daemon runs).
+#pragma once
+
+#include <string>
+
+#include "proxy/config.h"
+
+namespace s2 {
+
+int accounts_list(const Config& cfg);
+int accounts_show(const Config& cfg, const std::string& jid);
+int accounts_forget(const Config& cfg, const std::string& jid);
+
+}  // namespace s2
