@@ -57,6 +57,13 @@ bool ClientSession::throttled(const std::string& account, std::string* text) con
   return true;
 }
 
+void ClientSession::record_auth_success() {
+  ctx_.throttle_account.record_success(account_);
+  // A success from an address clears it too; guessing other accounts from it
+  // still meets their own per-account backoff.
+  ctx_.throttle_ip.record_success(peer_ip(conn_->peer()));
+}
+
 void ClientSession::record_auth_failure() {
   const int64_t now = now_ms();
   ctx_.throttle_ip.record_failure(peer_ip(conn_->peer()), now);

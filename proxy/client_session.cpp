@@ -315,7 +315,7 @@ void ClientSession::on_device_authenticated() {
   m_auth("success").inc();
   S2_LOG(LogLevel::Info, "client.authenticated",
          {{"session", id_}, {"account", account_}, {"sasl", sasl2_ ? "2" : "1"}});
-  ctx_.throttle_account.record_success(account_);
+  record_auth_success();
   if (!pending_password_.empty()) {
     // First (or renewed) password login: keep what later logins need.
     ctx_.vault->put(account_, pending_password_.view(), device_->upstream()->learned_secret(),

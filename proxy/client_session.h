@@ -80,6 +80,7 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   std::optional<std::string> account_for(const std::string& authcid) const;
   bool throttled(const std::string& account, std::string* text) const;
   void record_auth_failure();
+  void record_auth_success();
   std::vector<std::string> offered_mechanisms() const;
   void auth_failure(const std::string& condition, const std::string& text);
 

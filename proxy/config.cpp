@@ -70,6 +70,11 @@ void add_config_options(CLI::App& app, Config& c) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
   opt(app, "vault-key-file", c.vault_key_file,
       "32-byte key sealing stored credentials (default: created 0600 in the data dir)");
+  opt(app, "login-free-failures", c.login_free_failures,
+      "failed logins per source address and per account before backoff starts")
+      ->check(CLI::Range(0u, 1000u));
+  opt(app, "login-backoff-max", c.login_backoff_max, "seconds, cap of the login backoff")
+      ->check(CLI::Range(1.0, 86400.0));
   app.add_option("--scram-without-from", c.scram_without_from,
                  "offer SCRAM to streams whose header names no account (true|false)")
       ->envname(env_name("scram-without-from"))

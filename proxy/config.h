@@ -35,6 +35,8 @@ struct Config {
   double sm_resume_timeout = 300;       // seconds a device waits for SM resumption
   uint64_t sm_max_queue = 500;          // unacknowledged stanzas kept per device
   std::string vault_key_file;           // 32-byte key; default <data-dir>/vault.key
+  uint32_t login_free_failures = 5;     // failed logins per IP / account before backoff
+  double login_backoff_max = 300;       // seconds, cap of the doubling lockout
   bool scram_without_from = true;       // offer SCRAM to streams without 'from'
   double fast_token_lifetime = 14 * 86400;  // seconds a FAST token stays valid
 

@@ -119,6 +119,10 @@ bool Server::open_state(std::string* error) {
   ctx_.fast = std::make_unique<FastTokens>(*ctx_.store, ctx_.vault->derived_secret("fast-token"),
                                            static_cast<int64_t>(cfg.fast_token_lifetime * 1000));
   ctx_.resource_secret = ctx_.vault->derived_secret("bind2-resource");
+  const policy::ThrottleConfig tc{cfg.login_free_failures, 1000,
+                                  static_cast<int64_t>(cfg.login_backoff_max * 1000)};
+  ctx_.throttle_ip = policy::LoginThrottle(tc);
+  ctx_.throttle_account = policy::LoginThrottle(tc);
   return true;
 }
 
@@ -190,12 +194,29 @@ void Server::begin_shutdown(const char* why) {
   force_exit_->unref();
 }
 
+// Waits until the writer is idle and every completion has run on this
+// thread: an empty batch completes after everything submitted before it;
+// rounds repeat while completions keep submitting.
+void Server::flush_store() {
+  if (!ctx_.store || !ctx_.executor) return;
+  for (int round = 0; round < 8; ++round) {
+    bool done = false;
+    ctx_.store->submit({}, [&done](store::WriteResult) { done = true; });
+    for (int spins = 0; !done && spins < 20000; ++spins) {
+      ctx_.executor->drain();
+      if (!done) uv_sleep(1);
+    }
+    ctx_.executor->drain();
+  }
+}
+
 int Server::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   force_exit_.reset();
-  // Let pending writes commit and their completions run, then close the
-  // mirror before the loop goes away.
+  // Let pending writes commit and their completions run (they may submit
+  // follow-up writes), then close the mirror before the loop goes away.
   ctx_.devices.clear();
+  flush_store();
   ctx_.fast.reset();
   ctx_.vault.reset();
   ctx_.store.reset();
