@@ -188,6 +188,7 @@ bool ClientSession::finish_scram(const std::string& client_final, std::string* c
 // The client proved who it is without a password (SCRAM, FAST): log in
 // upstream with the vault's secret.
 bool ClientSession::login_with_vault(std::string* condition, std::string* text) {
+  if (sasl2_ && sasl2_->resume && sasl2_resume()) return true;
   auto entry = ctx_.vault->get(account_);
   if (!entry) {
     *condition = "not-authorized";

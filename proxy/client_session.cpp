@@ -215,6 +215,13 @@ void ClientSession::on_conn_stanza(Stanza s) {
     });
     return;
   }
+  if (name == "error" && xmlns == ns::kStreams) {
+    // The client ends the stream with an error (RFC 6120 §4.9): close ours.
+    S2_LOG(LogLevel::Info, "client.sent_stream_error", {{"session", id_}});
+    drop_device();
+    close_stream();
+    return;
+  }
   if (xmlns == ns::kSasl) {
     handle_sasl1(s);
     return;
@@ -441,8 +448,9 @@ void ClientSession::handle_sm(const Stanza& s) {
     std::vector<Stanza> resend;
     Stanza answer;
     if (try_resume(std::get<session2::SmResume>(*parsed), &resend, &answer)) {
-      conn_->send(answer);
-      for (auto& r : resend) conn_->send(r);
+      std::string out = answer.to_string();  // one write, see sasl2_resume()
+      for (auto& r : resend) out += r.to_string();
+      conn_->send(out);
     } else {
       conn_->send(answer);
     }

@@ -88,6 +88,7 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   void handle_sasl2(const Stanza& s);
   void sasl2_failure(const std::string& condition, const std::string& text);
   bool start_fast(const std::string& initial, std::string* condition, std::string* text);
+  bool sasl2_resume();
   void continue_sasl2();
   void send_sasl2_success(session2::Success ok, bool then_features);
   void finish_sasl2_bound(const std::string& full_jid);

@@ -193,25 +193,43 @@ void ClientSession::send_sasl2_success(session2::Success ok, bool then_features)
                    });
 }
 
+// Inline resumption (XEP-0198 in SASL2). True when the device was resumed
+// and <success> sent; otherwise <failed/> is queued for <success> and the
+// <bind> of the same <authenticate> goes on. Called before the upstream login
+// when the client was verified locally (FAST, SCRAM): a hibernating device
+// still has its upstream session, so no new one is needed.
+bool ClientSession::sasl2_resume() {
+  auto resume = std::move(sasl2_->resume);
+  sasl2_->resume.reset();
+  std::vector<Stanza> resend;
+  Stanza answer;
+  if (!try_resume(*resume, &resend, &answer)) {
+    sasl2_extra_.push_back(answer);
+    return false;
+  }
+  authenticated_ = true;
+  auth_timer_.stop();
+  record_auth_success();
+  session2::Success ok;
+  ok.authorization_identifier = full_jid_;
+  ok.additional_data = success_data_.empty() ? std::nullopt : std::optional(success_data_);
+  success_data_.clear();
+  ok.extra.push_back(answer);
+  // One write: <success> and the retransmitted stanzas travel together, so
+  // a client that acts on <resumed> cannot see half of them (xmpp.js).
+  std::string out = session2::build_success(ok).to_string();
+  for (auto& r : resend) out += r.to_string();
+  conn_->send(out);
+  m_sasl2("resumed").inc();
+  S2_LOG(LogLevel::Info, "client.resumed",
+         {{"session", id_}, {"jid", full_jid_}, {"resent", std::to_string(resend.size())}});
+  sasl2_.reset();
+  return true;  // XEP-0198: no stream features after a successful resume
+}
+
 void ClientSession::continue_sasl2() {
   auto& req = *sasl2_;
-  if (req.resume) {
-    std::vector<Stanza> resend;
-    Stanza answer;
-    if (try_resume(*req.resume, &resend, &answer)) {
-      session2::Success ok;
-      ok.authorization_identifier = full_jid_;
-      ok.additional_data = success_data_.empty() ? std::nullopt : std::optional(success_data_);
-      success_data_.clear();
-      ok.extra.push_back(answer);
-      conn_->send(session2::build_success(ok));
-      m_sasl2("resumed").inc();
-      for (auto& r : resend) conn_->send(r);
-      sasl2_.reset();
-      return;  // XEP-0198: no stream features after a successful resume
-    }
-    sasl2_extra_.push_back(answer);  // <failed/>, then go on with the bind
-  }
+  if (req.resume && sasl2_resume()) return;
   if (!req.bind) {
     session2::Success ok;
     ok.authorization_identifier = account_;

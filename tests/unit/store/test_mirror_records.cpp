@@ -250,7 +250,9 @@ TEST_CASE("forget removes every record of the account and nothing else") {
   populate(*m, gone, 2);
   for (int i = 0; i < 50; ++i) append(*m, gone, msg("peer" + std::to_string(i) + "@x", i));
   auto full = counts(*m);
-  for (auto& [db, n] : full) {
+  for (auto& entry : full) {
+    const std::string& db = entry.first;
+    const auto n = entry.second;
     CAPTURE(db);
     if (db != "meta") CHECK(n > baseline[db]);  // the test really touches every database
   }
