@@ -1,0 +1,42 @@
+# s2proxy container image (Debian bookworm). From the repository root:
+#   docker build -t s2proxy .
+#   docker run -d --name s2proxy -p 5222:5222 -p 5223:5223 -v s2proxy-data:/var/lib/s2proxy \
+#     -e S2PROXY_DOMAIN=example.org -e S2PROXY_UPSTREAM=prosody.internal:5222 s2proxy
+# Every setting is an S2PROXY_<FLAG> variable or a flag after the image name
+# (`docker run … s2proxy --log-format json`); see deploy/README.md.
+# CI checks this file without a Docker engine: deploy/check-dockerfile.sh.
+
+# --- build: the same dependency script and CMake preset as CI (tests/run.sh) -----------------
+FROM debian:bookworm AS build
+WORKDIR /src
+COPY deploy/install-deps.sh deploy/install-deps.sh
+RUN deploy/install-deps.sh build && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN cmake --preset default \
+ && cmake --build --preset default --target s2proxy \
+ && strip --strip-debug build/s2proxy
+
+# --- runtime: shared libraries only, non-root ------------------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libuv1 libstrophe0 libssl3 liblmdb0 libexpat1 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10222 s2proxy \
+ && useradd --system --uid 10222 --gid s2proxy --home-dir /var/lib/s2proxy \
+      --shell /usr/sbin/nologin s2proxy \
+ && install -d -o s2proxy -g s2proxy -m 0700 /var/lib/s2proxy
+COPY --from=build /src/build/s2proxy /usr/local/bin/s2proxy
+ENV S2PROXY_DATA_DIR=/var/lib/s2proxy \
+    S2PROXY_LISTEN=0.0.0.0:5222 \
+    S2PROXY_LISTEN_TLS=0.0.0.0:5223 \
+    S2PROXY_METRICS=0.0.0.0:9102
+VOLUME ["/var/lib/s2proxy"]
+WORKDIR /var/lib/s2proxy
+# = s2proxy:s2proxy; numeric so that Kubernetes' runAsNonRoot can check it
+USER 10222:10222
+EXPOSE 5222 5223 9102
+# Real check through the event loop: GET /metrics must answer 200 (bash only, no curl).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${S2PROXY_METRICS##*:} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 status <&3 && [[ $status == 'HTTP/1.'?' 200 '* ]]"]
+ENTRYPOINT ["s2proxy", "run"]
