@@ -38,11 +38,10 @@ void add_config_options(CLI::App& app, Config& c) {
   opt(app, "upstream", c.upstream, "upstream c2s address HOST:PORT");
   opt(app, "upstream-tls", c.upstream_tls, "how to secure upstream: starttls|direct|plain")
       ->check(CLI::IsMember({"starttls", "direct", "plain"}));
-  auto* ca = opt(app, "upstream-ca", c.upstream_ca, "CA file that signs the upstream certificate");
-  auto* insecure = app.add_flag("--upstream-insecure", c.upstream_insecure,
-                                "do not verify the upstream certificate (testing only)")
-                       ->envname(env_name("upstream-insecure"));
-  ca->excludes(insecure);
+  opt(app, "upstream-ca", c.upstream_ca, "CA file that signs the upstream certificate");
+  app.add_flag("--upstream-insecure", c.upstream_insecure,
+               "do not verify the upstream certificate (testing only)")
+      ->envname(env_name("upstream-insecure"));
   opt(app, "listen", c.listen, "client listener with STARTTLS, ADDR:PORT (empty: off)");
   opt(app, "listen-tls", c.listen_tls, "client listener with direct TLS (XEP-0368), ADDR:PORT");
   opt(app, "data-dir", c.data_dir, "state directory (certificate, mirror, vault)");
@@ -95,7 +94,13 @@ std::vector<std::string> args_with_env(const CLI::App& app, int argc, char** arg
     bool on_cmdline = false;
     for (const auto& a : given)
       if (a == flag || a.rfind(flag + "=", 0) == 0) on_cmdline = true;
-    if (!on_cmdline) out.push_back(flag + "=" + value);
+    if (on_cmdline) continue;
+    if (o->get_expected_min() == 0) {
+      out.push_back(flag + "=" + value);  // a flag: --upstream-insecure=true
+    } else {
+      out.push_back(flag);  // separate value, so an empty variable means "off"
+      out.push_back(value);
+    }
   }
   out.insert(out.end(), given.begin(), given.end());
   return out;
@@ -120,6 +125,8 @@ std::string validate_config(const Config& c) {
     return c.tls_cert.empty() ? "--tls-cert: required with --tls-key"
                               : "--tls-key: required with --tls-cert";
   if (c.data_dir.empty()) return "--data-dir: required";
+  if (c.upstream_insecure && !c.upstream_ca.empty())
+    return "--upstream-insecure: cannot be combined with --upstream-ca";
   return "";
 }
 

@@ -6,6 +6,7 @@
 #   tests/run.sh              everything
 #   S2_TEST_LABEL=unit tests/run.sh   only the unit tests
 #   S2_SKIP_ASAN=1 tests/run.sh       skip the sanitizer tree (local iteration)
+#   S2_SKIP_EJABBERD=1 tests/run.sh   skip the ejabberd pass of the integration suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh test
@@ -26,5 +27,11 @@ fi
 echo "=== release build ==="
 cmake --preset default >/dev/null
 cmake --build --preset default -j "$jobs"
+if [ "${S2_SKIP_EJABBERD:-0}" != 1 ] && { [ -z "$label" ] || [ "$label" = integration ]; }; then
+  # The same integration suite with ejabberd 23 as the upstream.
+  echo "=== integration against ejabberd 23 ==="
+  S2_UPSTREAM=ejabberd ctest --test-dir build "${ctest_args[@]}" -L integration || status=1
+fi
+echo "=== release build: all tests (upstream Prosody 0.12) ==="
 ctest --test-dir build "${ctest_args[@]}" || status=1
 exit $status

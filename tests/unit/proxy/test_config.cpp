@@ -130,3 +130,29 @@ TEST_CASE("config: validate_config") {
     }
   }
 }
+
+TEST_CASE("config: an empty environment variable turns a listener off") {
+  setenv("S2PROXY_LISTEN_TLS", "", 1);
+  setenv("S2PROXY_UPSTREAM_INSECURE", "true", 1);
+  auto p = parse({"run", "--domain", "d.test", "--upstream", "h:1"});
+  unsetenv("S2PROXY_LISTEN_TLS");
+  unsetenv("S2PROXY_UPSTREAM_INSECURE");
+  CHECK(p.error == "");
+  CHECK(p.cfg.listen_tls == "");
+  CHECK(p.cfg.upstream_insecure);
+  CHECK(s2::validate_config(p.cfg) == "");
+}
+
+TEST_CASE("config: upstream-insecure=false next to upstream-ca is fine, true is not") {
+  const std::string f1 = write_toml("domain = \"d.test\"\nupstream = \"h:1\"\n"
+                                    "upstream-ca = \"/ca.pem\"\nupstream-insecure = false\n");
+  auto p = parse({"run", "--config", f1});
+  CHECK(p.error == "");
+  CHECK(s2::validate_config(p.cfg) == "");
+  std::remove(f1.c_str());
+  const std::string f2 = write_toml("domain = \"d.test\"\nupstream = \"h:1\"\n"
+                                    "upstream-ca = \"/ca.pem\"\nupstream-insecure = true\n");
+  p = parse({"run", "--config", f2});
+  CHECK(s2::validate_config(p.cfg).rfind("--upstream-insecure", 0) == 0);
+  std::remove(f2.c_str());
+}
