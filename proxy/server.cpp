@@ -47,10 +47,13 @@ bool Server::start(std::string* error) {
   ctx_.upstream_tls = make_client_ctx(cfg.upstream_ca, cfg.upstream_insecure, error);
   if (!ctx_.upstream_tls) return false;
 
-  std::string host;
-  int port = 0;
-  split_host_port(cfg.upstream, &host, &port);
-  if (!resolve_host_port(host, port, &ctx_.upstream.addr, error)) return false;
+  split_host_port(cfg.upstream, &ctx_.upstream.host, &ctx_.upstream.port);
+  // Resolved now to fail fast on a typo; every upstream connect resolves again.
+  sockaddr_storage probe{};
+  if (!resolve_host_port(ctx_.upstream.host, ctx_.upstream.port, &probe, error)) {
+    *error = "--upstream: " + *error;
+    return false;
+  }
   ctx_.upstream.domain = cfg.domain;
   ctx_.upstream.tls = cfg.upstream_tls == "direct"  ? UpstreamParams::Tls::Direct
                       : cfg.upstream_tls == "plain" ? UpstreamParams::Tls::Plain

@@ -124,7 +124,7 @@ void UpstreamSession::login(const std::string& username, const UpstreamSecret& s
   login_timer_.start(static_cast<uint64_t>(params_.timeout_s * 1000), [this] {
     fail_login(false, "temporary-auth-failure", "upstream login timed out");
   });
-  conn_ = Connection::connect(loop_, params_.addr, this, params_.conn);
+  conn_ = Connection::connect_host(loop_, params_.host, params_.port, this, params_.conn);
 }
 
 void UpstreamSession::on_conn_connected() {

@@ -23,7 +23,8 @@
 namespace s2 {
 
 struct UpstreamParams {
-  sockaddr_storage addr{};
+  std::string host;  // resolved on every connect
+  int port = 0;
   std::string domain;
   enum class Tls { StartTls, Direct, Plain } tls = Tls::StartTls;
   SSL_CTX* ssl_ctx = nullptr;  // client context (verification policy inside)

@@ -74,27 +74,75 @@ Connection* Connection::connect(uv_loop_t* loop, const sockaddr_storage& addr, H
                                 const Options& opts) {
   auto* c = new Connection(loop, handler, opts);
   c->peer_ = sockaddr_to_string(reinterpret_cast<const sockaddr*>(&addr));
-  auto* req = new uv_connect_t;
+  c->connect_to(reinterpret_cast<const sockaddr*>(&addr));
+  return c;
+}
+
+Connection* Connection::connect_host(uv_loop_t* loop, const std::string& host, int port,
+                                     Handler* handler, const Options& opts) {
+  auto* c = new Connection(loop, handler, opts);
+  c->peer_ = host + ":" + std::to_string(port);
+  auto* req = new uv_getaddrinfo_t;
   req->data = c;
-  int rc = uv_tcp_connect(req, &c->tcp_, reinterpret_cast<const sockaddr*>(&addr),
-                          [](uv_connect_t* req, int status) {
-                            auto* c = static_cast<Connection*>(req->data);
-                            delete req;
-                            if (status == UV_ECANCELED || c->closing_) return;
-                            if (status != 0) {
-                              c->fail(std::string("connect failed: ") + uv_strerror(status));
-                              return;
-                            }
-                            c->connected_ = true;
-                            uv_tcp_nodelay(&c->tcp_, 1);
-                            c->start_reading();
-                            if (c->handler_) c->handler_->on_conn_connected();
-                          });
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  c->resolving_ = true;
+  int rc = uv_getaddrinfo(
+      loop, req,
+      [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+        auto* c = static_cast<Connection*>(req->data);
+        delete req;
+        c->resolving_ = false;
+        if (c->free_after_resolve_) {  // closed (and its handles gone) meanwhile
+          if (res) uv_freeaddrinfo(res);
+          delete c;
+          return;
+        }
+        if (c->closing_) {
+          if (res) uv_freeaddrinfo(res);
+          return;
+        }
+        if (status != 0 || !res) {
+          if (res) uv_freeaddrinfo(res);
+          c->fail(std::string("cannot resolve ") + c->peer_ + ": " + uv_strerror(status));
+          return;
+        }
+        sockaddr_storage ss{};
+        std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+        uv_freeaddrinfo(res);
+        c->peer_ = sockaddr_to_string(reinterpret_cast<sockaddr*>(&ss));
+        c->connect_to(reinterpret_cast<sockaddr*>(&ss));
+      },
+      host.c_str(), std::to_string(port).c_str(), &hints);
   if (rc != 0) {
     delete req;
-    c->fail(std::string("connect failed: ") + uv_strerror(rc));
+    c->resolving_ = false;
+    c->fail(std::string("cannot resolve ") + host + ": " + uv_strerror(rc));
   }
   return c;
+}
+
+void Connection::connect_to(const sockaddr* addr) {
+  auto* req = new uv_connect_t;
+  req->data = this;
+  int rc = uv_tcp_connect(req, &tcp_, addr, [](uv_connect_t* req, int status) {
+    auto* c = static_cast<Connection*>(req->data);
+    delete req;
+    if (status == UV_ECANCELED || c->closing_) return;
+    if (status != 0) {
+      c->fail(std::string("connect failed: ") + uv_strerror(status));
+      return;
+    }
+    c->connected_ = true;
+    uv_tcp_nodelay(&c->tcp_, 1);
+    c->start_reading();
+    if (c->handler_) c->handler_->on_conn_connected();
+  });
+  if (rc != 0) {
+    delete req;
+    fail(std::string("connect failed: ") + uv_strerror(rc));
+  }
 }
 
 void Connection::start_reading() {
@@ -231,6 +279,11 @@ void Connection::finish_close() {
     auto* c = static_cast<Connection*>(h->data);
     if (--c->handles_open_ > 0) return;
     if (c->handler_) c->handler_->on_conn_closed(c->close_reason_);
+    // A pending getaddrinfo still points at us: it frees us when it returns.
+    if (c->resolving_) {
+      c->free_after_resolve_ = true;
+      return;
+    }
     delete c;
   };
   uv_timer_stop(&close_guard_);

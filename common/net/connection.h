@@ -53,6 +53,10 @@ class Connection {
   // via on_conn_connected or on_conn_closed.
   static Connection* connect(uv_loop_t* loop, const sockaddr_storage& addr, Handler* handler,
                              const Options& opts);
+  // Resolves host (asynchronously, on every call: addresses of containers and
+  // DNS names change) and connects to the first address.
+  static Connection* connect_host(uv_loop_t* loop, const std::string& host, int port,
+                                  Handler* handler, const Options& opts);
 
   void send(std::string_view data);
   void send(const Stanza& s) { send(s.to_string()); }
@@ -78,6 +82,7 @@ class Connection {
   Connection(uv_loop_t* loop, Handler* handler, const Options& opts);
   ~Connection();
   void start_reading();
+  void connect_to(const sockaddr* addr);
   void on_read(const char* data, size_t len);
   void on_plain(const char* data, size_t len);
   void write_raw(const char* data, size_t len);
@@ -101,6 +106,8 @@ class Connection {
   uv_shutdown_t shutdown_req_{};
   uv_timer_t close_guard_{};
   int handles_open_ = 0;
+  bool resolving_ = false;         // a getaddrinfo request points at us
+  bool free_after_resolve_ = false;
 };
 
 // A one-shot or repeating timer owned by an object; cancel() (or the
