@@ -57,8 +57,9 @@ int accounts_show(const Config& cfg, const std::string& jid_text) {
             << "created_ms   " << a.created_ms << "\n"
             << "credentials  " << (creds && creds.value() ? "stored (sealed)" : "none") << "\n";
   if (bounds) {
-    std::cout << "archive      " << (bounds->first_id ? store::render_archive_id(bounds->first_id) : "-")
-              << " .. " << (bounds->last_id ? store::render_archive_id(bounds->last_id) : "-") << "\n";
+    std::cout << "archive      "
+              << (bounds->first_id ? store::render_archive_id(bounds->first_id) : "-") << " .. "
+              << (bounds->last_id ? store::render_archive_id(bounds->last_id) : "-") << "\n";
   }
   if (devices) std::cout << "devices      " << devices->size() << "\n";
   return 0;

@@ -121,8 +121,7 @@ bool ClientSession::start_plain_login(const std::string& message, std::string* c
 }
 
 bool ClientSession::start_scram(const std::string& mechanism, const std::string& client_first,
-                                std::string* challenge, std::string* condition,
-                                std::string* text) {
+                                std::string* challenge, std::string* condition, std::string* text) {
   auto hash = crypto::scram_hash_for_mechanism(mechanism);
   if (!hash || !vault_known_) {
     *condition = "invalid-mechanism";

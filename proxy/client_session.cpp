@@ -6,10 +6,10 @@
 #include <atomic>
 
 #include "common/crypto/encoding.h"
-#include "common/session2/errors.h"
-#include "common/session2/sm.h"
 #include "common/crypto/sasl_plain.h"
 #include "common/jid/jid.h"
+#include "common/session2/errors.h"
+#include "common/session2/sm.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "proxy/proxy_context.h"
@@ -60,7 +60,9 @@ void ClientSession::accept(ProxyContext& ctx, uv_stream_t* server, bool direct_t
     return;
   }
   S2_LOG(LogLevel::Info, "client.accepted",
-         {{"session", s->id_}, {"peer", s->conn_->peer()}, {"tls", direct_tls ? "direct" : "starttls"}});
+         {{"session", s->id_},
+          {"peer", s->conn_->peer()},
+          {"tls", direct_tls ? "direct" : "starttls"}});
   s->auth_timer_.start(static_cast<uint64_t>(ctx.config.auth_timeout * 1000), [s] {
     if (s->authenticated_) return;
     S2_LOG(LogLevel::Info, "client.timeout", {{"session", s->id_}, {"phase", "auth"}});
@@ -117,9 +119,10 @@ void ClientSession::on_conn_tls_ready() {
 void ClientSession::send_header() {
   if (header_sent_) return;
   header_sent_ = true;
-  conn_->send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-              "xmlns:stream='http://etherx.jabber.org/streams' id='" + random_id() +
-              "' from='" + xml_escape(ctx_.config.domain) + "' version='1.0' xml:lang='en'>");
+  conn_->send(
+      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+      "xmlns:stream='http://etherx.jabber.org/streams' id='" +
+      random_id() + "' from='" + xml_escape(ctx_.config.domain) + "' version='1.0' xml:lang='en'>");
 }
 
 void ClientSession::on_conn_stream_open(const StreamHeader& h) {
@@ -132,8 +135,8 @@ void ClientSession::on_conn_stream_open(const StreamHeader& h) {
   auto to_jid = parse_jid(to);
   if (to.empty() || !to_jid || !to_jid->local.empty() || !to_jid->resource.empty() ||
       to_jid->domain != ctx_.config.domain) {
-    stream_error("host-unknown", to.empty() ? "the stream header has no 'to'"
-                                            : "this server does not serve " + to);
+    stream_error("host-unknown",
+                 to.empty() ? "the stream header has no 'to'" : "this server does not serve " + to);
     return;
   }
   if (!authenticated_) {
@@ -278,8 +281,9 @@ void ClientSession::handle_sasl1(const Stanza& s) {
   if (!secure_) {
     // TLS is mandatory; say so in SASL terms and let the client STARTTLS.
     m_auth("encryption-required").inc();
-    conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/>"
-                "<text>use STARTTLS before authenticating</text></failure>");
+    conn_->send(
+        "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/>"
+        "<text>use STARTTLS before authenticating</text></failure>");
     return;
   }
   if (state_ != State::WaitAuth || scram_) {
@@ -352,8 +356,9 @@ void ClientSession::on_device_login_failed(const UpstreamFailure& f) {
   S2_LOG(LogLevel::Info, "client.auth_failed",
          {{"session", id_}, {"account", account_}, {"condition", f.condition}});
   const std::string cond = f.rejected ? f.condition : "temporary-auth-failure";
-  std::string text = f.rejected ? "the server rejected these credentials"
-                                : "the server cannot be reached to check credentials; try again later";
+  std::string text = f.rejected
+                         ? "the server rejected these credentials"
+                         : "the server cannot be reached to check credentials; try again later";
   if (f.rejected && via_vault_) {
     // The stored secret no longer works (password changed upstream): forget
     // it and every FAST token; the next login must use the new password.

@@ -35,8 +35,17 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   const std::string& id() const { return id_; }
 
  private:
-  enum class State { WaitStream, WaitStartTls, TlsHandshake, WaitAuth, Authenticating,
-                     WaitBind, Binding, Bound, Closing };
+  enum class State {
+    WaitStream,
+    WaitStartTls,
+    TlsHandshake,
+    WaitAuth,
+    Authenticating,
+    WaitBind,
+    Binding,
+    Bound,
+    Closing
+  };
 
   ClientSession(ProxyContext& ctx, bool direct_tls);
   ~ClientSession() override;
@@ -63,8 +72,8 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   std::string post_auth_features() const;
   void stream_error(const std::string& condition, const std::string& text);
   void close_stream();
-  void stanza_error(const Stanza& original, const std::string& type,
-                    const std::string& condition, const std::string& text);
+  void stanza_error(const Stanza& original, const std::string& type, const std::string& condition,
+                    const std::string& text);
 
   // SASL1 (RFC 6120 §6)
   void handle_sasl1(const Stanza& s);
@@ -120,8 +129,8 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   std::string success_data_;  // SCRAM server-final / FAST responder HMAC
   bool via_vault_ = false;    // the upstream login used the vault's secret
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for async callbacks
-  std::optional<session2::Authenticate> sasl2_;  // the SASL2 request being served
-  std::vector<Stanza> sasl2_extra_;              // answers collected for <success/>
+  std::optional<session2::Authenticate> sasl2_;                 // the SASL2 request being served
+  std::vector<Stanza> sasl2_extra_;                             // answers collected for <success/>
   Timer tls_timer_;
   Timer auth_timer_;
 };

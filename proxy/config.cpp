@@ -45,7 +45,8 @@ void add_config_options(CLI::App& app, Config& c) {
   opt(app, "listen", c.listen, "client listener with STARTTLS, ADDR:PORT (empty: off)");
   opt(app, "listen-tls", c.listen_tls, "client listener with direct TLS (XEP-0368), ADDR:PORT");
   opt(app, "data-dir", c.data_dir, "state directory (certificate, mirror, vault)");
-  opt(app, "tls-cert", c.tls_cert, "PEM certificate for clients (default: self-signed in data dir)");
+  opt(app, "tls-cert", c.tls_cert,
+      "PEM certificate for clients (default: self-signed in data dir)");
   opt(app, "tls-key", c.tls_key, "PEM private key for --tls-cert");
   opt(app, "metrics", c.metrics, "Prometheus endpoint ADDR:PORT (empty: off)");
   opt(app, "log-level", c.log_level, "debug|info|warn|error")

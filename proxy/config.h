@@ -5,7 +5,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,31 +13,31 @@ namespace s2 {
 
 struct Config {
   std::string domain;
-  std::string upstream;                 // host:port of the legacy server's c2s
-  std::string upstream_tls = "starttls";  // starttls | direct | plain
-  std::string upstream_ca;              // CA file to verify upstream (default: system store)
-  bool upstream_insecure = false;       // skip upstream certificate verification
+  std::string upstream;                       // host:port of the legacy server's c2s
+  std::string upstream_tls = "starttls";      // starttls | direct | plain
+  std::string upstream_ca;                    // CA file to verify upstream (default: system store)
+  bool upstream_insecure = false;             // skip upstream certificate verification
   std::string listen = "127.0.0.1:5222";      // STARTTLS client listener ("" = off)
   std::string listen_tls = "127.0.0.1:5223";  // direct TLS listener, XEP-0368 ("" = off)
   std::string data_dir = "./s2proxy-data";
-  std::string tls_cert;                 // PEM; default: self-signed in data dir
+  std::string tls_cert;  // PEM; default: self-signed in data dir
   std::string tls_key;
-  std::string metrics;                  // ADDR:PORT for Prometheus text ("" = off)
+  std::string metrics;  // ADDR:PORT for Prometheus text ("" = off)
   std::string log_level = "info";
   std::string log_format = "text";
   uint64_t max_stanza_bytes = 256 * 1024;
   int max_depth = 64;
-  double tls_handshake_timeout = 10;    // seconds from accept to finished TLS
-  double auth_timeout = 30;             // seconds from accept to authenticated
-  double upstream_timeout = 15;         // seconds for an upstream login
+  double tls_handshake_timeout = 10;              // seconds from accept to finished TLS
+  double auth_timeout = 30;                       // seconds from accept to authenticated
+  double upstream_timeout = 15;                   // seconds for an upstream login
   uint64_t max_buffered_bytes = 4 * 1024 * 1024;  // per connection, unsent bytes
-  double sm_resume_timeout = 300;       // seconds a device waits for SM resumption
-  uint64_t sm_max_queue = 500;          // unacknowledged stanzas kept per device
-  std::string vault_key_file;           // 32-byte key; default <data-dir>/vault.key
-  uint32_t login_free_failures = 5;     // failed logins per IP / account before backoff
-  double login_backoff_max = 300;       // seconds, cap of the doubling lockout
-  bool scram_without_from = true;       // offer SCRAM to streams without 'from'
-  double fast_token_lifetime = 14 * 86400;  // seconds a FAST token stays valid
+  double sm_resume_timeout = 300;                 // seconds a device waits for SM resumption
+  uint64_t sm_max_queue = 500;                    // unacknowledged stanzas kept per device
+  std::string vault_key_file;                     // 32-byte key; default <data-dir>/vault.key
+  uint32_t login_free_failures = 5;               // failed logins per IP / account before backoff
+  double login_backoff_max = 300;                 // seconds, cap of the doubling lockout
+  bool scram_without_from = true;                 // offer SCRAM to streams without 'from'
+  double fast_token_lifetime = 14 * 86400;        // seconds a FAST token stays valid
 
   // Derived paths.
   std::string cert_file() const;

@@ -31,7 +31,7 @@ struct UpstreamSecret {
   crypto::HashAlg hash = crypto::HashAlg::Sha1;  // ScramSalted only
   std::string salt;                              // raw bytes, ScramSalted only
   uint32_t iterations = 0;                       // ScramSalted only
-  std::string secret;  // password, or SaltedPassword (raw bytes)
+  std::string secret;                            // password, or SaltedPassword (raw bytes)
   ~UpstreamSecret() { crypto::secure_wipe(secret); }
 };
 

@@ -19,8 +19,8 @@ Metric& m_resumed() {
   return m;
 }
 Metric& m_sm_overflow() {
-  static Metric& m = counter("s2proxy_sm_queue_overflow_total",
-                             "devices ended because their SM queue was full");
+  static Metric& m =
+      counter("s2proxy_sm_queue_overflow_total", "devices ended because their SM queue was full");
   return m;
 }
 }  // namespace
@@ -101,7 +101,8 @@ void Device::on_upstream_stanza(Stanza s) {
     const std::string type = s.attr_or("type");
     if (type == "result" || type == "error") {
       if (type == "error")
-        S2_LOG(LogLevel::Warn, "device.internal_iq_failed", {{"session", log_id_}, {"id", s.attr_or("id")}});
+        S2_LOG(LogLevel::Warn, "device.internal_iq_failed",
+               {{"session", log_id_}, {"id", s.attr_or("id")}});
       return;
     }
   }
@@ -132,7 +133,8 @@ void Device::deliver(const Stanza& s) {
 void Device::request_ack_soon() {
   if (!client_ || ack_timer_.active()) return;
   ack_timer_.start(100, [this] {
-    if (client_ && sm_ && sm_->unacked_count() > 0) client_->device_write(session2::build_sm_request());
+    if (client_ && sm_ && sm_->unacked_count() > 0)
+      client_->device_write(session2::build_sm_request());
   });
 }
 
@@ -210,8 +212,9 @@ void Device::detach(DeviceClient* client) {
   ack_timer_.stop();
   if (sm_ && sm_resumable_ && upstream_ && upstream_->ready() && !ctx_.shutting_down) {
     m_hibernating().inc();
-    S2_LOG(LogLevel::Info, "device.hibernating",
-           {{"session", log_id_}, {"jid", full_jid_}, {"window_s", std::to_string(resume_window_s_)}});
+    S2_LOG(
+        LogLevel::Info, "device.hibernating",
+        {{"session", log_id_}, {"jid", full_jid_}, {"window_s", std::to_string(resume_window_s_)}});
     hibernate_timer_.start(uint64_t{resume_window_s_} * 1000, [this] {
       m_hibernating().dec();
       S2_LOG(LogLevel::Info, "device.resume_window_over", {{"session", log_id_}});

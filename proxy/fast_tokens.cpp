@@ -77,8 +77,8 @@ void FastTokens::issue_for(store::AccountNo account, const std::string& bare_jid
   // The current token (if any) stays valid as `previous` until the new one is used.
   auto cur = store_.get_fast_token(slot_key(bare_jid, user_agent_id, Slot::Current));
   if (cur && cur.value()) {
-    batch.push_back(store::op::PutFastToken{slot_key(bare_jid, user_agent_id, Slot::Previous),
-                                            *cur.value()});
+    batch.push_back(
+        store::op::PutFastToken{slot_key(bare_jid, user_agent_id, Slot::Previous), *cur.value()});
   }
   batch.push_back(store::op::PutFastToken{slot_key(bare_jid, user_agent_id, Slot::Current), rec});
   Issued issued{token_for(bare_jid, user_agent_id, rec), rec.expiry_ms};
@@ -108,7 +108,8 @@ FastTokens::Verdict FastTokens::verify(const std::string& bare_jid,
     store::WriteBatch batch{store::op::PutFastToken{key, t}};
     // The client has used the newest token: the one it replaced is retired.
     if (slot == Slot::Current)
-      batch.push_back(store::op::DeleteFastToken{slot_key(bare_jid, user_agent_id, Slot::Previous)});
+      batch.push_back(
+          store::op::DeleteFastToken{slot_key(bare_jid, user_agent_id, Slot::Previous)});
     store_.submit(std::move(batch), [](store::WriteResult) {});
     return Verdict::Ok;
   }

@@ -4,7 +4,6 @@
 // through to it, so `s2proxy run --domain …` works and a config file is flat
 // TOML (`domain = "…"`) with no per-subcommand sections.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -21,12 +20,15 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   s2::add_config_options(app, cfg);
   auto* run = app.add_subcommand("run", "run the proxy")->fallthrough();
-  auto* check = app.add_subcommand("check-config", "validate the configuration and exit")->fallthrough();
+  auto* check =
+      app.add_subcommand("check-config", "validate the configuration and exit")->fallthrough();
   auto* version = app.add_subcommand("version", "print the version");
-  auto* accounts = app.add_subcommand("accounts", "inspect or forget stored accounts")->fallthrough();
+  auto* accounts =
+      app.add_subcommand("accounts", "inspect or forget stored accounts")->fallthrough();
   accounts->require_subcommand(1);
   std::string account_jid;
-  auto* acc_list = accounts->add_subcommand("list", "list accounts known to the proxy")->fallthrough();
+  auto* acc_list =
+      accounts->add_subcommand("list", "list accounts known to the proxy")->fallthrough();
   auto* acc_show = accounts->add_subcommand("show", "show one account")->fallthrough();
   acc_show->add_option("jid", account_jid, "bare JID")->required();
   auto* acc_forget =

@@ -27,18 +27,18 @@ void respond(HttpConn* c, const std::string& status, const std::string& body) {
     std::string data;
     HttpConn* c;
   };
-  auto* w = new Write{{}, "HTTP/1.0 " + status +
-                              "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
-                              std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body,
+  auto* w = new Write{{},
+                      "HTTP/1.0 " + status +
+                          "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body,
                       c};
   w->req.data = w;
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
-               [](uv_write_t* req, int) {
-                 auto* w = static_cast<Write*>(req->data);
-                 close_conn(w->c);
-                 delete w;
-               }) != 0) {
+  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1, [](uv_write_t* req, int) {
+        auto* w = static_cast<Write*>(req->data);
+        close_conn(w->c);
+        delete w;
+      }) != 0) {
     delete w;
     close_conn(c);
   }

@@ -14,9 +14,9 @@
 #include "common/store/store.h"
 #include "common/tls/tls.h"
 #include "policies/login_throttle.h"
+#include "proxy/config.h"
 #include "proxy/credential_vault.h"
 #include "proxy/fast_tokens.h"
-#include "proxy/config.h"
 #include "proxy/upstream_session.h"
 
 namespace s2 {
@@ -30,7 +30,7 @@ class ProxyContext {
   Config config;
   SslCtxPtr server_tls;
   SslCtxPtr upstream_tls;
-  UpstreamParams upstream;        // template for every upstream session
+  UpstreamParams upstream;  // template for every upstream session
   Connection::Options client_conn;
   bool shutting_down = false;
 

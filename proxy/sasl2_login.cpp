@@ -19,9 +19,9 @@
 
 #include "common/crypto/encoding.h"
 #include "common/crypto/ht.h"
-#include "common/session2/fast.h"
 #include "common/jid/jid.h"
 #include "common/session2/bind2.h"
+#include "common/session2/fast.h"
 #include "common/session2/sm.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
@@ -184,13 +184,14 @@ void ClientSession::send_sasl2_success(session2::Success ok, bool then_features)
     send(std::move(ok));
     return;
   }
-  ctx_.fast->issue(account_, req.user_agent->id, wall_ms(),
-                   [this, alive = std::weak_ptr<bool>(alive_), send, ok = std::move(ok)](
-                       std::optional<FastTokens::Issued> t) mutable {
-                     if (alive.expired() || state_ == State::Closing) return;
-                     if (t) ok.extra.push_back(session2::build_fast_token(t->token, t->expiry_ms / 1000));
-                     send(std::move(ok));
-                   });
+  ctx_.fast->issue(
+      account_, req.user_agent->id, wall_ms(),
+      [this, alive = std::weak_ptr<bool>(alive_), send,
+       ok = std::move(ok)](std::optional<FastTokens::Issued> t) mutable {
+        if (alive.expired() || state_ == State::Closing) return;
+        if (t) ok.extra.push_back(session2::build_fast_token(t->token, t->expiry_ms / 1000));
+        send(std::move(ok));
+      });
 }
 
 // Inline resumption (XEP-0198 in SASL2). True when the device was resumed
@@ -243,9 +244,9 @@ void ClientSession::continue_sasl2() {
   // Same (tag, user-agent id) ⇒ same resource, across restarts; the id
   // itself never appears in the resource (XEP-0386 §3).
   const std::string secret = ctx_.resource_secret + "\n" + account_;
-  const std::string resource =
-      req.user_agent ? session2::derive_resource(tag, req.user_agent->id, secret)
-                     : session2::random_resource(tag);
+  const std::string resource = req.user_agent
+                                   ? session2::derive_resource(tag, req.user_agent->id, secret)
+                                   : session2::random_resource(tag);
   state_ = State::Binding;
   device_->bind(resource);
 }
@@ -257,8 +258,8 @@ void ClientSession::finish_sasl2_bound(const std::string& full_jid) {
   if (req.bind->sm_enable) bound.sm = device_->enable_sm(*req.bind->sm_enable);
   if (req.bind->carbons) device_->enable_carbons_inline();
   if (req.bind->csi) {
-    auto csi = Stanza::element(*req.bind->csi == session2::CsiState::Inactive ? "inactive" : "active",
-                               ns::kCsi);
+    auto csi = Stanza::element(
+        *req.bind->csi == session2::CsiState::Inactive ? "inactive" : "active", ns::kCsi);
     device_->csi_from_client(csi);
   }
   session2::Success ok;
@@ -266,7 +267,9 @@ void ClientSession::finish_sasl2_bound(const std::string& full_jid) {
   ok.extra = std::move(sasl2_extra_);
   ok.extra.push_back(session2::build_bound(bound));
   S2_LOG(LogLevel::Info, "client.bound",
-         {{"session", id_}, {"jid", full_jid}, {"via", "bind2"},
+         {{"session", id_},
+          {"jid", full_jid},
+          {"via", "bind2"},
           {"sm", req.bind->sm_enable ? "inline" : "no"}});
   send_sasl2_success(std::move(ok), true);
   sasl2_.reset();

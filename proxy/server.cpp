@@ -74,11 +74,12 @@ bool Server::start(std::string* error) {
   uv_signal_init(&loop_, &sighup_);
   sigterm_.data = sigint_.data = sighup_.data = this;
   uv_signal_start(
-      &sigterm_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->begin_shutdown("SIGTERM"); },
+      &sigterm_,
+      [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->begin_shutdown("SIGTERM"); },
       SIGTERM);
   uv_signal_start(
-      &sigint_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->begin_shutdown("SIGINT"); },
-      SIGINT);
+      &sigint_,
+      [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->begin_shutdown("SIGINT"); }, SIGINT);
   uv_signal_start(
       &sighup_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->reload_tls(); }, SIGHUP);
   signal(SIGPIPE, SIG_IGN);
@@ -90,10 +91,12 @@ bool Server::start(std::string* error) {
     if (!metrics_->listen(cfg.metrics, error)) return false;
   }
 
-
   S2_LOG(LogLevel::Info, "server.started",
-         {{"domain", cfg.domain}, {"listen", cfg.listen}, {"listen_tls", cfg.listen_tls},
-          {"upstream", cfg.upstream}, {"upstream_tls", cfg.upstream_tls},
+         {{"domain", cfg.domain},
+          {"listen", cfg.listen},
+          {"listen_tls", cfg.listen_tls},
+          {"upstream", cfg.upstream},
+          {"upstream_tls", cfg.upstream_tls},
           {"cert", cfg.cert_file()}});
   return true;
 }
@@ -110,11 +113,13 @@ bool Server::open_state(std::string* error) {
   ctx_.executor->unref();
   store::MirrorOptions mo;
   mo.dir = cfg.data_dir + "/mirror";
-  mo.writer.executor = [ex = ctx_.executor.get()](std::function<void()> fn) { ex->post(std::move(fn)); };
+  mo.writer.executor = [ex = ctx_.executor.get()](std::function<void()> fn) {
+    ex->post(std::move(fn));
+  };
   auto mirror = store::Mirror::open(std::move(mo));
   if (!mirror) {
-    *error = "--data-dir: cannot open the mirror in " + cfg.data_dir + "/mirror: " +
-             mirror.error().text;
+    *error =
+        "--data-dir: cannot open the mirror in " + cfg.data_dir + "/mirror: " + mirror.error().text;
     return false;
   }
   ctx_.store = std::move(mirror.value());

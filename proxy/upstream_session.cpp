@@ -31,7 +31,8 @@ using crypto::HashAlg;
 
 class PlainMechanism : public UpstreamSession::Mechanism {
  public:
-  PlainMechanism(std::string user, std::string pass) : user_(std::move(user)), pass_(std::move(pass)) {}
+  PlainMechanism(std::string user, std::string pass)
+      : user_(std::move(user)), pass_(std::move(pass)) {}
   ~PlainMechanism() override { crypto::secure_wipe(pass_); }
   std::string name() const override { return "PLAIN"; }
   std::string initial_response() override { return crypto::build_sasl_plain("", user_, pass_); }
@@ -84,13 +85,13 @@ class ScramMechanism : public UpstreamSession::Mechanism {
 };
 
 Metric& m_logins_ok() {
-  static Metric& m = counter("s2proxy_upstream_logins_total", "upstream logins by result",
-                             "result=\"ok\"");
+  static Metric& m =
+      counter("s2proxy_upstream_logins_total", "upstream logins by result", "result=\"ok\"");
   return m;
 }
 Metric& m_logins_rejected() {
-  static Metric& m = counter("s2proxy_upstream_logins_total", "upstream logins by result",
-                             "result=\"rejected\"");
+  static Metric& m =
+      counter("s2proxy_upstream_logins_total", "upstream logins by result", "result=\"rejected\"");
   return m;
 }
 Metric& m_logins_unavailable() {
@@ -100,8 +101,8 @@ Metric& m_logins_unavailable() {
 }
 }  // namespace
 
-UpstreamSession::UpstreamSession(uv_loop_t* loop, const UpstreamParams& params,
-                                 Listener* listener, std::string log_id)
+UpstreamSession::UpstreamSession(uv_loop_t* loop, const UpstreamParams& params, Listener* listener,
+                                 std::string log_id)
     : loop_(loop),
       params_(params),
       listener_(listener),
@@ -144,9 +145,10 @@ void UpstreamSession::on_conn_tls_ready() {
 }
 
 void UpstreamSession::open_stream() {
-  conn_->send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-              "xmlns:stream='http://etherx.jabber.org/streams' to='" +
-              xml_escape(params_.domain) + "' version='1.0' xml:lang='en'>");
+  conn_->send(
+      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+      "xmlns:stream='http://etherx.jabber.org/streams' to='" +
+      xml_escape(params_.domain) + "' version='1.0' xml:lang='en'>");
 }
 
 void UpstreamSession::on_conn_stream_open(const StreamHeader&) {}
@@ -160,8 +162,10 @@ void UpstreamSession::on_conn_stanza(Stanza s) {
     std::string cond, text;
     for (auto& c : s.children()) {
       if (c.xmlns() != ns::kStreamErrors) continue;
-      if (c.name() == "text") text = c.text_content();
-      else cond = c.name();
+      if (c.name() == "text")
+        text = c.text_content();
+      else
+        cond = c.name();
     }
     S2_LOG(LogLevel::Info, "upstream.stream_error",
            {{"session", log_id_}, {"condition", cond}, {"text", text}});
@@ -295,8 +299,8 @@ void UpstreamSession::on_sasl(const Stanza& s) {
       fail_login(false, "temporary-auth-failure", "bad SASL challenge from upstream");
       return;
     }
-    conn_->send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + crypto::base64_encode(*reply) +
-                "</response>");
+    conn_->send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+                crypto::base64_encode(*reply) + "</response>");
     return;
   }
   if (name == "success") {
@@ -314,8 +318,10 @@ void UpstreamSession::on_sasl(const Stanza& s) {
   if (name == "failure") {
     std::string cond = "not-authorized", text;
     for (auto& c : s.children()) {
-      if (c.name() == "text") text = c.text_content();
-      else cond = c.name();
+      if (c.name() == "text")
+        text = c.text_content();
+      else
+        cond = c.name();
     }
     // Only conditions about the credentials mean the device's login is wrong;
     // anything else is the upstream's trouble.
@@ -349,8 +355,10 @@ void UpstreamSession::on_iq_result(const Stanza& iq) {
       std::string cond = "internal-server-error", text;
       if (auto e = iq.child("error")) {
         for (auto& c : e.children()) {
-          if (c.name() == "text") text = c.text_content();
-          else cond = c.name();
+          if (c.name() == "text")
+            text = c.text_content();
+          else
+            cond = c.name();
         }
       }
       state_ = State::Authenticated;  // the device may try another resource
@@ -360,8 +368,9 @@ void UpstreamSession::on_iq_result(const Stanza& iq) {
     full_jid_ = iq.child("bind", ns::kBind).child("jid").text_content();
     if (offers_session_) {
       state_ = State::Session;
-      conn_->send("<iq type='set' id='s2-session'><session "
-                  "xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+      conn_->send(
+          "<iq type='set' id='s2-session'><session "
+          "xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
       return;
     }
   } else if (state_ == State::Session && !ok) {

@@ -84,8 +84,16 @@ class UpstreamSession : public Connection::Handler {
 
  private:
   enum class State {
-    Connecting, WaitFeatures, StartTls, Authenticating, WaitPostAuthFeatures, Authenticated,
-    Binding, Session, Ready, Closed
+    Connecting,
+    WaitFeatures,
+    StartTls,
+    Authenticating,
+    WaitPostAuthFeatures,
+    Authenticated,
+    Binding,
+    Session,
+    Ready,
+    Closed
   };
 
   // Connection::Handler
@@ -123,9 +131,9 @@ class UpstreamSession : public Connection::Handler {
   bool offers_sm_ = false;
   bool offers_csi_ = false;
   bool sm_enabled_ = false;
-  uint32_t h_in_ = 0;      // XEP-0198 §4: stanzas handled from upstream, mod 2^32
-  uint32_t h_out_ = 0;     // stanzas sent upstream since enable
-  uint32_t h_acked_ = 0;   // last h the upstream acknowledged
+  uint32_t h_in_ = 0;     // XEP-0198 §4: stanzas handled from upstream, mod 2^32
+  uint32_t h_out_ = 0;    // stanzas sent upstream since enable
+  uint32_t h_acked_ = 0;  // last h the upstream acknowledged
   std::string bind_resource_;
   std::string full_jid_;
   std::string stream_error_, stream_error_text_;

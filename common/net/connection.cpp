@@ -250,10 +250,9 @@ void Connection::close() {
             &c->close_guard_,
             [](uv_timer_t* t) { static_cast<Connection*>(t->data)->finish_close(); }, 3000, 0);
         c->shutdown_req_.data = c;
-        int rc = uv_shutdown(&c->shutdown_req_, reinterpret_cast<uv_stream_t*>(&c->tcp_),
-                             [](uv_shutdown_t* req, int) {
-                               static_cast<Connection*>(req->data)->finish_close();
-                             });
+        int rc = uv_shutdown(
+            &c->shutdown_req_, reinterpret_cast<uv_stream_t*>(&c->tcp_),
+            [](uv_shutdown_t* req, int) { static_cast<Connection*>(req->data)->finish_close(); });
         if (rc != 0) c->finish_close();
       },
       0, 0);

@@ -106,7 +106,7 @@ class Connection {
   uv_shutdown_t shutdown_req_{};
   uv_timer_t close_guard_{};
   int handles_open_ = 0;
-  bool resolving_ = false;         // a getaddrinfo request points at us
+  bool resolving_ = false;  // a getaddrinfo request points at us
   bool free_after_resolve_ = false;
 };
 

@@ -136,7 +136,7 @@ struct FastToken {
   std::string mechanism{};  // e.g. "HT-SHA-256-NONE"
   int64_t expiry_ms = 0;
   int64_t created_ms = 0;
-  uint32_t flags = 0;  // opaque to the store
+  uint32_t flags = 0;       // opaque to the store
   std::string nonce{};      // opaque: what the token is derived from (never the token itself)
   uint64_t last_count = 0;  // XEP-0484 replay protection: last accepted `count`
   bool expired(int64_t now_ms) const { return now_ms >= expiry_ms; }

@@ -2,9 +2,10 @@
 // loop and the mirror writer) never interleave within a line.
 #include "common/util/log.h"
 
+#include <sys/time.h>
+
 #include <cstdio>
 #include <ctime>
-#include <sys/time.h>
 
 namespace s2 {
 namespace {
@@ -13,10 +14,14 @@ LogFormat g_format = LogFormat::Text;
 
 const char* level_name(LogLevel l) {
   switch (l) {
-    case LogLevel::Debug: return "debug";
-    case LogLevel::Info: return "info";
-    case LogLevel::Warn: return "warn";
-    case LogLevel::Error: return "error";
+    case LogLevel::Debug:
+      return "debug";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Warn:
+      return "warn";
+    case LogLevel::Error:
+      return "error";
   }
   return "?";
 }
@@ -25,11 +30,21 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -77,11 +92,16 @@ void log_configure(LogLevel level, LogFormat format) {
 bool log_enabled(LogLevel level) { return level >= g_level; }
 
 bool parse_log_level(std::string_view s, LogLevel* out) {
-  if (s == "debug") *out = LogLevel::Debug;
-  else if (s == "info") *out = LogLevel::Info;
-  else if (s == "warn" || s == "warning") *out = LogLevel::Warn;
-  else if (s == "error") *out = LogLevel::Error;
-  else return false;
+  if (s == "debug")
+    *out = LogLevel::Debug;
+  else if (s == "info")
+    *out = LogLevel::Info;
+  else if (s == "warn" || s == "warning")
+    *out = LogLevel::Warn;
+  else if (s == "error")
+    *out = LogLevel::Error;
+  else
+    return false;
   return true;
 }
 

@@ -6,10 +6,10 @@
 // account JIDs and conditions, never passwords, tokens or message bodies.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <initializer_list>
 
 namespace s2 {
 
@@ -26,7 +26,7 @@ void log_event(LogLevel level, std::string_view event, std::initializer_list<Log
 
 }  // namespace s2
 
-#define S2_LOG(level, event, ...)                                          \
-  do {                                                                     \
+#define S2_LOG(level, event, ...)                                             \
+  do {                                                                        \
     if (::s2::log_enabled(level)) ::s2::log_event(level, event, __VA_ARGS__); \
   } while (0)

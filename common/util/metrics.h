@@ -29,8 +29,7 @@ class Metric {
 // `type` is "counter" or "gauge"; `help` is written once per name.
 Metric& metric(std::string_view name, std::string_view labels, std::string_view type,
                std::string_view help);
-inline Metric& counter(std::string_view name, std::string_view help,
-                       std::string_view labels = {}) {
+inline Metric& counter(std::string_view name, std::string_view help, std::string_view labels = {}) {
   return metric(name, labels, "counter", help);
 }
 inline Metric& gauge(std::string_view name, std::string_view help, std::string_view labels = {}) {

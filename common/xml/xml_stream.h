@@ -38,7 +38,7 @@ struct XmlError {
 };
 
 struct StreamHeader {
-  std::string ns;       // default namespace of the stream (jabber:client expected)
+  std::string ns;  // default namespace of the stream (jabber:client expected)
   std::map<std::string, std::string> attrs;  // to, from, id, version, xml:lang
   std::string attr(const std::string& k) const {
     auto it = attrs.find(k);

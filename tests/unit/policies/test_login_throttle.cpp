@@ -13,15 +13,14 @@ TEST_CASE("login throttle: exponential backoff after the free failures") {
     int64_t want_wait_ms;  // right after the last failure at t=0
   };
   const Row rows[] = {
-      {0, 0},     // never failed
-      {1, 0},     // free
-      {3, 0},     // last free one
-      {4, 1000},  // base
-      {5, 2000},  // doubled
-      {6, 4000},
-      {7, 8000},  // capped at max
-      {20, 8000}, // stays capped
-      {60, 8000}, // no shift overflow
+      {0, 0},                 // never failed
+      {1, 0},                 // free
+      {3, 0},                 // last free one
+      {4, 1000},              // base
+      {5, 2000},              // doubled
+      {6, 4000},  {7, 8000},  // capped at max
+      {20, 8000},             // stays capped
+      {60, 8000},             // no shift overflow
   };
   for (const auto& r : rows) {
     CAPTURE(r.failures);

@@ -42,8 +42,9 @@ std::string write_toml(const std::string& body) {
 }  // namespace
 
 TEST_CASE("config precedence: flag > env > file > default") {
-  const std::string file = write_toml("domain = \"file.test\"\nupstream = \"file:1\"\n"
-                                      "upstream-tls = \"direct\"\nlog-level = \"warn\"\n");
+  const std::string file = write_toml(
+      "domain = \"file.test\"\nupstream = \"file:1\"\n"
+      "upstream-tls = \"direct\"\nlog-level = \"warn\"\n");
   struct Row {
     const char* env_upstream;  // nullptr: unset
     bool flag;                 // pass --upstream flag:3
@@ -57,14 +58,16 @@ TEST_CASE("config precedence: flag > env > file > default") {
   };
   for (const auto& r : rows) {
     CAPTURE(r.want_upstream);
-    if (r.env_upstream) setenv("S2PROXY_UPSTREAM", r.env_upstream, 1);
-    else unsetenv("S2PROXY_UPSTREAM");
+    if (r.env_upstream)
+      setenv("S2PROXY_UPSTREAM", r.env_upstream, 1);
+    else
+      unsetenv("S2PROXY_UPSTREAM");
     std::vector<std::string> args = {"run", "--config", file};
     if (r.flag) args.push_back("--upstream=flag:3");
     auto p = parse(args);
     CHECK(p.error == "");
     CHECK(p.cfg.upstream == r.want_upstream);
-    CHECK(p.cfg.domain == "file.test");       // untouched keys still come from the file
+    CHECK(p.cfg.domain == "file.test");  // untouched keys still come from the file
     CHECK(p.cfg.upstream_tls == "direct");
     CHECK(p.cfg.listen == "127.0.0.1:5222");  // default
   }
@@ -144,14 +147,16 @@ TEST_CASE("config: an empty environment variable turns a listener off") {
 }
 
 TEST_CASE("config: upstream-insecure=false next to upstream-ca is fine, true is not") {
-  const std::string f1 = write_toml("domain = \"d.test\"\nupstream = \"h:1\"\n"
-                                    "upstream-ca = \"/ca.pem\"\nupstream-insecure = false\n");
+  const std::string f1 = write_toml(
+      "domain = \"d.test\"\nupstream = \"h:1\"\n"
+      "upstream-ca = \"/ca.pem\"\nupstream-insecure = false\n");
   auto p = parse({"run", "--config", f1});
   CHECK(p.error == "");
   CHECK(s2::validate_config(p.cfg) == "");
   std::remove(f1.c_str());
-  const std::string f2 = write_toml("domain = \"d.test\"\nupstream = \"h:1\"\n"
-                                    "upstream-ca = \"/ca.pem\"\nupstream-insecure = true\n");
+  const std::string f2 = write_toml(
+      "domain = \"d.test\"\nupstream = \"h:1\"\n"
+      "upstream-ca = \"/ca.pem\"\nupstream-insecure = true\n");
   p = parse({"run", "--config", f2});
   CHECK(s2::validate_config(p.cfg).rfind("--upstream-insecure", 0) == 0);
   std::remove(f2.c_str());

@@ -75,14 +75,14 @@ TEST_CASE("vault: entry round trip, sealed per account") {
   CHECK(e->sha1.iterations >= 4096);
   CHECK(e->sha256.iterations >= 4096);
   // The local verifiers accept the password and nothing else.
-  CHECK(e->sha256.stored_key ==
-        s2::crypto::make_scram_verifier(s2::crypto::HashAlg::Sha256, "alicepw", e->sha256.salt,
-                                        e->sha256.iterations)
-            .stored_key);
-  CHECK(e->sha256.stored_key !=
-        s2::crypto::make_scram_verifier(s2::crypto::HashAlg::Sha256, "alicepx", e->sha256.salt,
-                                        e->sha256.iterations)
-            .stored_key);
+  CHECK(e->sha256.stored_key == s2::crypto::make_scram_verifier(s2::crypto::HashAlg::Sha256,
+                                                                "alicepw", e->sha256.salt,
+                                                                e->sha256.iterations)
+                                    .stored_key);
+  CHECK(e->sha256.stored_key != s2::crypto::make_scram_verifier(s2::crypto::HashAlg::Sha256,
+                                                                "alicepx", e->sha256.salt,
+                                                                e->sha256.iterations)
+                                    .stored_key);
   CHECK_FALSE(vault.get("bob@legacy.test"));
 
   // Wrong key: a clean "absent", never garbage.
@@ -161,6 +161,6 @@ TEST_CASE("FAST: a different key derives different tokens (stolen DB yields noth
   auto tok = issue_sync(a, "alice@legacy.test", "ua", 0);
   REQUIRE(tok);
   s2::FastTokens b(*t.m, "key-b", 1000000);
-  CHECK(b.verify("alice@legacy.test", "ua", s2::crypto::ht_initiator_hmac(tok->token),
-                 std::nullopt, 1) == s2::FastTokens::Verdict::Invalid);
+  CHECK(b.verify("alice@legacy.test", "ua", s2::crypto::ht_initiator_hmac(tok->token), std::nullopt,
+                 1) == s2::FastTokens::Verdict::Invalid);
 }
