@@ -21,6 +21,26 @@ std::unique_ptr<store::Mirror> open_mirror(const Config& cfg) {
   }
   return std::move(m.value());
 }
+
+// The bare JID argument and the mirror, or an exit code.
+struct Target {
+  std::string jid;
+  std::unique_ptr<store::Mirror> mirror;
+  int error = 0;
+};
+Target open_target(const Config& cfg, const std::string& jid_text) {
+  Target t;
+  auto jid = bare_jid(jid_text);
+  if (!jid) {
+    std::cerr << "not a JID: " << jid_text << "\n";
+    t.error = 2;
+    return t;
+  }
+  t.jid = *jid;
+  t.mirror = open_mirror(cfg);
+  if (!t.mirror) t.error = 1;
+  return t;
+}
 }  // namespace
 
 int accounts_list(const Config& cfg) {
@@ -36,13 +56,10 @@ int accounts_list(const Config& cfg) {
 }
 
 int accounts_show(const Config& cfg, const std::string& jid_text) {
-  auto jid = bare_jid(jid_text);
-  if (!jid) {
-    std::cerr << "not a JID: " << jid_text << "\n";
-    return 2;
-  }
-  auto m = open_mirror(cfg);
-  if (!m) return 1;
+  auto t = open_target(cfg, jid_text);
+  if (t.error) return t.error;
+  auto& m = t.mirror;
+  const auto* jid = &t.jid;
   auto acct = m->find_account(*jid);
   if (!acct || !acct.value()) {
     std::cerr << "unknown account: " << *jid << "\n";
@@ -66,13 +83,10 @@ int accounts_show(const Config& cfg, const std::string& jid_text) {
 }
 
 int accounts_forget(const Config& cfg, const std::string& jid_text) {
-  auto jid = bare_jid(jid_text);
-  if (!jid) {
-    std::cerr << "not a JID: " << jid_text << "\n";
-    return 2;
-  }
-  auto m = open_mirror(cfg);
-  if (!m) return 1;
+  auto t = open_target(cfg, jid_text);
+  if (t.error) return t.error;
+  auto& m = t.mirror;
+  const auto* jid = &t.jid;
   std::promise<store::WriteResult> done;
   m->submit({store::op::ForgetAccount{*jid}}, [&](store::WriteResult r) { done.set_value(r); });
   auto r = done.get_future().get();
