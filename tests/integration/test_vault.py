@@ -130,3 +130,39 @@ def test_failed_logins_back_off(proxy_factory):
     assert re.search(r"try again in \d+ s", text or ""), text
     c.close()
     assert "alicepw" not in p.log_text()
+
+
+def test_accounts_cli_lists_shows_and_forgets(proxy_factory, proxy_bin):
+    """`s2proxy accounts list|show|forget` on the data dir of a running proxy: forget removes the
+    account's credentials (and tokens), so SCRAM is no longer offered for it."""
+    p = proxy_factory.start()
+    t = p.target()
+    c = raw_secure(t)
+    result, cond, _, _ = c.auth_plain("carol", "carolpw")
+    assert result == "success", c.transcript()
+    c.close()
+
+    def cli(*args):
+        return subprocess.run([proxy_bin, "accounts", *args, "--data-dir", p.data_dir], capture_output=True,
+                              text=True, timeout=30)
+
+    jid = "carol@%s" % t.domain
+    for _ in range(50):  # the vault write commits right after <success>
+        shown = cli("show", jid)
+        if "stored (sealed)" in shown.stdout:
+            break
+    assert shown.returncode == 0 and "stored (sealed)" in shown.stdout, shown.stdout + shown.stderr
+    listed = cli("list")
+    assert listed.returncode == 0 and jid in listed.stdout.split(), listed.stdout
+    c = raw_secure(t, frm=jid)
+    assert "SCRAM-SHA-1" in raw_sasl1_mechanisms(c)
+    c.close()
+
+    forgot = cli("forget", jid)
+    assert forgot.returncode == 0 and "forgot %s" % jid in forgot.stdout, forgot.stdout + forgot.stderr
+    assert jid not in cli("list").stdout.split()
+    assert cli("show", jid).returncode != 0
+    c = raw_secure(t, frm=jid)
+    assert raw_sasl1_mechanisms(c) == ["PLAIN"], c.transcript()
+    c.close()
+    assert cli("forget", "not a jid").returncode == 2
