@@ -1,0 +1,222 @@
+"""A small asyncio XMPP client for load: STARTTLS or direct TLS, SASL1 PLAIN, bind, then either
+bounded waits for elements (expect) or a callback per top-level element (start_reader).
+
+    c = AXmpp("legacy.test", cafile)
+    await c.login_plain("127.0.0.1", 56222, "user1", "pass1", resource="r1")
+    c.start_reader(lambda el: ...)
+    c.send("<message .../>")
+    await c.close()
+"""
+import asyncio
+import base64
+import collections
+import socket
+import ssl
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import quoteattr
+
+NS_STREAM = "http://etherx.jabber.org/streams"
+NS_CLIENT = "jabber:client"
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+
+HDR = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+       "xmlns:stream='http://etherx.jabber.org/streams' to=%s version='1.0'>")
+
+
+def q(ns, tag):
+    return "{%s}%s" % (ns, tag)
+
+
+def local(tag):
+    return tag.split("}", 1)[1] if tag.startswith("{") else tag
+
+
+def ns_of(tag):
+    return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
+
+
+class XmppError(Exception):
+    pass
+
+
+_contexts = {}
+
+
+def tls_context(cafile):
+    ctx = _contexts.get(cafile)
+    if ctx is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cafile)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        _contexts[cafile] = ctx
+    return ctx
+
+
+class AXmpp:
+    def __init__(self, domain, cafile, name=""):
+        self.domain = domain
+        self.cafile = cafile
+        self.name = name
+        self.reader = None
+        self.writer = None
+        self.jid = None
+        self.features = None
+        self.closed = False
+        self._callback = None
+        self._task = None
+        self._new_parser()
+
+    # ---- parsing --------------------------------------------------------------------------------
+    def _new_parser(self):
+        self.parser = ET.XMLPullParser(events=("start", "end"))
+        self.depth = 0
+        self.root = None
+        self.pending = collections.deque()
+
+    def _feed(self, data):
+        self.parser.feed(data)
+        for ev, el in self.parser.read_events():
+            if ev == "start":
+                self.depth += 1
+                if self.depth == 1:
+                    self.root = el
+            else:
+                self.depth -= 1
+                if self.depth == 1:
+                    self.root.remove(el)  # keep the stream root small
+                    if self._callback is not None:
+                        self._callback(el)
+                    else:
+                        self.pending.append(el)
+                elif self.depth == 0:
+                    self.closed = True
+
+    async def next_element(self, timeout=10.0):
+        end = time.monotonic() + timeout
+        while not self.pending:
+            if self.closed:
+                raise XmppError("%s: stream closed" % self.name)
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise XmppError("%s: timeout" % self.name)
+            try:
+                data = await asyncio.wait_for(self.reader.read(65536), remaining)
+            except asyncio.TimeoutError:
+                raise XmppError("%s: timeout" % self.name) from None
+            if not data:
+                self.closed = True
+                raise XmppError("%s: connection closed" % self.name)
+            self._feed(data)
+        return self.pending.popleft()
+
+    async def expect(self, pred, what, timeout=10.0):
+        end = time.monotonic() + timeout
+        while True:
+            el = await self.next_element(max(0.01, end - time.monotonic()))
+            if el.tag == q(NS_STREAM, "error"):
+                raise XmppError("%s: stream error while waiting for %s: %s" % (
+                    self.name, what, ET.tostring(el).decode()))
+            if pred(el):
+                return el
+
+    # ---- I/O ------------------------------------------------------------------------------------
+    def send(self, data):
+        self.writer.write(data.encode() if isinstance(data, str) else data)
+
+    async def drain(self):
+        await self.writer.drain()
+
+    async def connect(self, host, port, direct_tls=False, timeout=10.0):
+        kw = {"ssl": tls_context(self.cafile), "server_hostname": self.domain} if direct_tls else {}
+        self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(host, port, **kw), timeout)
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def open_stream(self):
+        self._new_parser()
+        self.send(HDR % quoteattr(self.domain))
+        self.features = await self.expect(lambda e: e.tag == q(NS_STREAM, "features"), "features")
+        return self.features
+
+    async def starttls(self, timeout=10.0):
+        await self.open_stream()
+        self.send("<starttls xmlns='%s'/>" % NS_TLS)
+        el = await self.expect(lambda e: ns_of(e.tag) == NS_TLS, "<proceed/>")
+        if local(el.tag) != "proceed":
+            raise XmppError("STARTTLS refused")
+        await asyncio.wait_for(self.writer.start_tls(tls_context(self.cafile), server_hostname=self.domain), timeout)
+
+    async def login_plain(self, host, port, user, password, resource=None, direct_tls=False, timeout=15.0):
+        """Connect, TLS, SASL1 PLAIN, restart, bind (+ session when required). Returns seconds taken."""
+        t0 = time.perf_counter()
+
+        async def go():
+            await self.connect(host, port, direct_tls)
+            if not direct_tls:
+                await self.starttls()
+            await self.open_stream()
+            blob = base64.b64encode(("\0%s\0%s" % (user, password)).encode()).decode()
+            self.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, blob))
+            el = await self.expect(lambda e: ns_of(e.tag) == NS_SASL, "SASL outcome")
+            if local(el.tag) != "success":
+                raise XmppError("%s: auth failed: %s" % (self.name, ET.tostring(el).decode()))
+            f = await self.open_stream()
+            bid = "b-" + uuid.uuid4().hex[:8]
+            res = "<resource>%s</resource>" % resource if resource else ""
+            self.send("<iq type='set' id='%s'><bind xmlns='%s'>%s</bind></iq>" % (bid, NS_BIND, res))
+            el = await self.expect(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("id") == bid, "bind")
+            if el.get("type") != "result":
+                raise XmppError("%s: bind failed" % self.name)
+            self.jid = el.find("%s/%s" % (q(NS_BIND, "bind"), q(NS_BIND, "jid"))).text
+            sess = f.find(q(NS_SESSION, "session"))
+            if sess is not None and sess.find(q(NS_SESSION, "optional")) is None:
+                sid = "s-" + uuid.uuid4().hex[:8]
+                self.send("<iq type='set' id='%s'><session xmlns='%s'/></iq>" % (sid, NS_SESSION))
+                await self.expect(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("id") == sid, "session")
+
+        await asyncio.wait_for(go(), timeout)
+        return time.perf_counter() - t0
+
+    def start_reader(self, callback):
+        """From now on every top-level element goes to callback(el) (synchronously, in order)."""
+        self._callback = callback
+        while self.pending:
+            callback(self.pending.popleft())
+        self._task = asyncio.create_task(self._read_loop())
+
+    async def _read_loop(self):
+        try:
+            while True:
+                data = await self.reader.read(262144)
+                if not data:
+                    self.closed = True
+                    return
+                self._feed(data)
+        except (ConnectionError, OSError, ssl.SSLError, ET.ParseError):
+            self.closed = True
+
+    async def close(self, timeout=3.0):
+        if self.writer is None:
+            return
+        try:
+            if not self.writer.is_closing():
+                self.send("</stream:stream>")
+                await asyncio.wait_for(self.writer.drain(), timeout)
+        except (ConnectionError, OSError, asyncio.TimeoutError):
+            pass
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 1.0)
+            except (asyncio.TimeoutError, Exception):
+                self._task.cancel()
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), timeout)
+        except (ConnectionError, OSError, asyncio.TimeoutError, ssl.SSLError):
+            pass
