@@ -63,6 +63,7 @@ bool Server::start(std::string* error) {
   // The upstream is trusted more than clients but still bounded.
   ctx_.upstream.conn.xml.max_stanza_bytes = 4 * cfg.max_stanza_bytes;
   ctx_.upstream.conn.max_write_buffer = cfg.max_buffered_bytes;
+  ctx_.upstream.conn.quick_ack = true;
 
   ctx_.client_conn.xml.max_stanza_bytes = cfg.max_stanza_bytes;
   ctx_.client_conn.xml.max_depth = cfg.max_depth;

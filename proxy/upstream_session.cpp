@@ -420,10 +420,11 @@ void UpstreamSession::send_nonza(const Stanza& s) {
   if (state_ == State::Ready && conn_) conn_->send(s);
 }
 
-// Coalesce ack requests: one <r/> per burst rather than one per stanza.
+// Coalesce ack requests: one <r/> per burst (half a second) rather than one
+// per stanza; each is a turn on the upstream connection.
 void UpstreamSession::request_ack_soon() {
   if (ack_timer_.active()) return;
-  ack_timer_.start(50, [this] {
+  ack_timer_.start(500, [this] {
     if (conn_ && sm_enabled_ && h_acked_ != h_out_) conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
   });
 }

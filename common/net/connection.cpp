@@ -2,6 +2,9 @@
 #include "common/net/connection.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstring>
@@ -165,6 +168,13 @@ void Connection::start_reading() {
 
 void Connection::on_read(const char* data, size_t len) {
   if (closing_) return;
+  if (opts_.quick_ack) {
+    uv_os_fd_t fd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+  }
   if (tls_) {
     tls_->feed_cipher(data, len);
   } else {

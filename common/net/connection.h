@@ -45,6 +45,11 @@ class Connection {
     XmlLimits xml;
     std::string expected_ns = "jabber:client";
     size_t max_write_buffer = 4 * 1024 * 1024;  // bytes queued to a slow peer
+    // Acknowledge every read at once (TCP_QUICKACK, re-armed after each
+    // read). For upstream sockets: a peer with Nagle on (Prosody's default)
+    // otherwise holds its next small write until our delayed ACK fires,
+    // ~40 ms, on every request/response turn.
+    bool quick_ack = false;
   };
 
   // Accepts a pending connection on `server`. Returns null on failure.
