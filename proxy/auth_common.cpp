@@ -112,7 +112,7 @@ bool ClientSession::start_plain_login(const std::string& message, std::string* c
   state_ = State::Authenticating;
   via_vault_ = false;
   pending_password_ = crypto::SecretString(creds->password.str());
-  device_ = Device::create(ctx_, this, id_);
+  device_ = Device::create(ctx_, this, id_, std::move(prewarm_));
   UpstreamSecret secret;
   secret.kind = UpstreamSecret::Kind::Password;
   secret.secret = creds->password.str();
@@ -196,7 +196,7 @@ bool ClientSession::login_with_vault(std::string* condition, std::string* text) 
   }
   state_ = State::Authenticating;
   via_vault_ = true;
-  device_ = Device::create(ctx_, this, id_);
+  device_ = Device::create(ctx_, this, id_, std::move(prewarm_));
   device_->login(parse_jid(account_)->local, entry->upstream);
   return true;
 }

@@ -95,9 +95,36 @@ ClientSession::ClientSession(ProxyContext& ctx, bool direct_tls)
 }
 
 ClientSession::~ClientSession() {
+  if (prewarm_) prewarm_->close();
   ctx_.sessions.erase(this);
   m_sessions().dec();
   if (device_) device_->detach(this);
+}
+
+namespace {
+// Events of a pre-connected upstream session before a Device adopts it: a
+// failure only makes it unusable (the Device then connects anew).
+class PrewarmListener : public UpstreamSession::Listener {
+ public:
+  void on_upstream_authenticated() override {}
+  void on_upstream_login_failed(const UpstreamFailure&) override {}
+  void on_upstream_bound(const std::string&) override {}
+  void on_upstream_bind_failed(const std::string&, const std::string&) override {}
+  void on_upstream_stanza(Stanza) override {}
+  void on_upstream_closed(const std::string&, const std::string&) override {}
+};
+PrewarmListener g_prewarm_listener;
+}  // namespace
+
+// A secured stream whose header names an account the vault knows will most
+// likely log in with FAST or SCRAM, verified locally: connect its upstream
+// session now, so the login answers after one SASL exchange upstream instead
+// of TCP + TLS + SASL. Only for known accounts, so unauthenticated strangers
+// cannot make the proxy open upstream connections.
+void ClientSession::maybe_preconnect() {
+  if (!secure_ || authenticated_ || prewarm_ || stream_from_.empty() || !vault_known_) return;
+  prewarm_ = std::make_unique<UpstreamSession>(ctx_.loop, ctx_.upstream, &g_prewarm_listener, id_);
+  prewarm_->preconnect();
 }
 
 // The device leaves this connection for good (ended, or replaced by a resumed one).
@@ -156,6 +183,7 @@ void ClientSession::on_conn_stream_open(const StreamHeader& h) {
     return;
   }
   send_features();
+  maybe_preconnect();
 }
 
 std::string ClientSession::post_auth_features() const {

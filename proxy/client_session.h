@@ -109,11 +109,14 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   bool try_resume(const session2::SmResume& r, std::vector<Stanza>* resend, Stanza* answer);
 
   void drop_device();
+  void maybe_preconnect();
 
   ProxyContext& ctx_;
   std::string id_;
   Connection* conn_ = nullptr;
   Device* device_ = nullptr;
+  // Upstream session connected ahead of authentication (see preconnect()).
+  std::unique_ptr<UpstreamSession> prewarm_;
   State state_ = State::WaitStream;
   bool direct_tls_;
   bool secure_ = false;

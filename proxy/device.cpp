@@ -25,20 +25,27 @@ Metric& m_sm_overflow() {
 }
 }  // namespace
 
-Device* Device::create(ProxyContext& ctx, DeviceClient* client, std::string log_id) {
-  auto d = std::unique_ptr<Device>(new Device(ctx, client, std::move(log_id)));
+Device* Device::create(ProxyContext& ctx, DeviceClient* client, std::string log_id,
+                       std::unique_ptr<UpstreamSession> warm) {
+  auto d = std::unique_ptr<Device>(new Device(ctx, client, std::move(log_id), std::move(warm)));
   Device* raw = d.get();
   ctx.devices.emplace(raw, std::move(d));
   return raw;
 }
 
-Device::Device(ProxyContext& ctx, DeviceClient* client, std::string log_id)
+Device::Device(ProxyContext& ctx, DeviceClient* client, std::string log_id,
+               std::unique_ptr<UpstreamSession> warm)
     : ctx_(ctx),
       client_(client),
       log_id_(std::move(log_id)),
       hibernate_timer_(ctx.loop),
       ack_timer_(ctx.loop) {
-  upstream_ = std::make_unique<UpstreamSession>(ctx.loop, ctx.upstream, this, log_id_);
+  if (warm && warm->usable()) {
+    upstream_ = std::move(warm);
+    upstream_->set_listener(this);
+  } else {
+    upstream_ = std::make_unique<UpstreamSession>(ctx.loop, ctx.upstream, this, log_id_);
+  }
 }
 
 Device::~Device() {

@@ -44,7 +44,10 @@ class Device : public UpstreamSession::Listener {
  public:
   // Creates a device owned by ctx; returned pointer stays valid until the
   // device ends (ProxyContext::remove_device).
-  static Device* create(ProxyContext& ctx, DeviceClient* client, std::string log_id);
+  // `warm`: an upstream session pre-connected for this client (may be null
+  // or no longer usable; then a new one is made).
+  static Device* create(ProxyContext& ctx, DeviceClient* client, std::string log_id,
+                        std::unique_ptr<UpstreamSession> warm = nullptr);
   ~Device() override;
 
   void login(const std::string& username, const UpstreamSecret& secret);
@@ -85,7 +88,8 @@ class Device : public UpstreamSession::Listener {
   void end();
 
  private:
-  Device(ProxyContext& ctx, DeviceClient* client, std::string log_id);
+  Device(ProxyContext& ctx, DeviceClient* client, std::string log_id,
+         std::unique_ptr<UpstreamSession> warm);
 
   // UpstreamSession::Listener
   void on_upstream_authenticated() override;

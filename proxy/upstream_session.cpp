@@ -114,6 +114,11 @@ UpstreamSession::~UpstreamSession() {
   if (conn_) conn_->detach();
 }
 
+void UpstreamSession::preconnect() {
+  if (conn_ || state_ != State::Connecting) return;
+  conn_ = Connection::connect_host(loop_, params_.host, params_.port, this, params_.conn);
+}
+
 void UpstreamSession::login(const std::string& username, const UpstreamSecret& secret) {
   username_ = username;
   secret_.kind = secret.kind;
@@ -121,11 +126,17 @@ void UpstreamSession::login(const std::string& username, const UpstreamSecret& s
   secret_.salt = secret.salt;
   secret_.iterations = secret.iterations;
   secret_.secret = secret.secret;
-  state_ = State::Connecting;
+  have_credentials_ = true;
   login_timer_.start(static_cast<uint64_t>(params_.timeout_s * 1000), [this] {
     fail_login(false, "temporary-auth-failure", "upstream login timed out");
   });
-  conn_ = Connection::connect_host(loop_, params_.host, params_.port, this, params_.conn);
+  if (state_ == State::Prepared) {
+    start_sasl(prepared_mechanisms_);  // connection, TLS and features are done already
+  } else if (!conn_) {
+    state_ = State::Connecting;
+    conn_ = Connection::connect_host(loop_, params_.host, params_.port, this, params_.conn);
+  }
+  // else: a preconnect is under way; SASL starts when the features arrive.
 }
 
 void UpstreamSession::on_conn_connected() {
@@ -221,6 +232,12 @@ void UpstreamSession::on_features(const Stanza& f) {
     auto mechs = f.child("mechanisms", ns::kSasl);
     if (!mechs) {
       fail_login(false, "temporary-auth-failure", "upstream offers no SASL mechanisms");
+      return;
+    }
+    if (!have_credentials_) {
+      // Pre-connected: wait here for login(), one SASL exchange away.
+      state_ = State::Prepared;
+      prepared_mechanisms_ = mechs;
       return;
     }
     start_sasl(mechs);

@@ -60,6 +60,14 @@ class UpstreamSession : public Connection::Handler {
                   std::string log_id);
   ~UpstreamSession() override;
 
+  // Connects, secures the stream and reads the SASL features ahead of
+  // login(), so that login() is one SASL exchange away (session2 logins of
+  // accounts the vault knows: the client's one round trip should not wait
+  // for an upstream TCP + TLS setup). Failures are reported as login
+  // failures; usable() tells whether login() may still be called.
+  void preconnect();
+  bool usable() const { return state_ != State::Closed; }
+  void set_listener(Listener* l) { listener_ = l; }
   // Starts connect + TLS + SASL as `username` (node part) with a password or
   // a stored SCRAM SaltedPassword from the vault.
   void login(const std::string& username, const UpstreamSecret& secret);
@@ -87,6 +95,7 @@ class UpstreamSession : public Connection::Handler {
     Connecting,
     WaitFeatures,
     StartTls,
+    Prepared,  // pre-connected: features read, waiting for login()
     Authenticating,
     WaitPostAuthFeatures,
     Authenticated,
@@ -127,6 +136,8 @@ class UpstreamSession : public Connection::Handler {
   UpstreamSecret learned_;
   std::unique_ptr<Mechanism> mech_;
   bool tls_done_ = false;
+  bool have_credentials_ = false;
+  Stanza prepared_mechanisms_;
   bool offers_session_ = false;
   bool offers_sm_ = false;
   bool offers_csi_ = false;
