@@ -48,6 +48,16 @@ std::optional<std::string> ClientSession::account_for(const std::string& authcid
 }
 
 bool ClientSession::throttled(const std::string& account, std::string* text) const {
+  // Attempts still in flight count too: failures are only recorded when the
+  // upstream answers, so parallel guesses would otherwise all get through.
+  if (!login_in_flight_) {
+    auto it = ctx_.logins_in_flight.find(peer_ip(conn_->peer()));
+    if (it != ctx_.logins_in_flight.end() && it->second >= kMaxLoginsInFlightPerIp) {
+      m_throttled().inc();
+      *text = "too many logins in progress from your address; try again shortly";
+      return true;
+    }
+  }
   const int64_t now = now_ms();
   int64_t wait = std::max(ctx_.throttle_ip.wait_ms(peer_ip(conn_->peer()), now),
                           ctx_.throttle_account.wait_ms(account, now));
@@ -57,7 +67,21 @@ bool ClientSession::throttled(const std::string& account, std::string* text) con
   return true;
 }
 
+void ClientSession::begin_login_attempt() {
+  if (login_in_flight_) return;
+  login_in_flight_ = true;
+  ctx_.logins_in_flight[peer_ip(peer_)]++;
+}
+
+void ClientSession::end_login_attempt() {
+  if (!login_in_flight_) return;
+  login_in_flight_ = false;
+  auto it = ctx_.logins_in_flight.find(peer_ip(peer_));
+  if (it != ctx_.logins_in_flight.end() && --it->second <= 0) ctx_.logins_in_flight.erase(it);
+}
+
 void ClientSession::record_auth_success() {
+  end_login_attempt();
   ctx_.throttle_account.record_success(account_);
   // A success from an address clears it too; guessing other accounts from it
   // still meets their own per-account backoff.
@@ -65,6 +89,7 @@ void ClientSession::record_auth_success() {
 }
 
 void ClientSession::record_auth_failure() {
+  end_login_attempt();
   const int64_t now = now_ms();
   ctx_.throttle_ip.record_failure(peer_ip(conn_->peer()), now);
   if (!account_.empty()) ctx_.throttle_account.record_failure(account_, now);
@@ -73,7 +98,11 @@ void ClientSession::record_auth_failure() {
 }
 
 void ClientSession::auth_failure(const std::string& condition, const std::string& text) {
-  if (condition == "not-authorized" || condition == "credentials-expired") record_auth_failure();
+  if (condition == "not-authorized" || condition == "credentials-expired") {
+    record_auth_failure();
+  } else {
+    end_login_attempt();
+  }
   scram_.reset();
   pending_password_.wipe();
   if (sasl2_) {
@@ -111,6 +140,7 @@ bool ClientSession::start_plain_login(const std::string& message, std::string* c
   account_ = *account;
   state_ = State::Authenticating;
   via_vault_ = false;
+  begin_login_attempt();
   pending_password_ = crypto::SecretString(creds->password.str());
   device_ = Device::create(ctx_, this, id_, std::move(prewarm_));
   UpstreamSecret secret;
@@ -129,6 +159,7 @@ bool ClientSession::start_scram(const std::string& mechanism, const std::string&
     return false;
   }
   scram_ = std::make_unique<crypto::ScramServer>(*hash);
+  begin_login_attempt();
   if (auto e = scram_->handle_client_first(client_first)) {
     *condition = e->condition;
     *text = e->text;
@@ -171,6 +202,11 @@ bool ClientSession::finish_scram(const std::string& client_final, std::string* c
   if (!scram_) {
     *condition = "malformed-request";
     *text = "no SCRAM exchange in progress";
+    return false;
+  }
+  if (!account_.empty() && throttled(account_, text)) {  // it may have changed meanwhile
+    *condition = "temporary-auth-failure";
+    scram_.reset();
     return false;
   }
   if (auto e = scram_->handle_client_final(client_final)) {

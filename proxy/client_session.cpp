@@ -59,6 +59,7 @@ void ClientSession::accept(ProxyContext& ctx, uv_stream_t* server, bool direct_t
     delete s;
     return;
   }
+  s->peer_ = s->conn_->peer();
   S2_LOG(LogLevel::Info, "client.accepted",
          {{"session", s->id_},
           {"peer", s->conn_->peer()},
@@ -95,6 +96,8 @@ ClientSession::ClientSession(ProxyContext& ctx, bool direct_tls)
 }
 
 ClientSession::~ClientSession() {
+  end_login_attempt();
+  if (prewarm_counted_) --ctx_.prewarmed;
   if (prewarm_) prewarm_->close();
   ctx_.sessions.erase(this);
   m_sessions().dec();
@@ -123,7 +126,13 @@ PrewarmListener g_prewarm_listener;
 // cannot make the proxy open upstream connections.
 void ClientSession::maybe_preconnect() {
   if (!secure_ || authenticated_ || prewarm_ || stream_from_.empty() || !vault_known_) return;
+  // The stream 'from' is not verified yet: bound the upstream connections a
+  // stranger who knows an account name could make us open.
+  std::string why;
+  if (ctx_.prewarmed >= kMaxPrewarmed || throttled(stream_from_, &why)) return;
   prewarm_ = std::make_unique<UpstreamSession>(ctx_.loop, ctx_.upstream, &g_prewarm_listener, id_);
+  ++ctx_.prewarmed;
+  prewarm_counted_ = true;
   prewarm_->preconnect();
 }
 
@@ -224,6 +233,10 @@ void ClientSession::on_conn_stanza(Stanza s) {
   const std::string name = s.name();
   const std::string xmlns = s.xmlns();
 
+  if (state_ == State::Bound && !device_) {
+    stream_error("reset", "the session has ended");
+    return;
+  }
   if (state_ == State::Bound && is_stanza(name) && xmlns.empty()) {
     // The upstream stamps 'from' itself; a client-chosen one is never trusted.
     s.remove_attr("from");
@@ -380,7 +393,10 @@ void ClientSession::on_device_authenticated() {
 
 void ClientSession::on_device_login_failed(const UpstreamFailure& f) {
   device_ = nullptr;  // the device ended itself
-  if (state_ != State::Authenticating) return;
+  if (state_ != State::Authenticating) {
+    stream_error("reset", "the upstream session ended: " + f.text);
+    return;
+  }
   S2_LOG(LogLevel::Info, "client.auth_failed",
          {{"session", id_}, {"account", account_}, {"condition", f.condition}});
   const std::string cond = f.rejected ? f.condition : "temporary-auth-failure";
@@ -529,6 +545,12 @@ bool ClientSession::try_resume(const session2::SmResume& r, std::vector<Stanza>*
 void ClientSession::device_write(const Stanza& s) {
   if (state_ == State::Closing || !conn_) return;
   m_stanzas("to_client").inc();
+  if (hold_writes_) {
+    // SASL2 <success> is still being prepared (token commit): nothing of
+    // the session may overtake it.
+    held_ += s.to_string();
+    return;
+  }
   conn_->send(s);
 }
 

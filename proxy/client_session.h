@@ -90,6 +90,9 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   bool throttled(const std::string& account, std::string* text) const;
   void record_auth_failure();
   void record_auth_success();
+  void begin_login_attempt();
+  void end_login_attempt();
+  static constexpr int kMaxLoginsInFlightPerIp = 8;
   std::vector<std::string> offered_mechanisms() const;
   void auth_failure(const std::string& condition, const std::string& text);
 
@@ -117,6 +120,8 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   Device* device_ = nullptr;
   // Upstream session connected ahead of authentication (see preconnect()).
   std::unique_ptr<UpstreamSession> prewarm_;
+  bool prewarm_counted_ = false;  // counted in ctx.prewarmed until this session ends
+  static constexpr int kMaxPrewarmed = 256;
   State state_ = State::WaitStream;
   bool direct_tls_;
   bool secure_ = false;
@@ -129,8 +134,13 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   bool vault_known_ = false;  // … and the vault holds credentials for it (SCRAM offered)
   crypto::SecretString pending_password_;  // PLAIN: kept until upstream accepted it (vault)
   std::unique_ptr<crypto::ScramServer> scram_;
-  std::string success_data_;  // SCRAM server-final / FAST responder HMAC
-  bool via_vault_ = false;    // the upstream login used the vault's secret
+  std::string success_data_;
+  bool hold_writes_ = false;  // device output waits for a pending SASL2 <success>
+  std::string held_;          // SCRAM server-final / FAST responder HMAC
+  bool via_vault_ = false;
+  bool login_in_flight_ = false;  // counted in ctx.logins_in_flight
+  std::string peer_;  // the client's address (for counters after close)    // the upstream login
+                      // used the vault's secret
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for async callbacks
   std::optional<session2::Authenticate> sasl2_;                 // the SASL2 request being served
   std::vector<Stanza> sasl2_extra_;                             // answers collected for <success/>

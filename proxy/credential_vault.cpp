@@ -107,6 +107,16 @@ std::optional<VaultEntry> CredentialVault::get(const std::string& bare_jid) cons
 
 void CredentialVault::put(const std::string& bare_jid, std::string_view password,
                           const UpstreamSecret& upstream, std::function<void(bool)> done) {
+  // A different password than the one the vault knew (changed upstream):
+  // FAST tokens issued under the old one must not outlive it, e.g. on a
+  // stolen device.
+  bool password_changed = false;
+  if (auto old = get(bare_jid)) {
+    const auto& v = old->sha256;
+    password_changed =
+        crypto::make_scram_verifier(crypto::HashAlg::Sha256, password, v.salt, v.iterations)
+            .stored_key != v.stored_key;
+  }
   VaultEntry e;
   e.upstream.kind = upstream.kind;
   e.upstream.hash = upstream.hash;
@@ -123,15 +133,17 @@ void CredentialVault::put(const std::string& bare_jid, std::string_view password
     return;
   }
   // Create the account (if new) and its credentials in one batch.
-  store_.submit({store::op::CreateAccount{bare_jid}},
-                [this, bare_jid, sealed = std::move(*sealed), done](store::WriteResult r) mutable {
-                  if (!r.ok() || r.ops.empty()) {
-                    done(false);
-                    return;
-                  }
-                  store_.submit({store::op::PutCredentials{r.ops[0].account, std::move(sealed)}},
-                                [done](store::WriteResult r2) { done(r2.ok()); });
-                });
+  store_.submit(
+      {store::op::CreateAccount{bare_jid}}, [this, bare_jid, sealed = std::move(*sealed), done,
+                                             password_changed](store::WriteResult r) mutable {
+        if (!r.ok() || r.ops.empty()) {
+          done(false);
+          return;
+        }
+        store::WriteBatch batch{store::op::PutCredentials{r.ops[0].account, std::move(sealed)}};
+        if (password_changed) batch.push_back(store::op::DeleteFastTokens{r.ops[0].account});
+        store_.submit(std::move(batch), [done](store::WriteResult r2) { done(r2.ok()); });
+      });
 }
 
 void CredentialVault::invalidate(const std::string& bare_jid, std::function<void(bool)> done) {

@@ -40,6 +40,8 @@ class ProxyContext {
   std::unique_ptr<FastTokens> fast;
   policy::LoginThrottle throttle_ip;
   policy::LoginThrottle throttle_account;
+  std::unordered_map<std::string, int> logins_in_flight;  // per source address
+  int prewarmed = 0;  // client sessions holding a pre-connected upstream session
 
   // Secret for stable Bind2 resources (derived from the vault key, so a
   // device keeps its resource across restarts).

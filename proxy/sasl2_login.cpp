@@ -145,6 +145,7 @@ bool ClientSession::start_fast(const std::string& initial, std::string* conditio
     return false;
   }
   account_ = *account;
+  begin_login_attempt();
   std::optional<uint64_t> count;
   if (sasl2_->fast) count = sasl2_->fast->count;
   switch (ctx_.fast->verify(account_, sasl2_->user_agent->id, ht->hmac, count, wall_ms())) {
@@ -174,10 +175,13 @@ void ClientSession::send_sasl2_success(session2::Success ok, bool then_features)
   ok.additional_data = success_data_.empty() ? std::nullopt : std::optional(success_data_);
   success_data_.clear();
   auto send = [this, then_features](session2::Success ok) {
-    conn_->send(session2::build_success(ok));
+    std::string out = session2::build_success(ok).to_string();
     m_sasl2("success").inc();
-    if (then_features)
-      conn_->send("<stream:features>" + post_auth_features() + "</stream:features>");
+    if (then_features) out += "<stream:features>" + post_auth_features() + "</stream:features>";
+    out += held_;  // what the device received meanwhile, in order, after <success>
+    held_.clear();
+    hold_writes_ = false;
+    conn_->send(out);
   };
   const auto& req = *sasl2_;
   if (!req.request_token || !req.user_agent) {
@@ -254,6 +258,7 @@ void ClientSession::continue_sasl2() {
 void ClientSession::finish_sasl2_bound(const std::string& full_jid) {
   const auto& req = *sasl2_;
   state_ = State::Bound;
+  hold_writes_ = true;  // released by send_sasl2_success
   session2::Bound bound;
   if (req.bind->sm_enable) bound.sm = device_->enable_sm(*req.bind->sm_enable);
   if (req.bind->carbons) device_->enable_carbons_inline();

@@ -447,21 +447,13 @@ void UpstreamSession::request_ack_soon() {
 }
 
 void UpstreamSession::on_conn_stream_close() {
-  if (state_ == State::Ready) {
-    terminate("", "upstream closed the stream");
-  } else {
-    fail_login(false, "temporary-auth-failure", "upstream closed the stream during login");
-  }
+  fail_login(false, "temporary-auth-failure", "upstream closed the stream");
 }
 
 void UpstreamSession::on_conn_xml_error(const XmlError& e) {
   S2_LOG(LogLevel::Warn, "upstream.xml_error",
          {{"session", log_id_}, {"condition", e.condition}, {"text", e.text}});
-  if (state_ == State::Ready) {
-    terminate("", "upstream sent malformed XML");
-  } else {
-    fail_login(false, "temporary-auth-failure", "upstream sent malformed XML");
-  }
+  fail_login(false, "temporary-auth-failure", "upstream sent malformed XML");
 }
 
 void UpstreamSession::on_conn_closed(const std::string& reason) {
@@ -479,6 +471,13 @@ void UpstreamSession::on_conn_closed(const std::string& reason) {
 void UpstreamSession::fail_login(bool rejected, const std::string& condition,
                                  const std::string& text) {
   if (state_ == State::Closed) return;
+  if (state_ == State::Authenticated || state_ == State::Binding || state_ == State::Session ||
+      state_ == State::Ready) {
+    // Past SASL there is no login left to fail: the session ends, and the
+    // device is told so (stream error), whatever upstream did wrong.
+    terminate("", text);
+    return;
+  }
   state_ = State::Closed;
   login_timer_.stop();
   (rejected ? m_logins_rejected() : m_logins_unavailable()).inc();

@@ -164,3 +164,24 @@ TEST_CASE("FAST: a different key derives different tokens (stolen DB yields noth
   CHECK(b.verify("alice@legacy.test", "ua", s2::crypto::ht_initiator_hmac(tok->token), std::nullopt,
                  1) == s2::FastTokens::Verdict::Invalid);
 }
+
+TEST_CASE("vault: a new password revokes the FAST tokens issued under the old one") {
+  TempMirror t;
+  s2::CredentialVault vault(*t.m, kKey);
+  s2::FastTokens fast(*t.m, "token-key", 1000000000);
+  s2::UpstreamSecret up;
+  up.secret = "pw1";
+  REQUIRE(put_sync(vault, "alice@legacy.test", "pw1", up));
+  auto tok = issue_sync(fast, "alice@legacy.test", "ua", 0);
+  REQUIRE(tok);
+  const auto mac = s2::crypto::ht_initiator_hmac(tok->token);
+  using V = s2::FastTokens::Verdict;
+  // The same password again (a normal PLAIN re-login) keeps the token.
+  REQUIRE(put_sync(vault, "alice@legacy.test", "pw1", up));
+  CHECK(fast.verify("alice@legacy.test", "ua", mac, std::nullopt, 1) == V::Ok);
+  settle(*t.m);
+  // A changed password revokes it.
+  up.secret = "pw2";
+  REQUIRE(put_sync(vault, "alice@legacy.test", "pw2", up));
+  CHECK(fast.verify("alice@legacy.test", "ua", mac, std::nullopt, 2) == V::Invalid);
+}
