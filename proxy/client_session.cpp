@@ -514,7 +514,8 @@ void ClientSession::handle_sm(const Stanza& s) {
   } else if (name == "a") {
     std::string err;
     if (!device_->sm_ack(std::get<session2::SmAck>(*parsed).h, &err)) {
-      conn_->send(session2::build_handled_count_too_high(std::get<session2::SmAck>(*parsed).h, 0));
+      conn_->send(session2::build_handled_count_too_high(std::get<session2::SmAck>(*parsed).h,
+                                                         device_->sm_sent_count()));
       stream_error("undefined-condition", err);
     }
   }

@@ -201,10 +201,7 @@ bool Device::resume(DeviceClient* client, uint32_t client_h, std::vector<Stanza>
     client_ = nullptr;
     old->on_device_ended("conflict", "the session was resumed on another connection");
   }
-  if (hibernate_timer_.active()) {
-    hibernate_timer_.stop();
-    m_hibernating().dec();
-  }
+  set_hibernating(false);
   client_ = client;
   *resend = std::move(r.value());
   m_resumed().inc();
@@ -213,17 +210,29 @@ bool Device::resume(DeviceClient* client, uint32_t client_h, std::vector<Stanza>
   return true;
 }
 
+// The gauge follows a flag, not the timer: a one-shot timer is no longer
+// active inside its own callback.
+void Device::set_hibernating(bool on) {
+  if (on == hibernating_) return;
+  hibernating_ = on;
+  if (on) {
+    m_hibernating().inc();
+  } else {
+    m_hibernating().dec();
+    hibernate_timer_.stop();
+  }
+}
+
 void Device::detach(DeviceClient* client) {
   if (client_ != client || ended_) return;
   client_ = nullptr;
   ack_timer_.stop();
   if (sm_ && sm_resumable_ && upstream_ && upstream_->ready() && !ctx_.shutting_down) {
-    m_hibernating().inc();
+    set_hibernating(true);
     S2_LOG(
         LogLevel::Info, "device.hibernating",
         {{"session", log_id_}, {"jid", full_jid_}, {"window_s", std::to_string(resume_window_s_)}});
     hibernate_timer_.start(uint64_t{resume_window_s_} * 1000, [this] {
-      m_hibernating().dec();
       S2_LOG(LogLevel::Info, "device.resume_window_over", {{"session", log_id_}});
       end();
     });
@@ -234,7 +243,6 @@ void Device::detach(DeviceClient* client) {
 
 void Device::on_upstream_closed(const std::string& stream_error, const std::string& text) {
   auto* c = client_;
-  if (hibernate_timer_.active()) m_hibernating().dec();
   end();
   if (!c) return;
   // The device's stream cannot outlive its upstream session: pass the reason on.
@@ -249,7 +257,7 @@ void Device::end() {
   if (ended_) return;
   ended_ = true;
   client_ = nullptr;
-  hibernate_timer_.stop();
+  set_hibernating(false);
   ack_timer_.stop();
   if (!sm_id_.empty()) ctx_.resumable.erase(sm_id_);
   if (upstream_) upstream_->close();

@@ -72,6 +72,7 @@ class Device : public UpstreamSession::Listener {
   void sm_request();
   bool sm_ack(uint32_t h, std::string* error_text);
   uint32_t sm_inbound_h() const { return sm_ ? sm_->inbound_h() : 0; }
+  uint32_t sm_sent_count() const { return sm_ ? sm_->sent_count() : 0; }
   const std::string& sm_id() const { return sm_id_; }
 
   // Looks up a hibernating (or still attached) resumable device of `account`.
@@ -101,6 +102,7 @@ class Device : public UpstreamSession::Listener {
 
   void deliver(const Stanza& s);
   void request_ack_soon();
+  void set_hibernating(bool on);
 
   ProxyContext& ctx_;
   DeviceClient* client_;
@@ -113,6 +115,7 @@ class Device : public UpstreamSession::Listener {
   bool sm_resumable_ = false;
   uint32_t resume_window_s_ = 300;
   bool ended_ = false;
+  bool hibernating_ = false;
   Timer hibernate_timer_;
   Timer ack_timer_;
 };

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -128,6 +129,22 @@ bool Server::open_state(std::string* error) {
   ctx_.fast = std::make_unique<FastTokens>(*ctx_.store, ctx_.vault->derived_secret("fast-token"),
                                            static_cast<int64_t>(cfg.fast_token_lifetime * 1000));
   ctx_.resource_secret = ctx_.vault->derived_secret("bind2-resource");
+  // Expired FAST token records are purged hourly (user-agent ids are chosen
+  // by clients, so records would otherwise only grow).
+  token_sweep_ = std::make_unique<Timer>(&loop_);
+  token_sweep_->start(
+      1000,
+      [this] {
+        const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        ctx_.store->submit({store::op::ExpireFastTokens{now}}, [](store::WriteResult r) {
+          if (r.ok() && !r.ops.empty() && r.ops[0].count > 0)
+            S2_LOG(LogLevel::Info, "fast.expired", {{"tokens", std::to_string(r.ops[0].count)}});
+        });
+      },
+      3600 * 1000);
+  token_sweep_->unref();
   const policy::ThrottleConfig tc{cfg.login_free_failures, 1000,
                                   static_cast<int64_t>(cfg.login_backoff_max * 1000)};
   ctx_.throttle_ip = policy::LoginThrottle(tc);
@@ -201,6 +218,7 @@ void Server::begin_shutdown(const char* why) {
   force_exit_ = std::make_unique<Timer>(&loop_);
   force_exit_->start(5000, [this] { uv_stop(&loop_); });
   force_exit_->unref();
+  token_sweep_.reset();
 }
 
 // Waits until the writer is idle and every completion has run on this
@@ -222,6 +240,7 @@ void Server::flush_store() {
 int Server::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   force_exit_.reset();
+  token_sweep_.reset();
   // Let pending writes commit and their completions run (they may submit
   // follow-up writes), then close the mirror before the loop goes away.
   ctx_.devices.clear();

@@ -39,6 +39,7 @@ class Server {
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   std::unique_ptr<MetricsHttp> metrics_;
   std::unique_ptr<Timer> force_exit_;
+  std::unique_ptr<Timer> token_sweep_;
 };
 
 }  // namespace s2

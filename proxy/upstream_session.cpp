@@ -437,11 +437,13 @@ void UpstreamSession::send_nonza(const Stanza& s) {
   if (state_ == State::Ready && conn_) conn_->send(s);
 }
 
-// Coalesce ack requests: one <r/> per burst (half a second) rather than one
-// per stanza; each is a turn on the upstream connection.
+// One <r/> per burst: what was sent in this loop turn is followed by a
+// single ack request. Not later: Prosody's mod_csi_simple flushes a held
+// CSI queue when it gets an ack request, so a delayed <r/> would land after
+// the device went inactive and defeat CSI.
 void UpstreamSession::request_ack_soon() {
   if (ack_timer_.active()) return;
-  ack_timer_.start(500, [this] {
+  ack_timer_.start(0, [this] {
     if (conn_ && sm_enabled_ && h_acked_ != h_out_) conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
   });
 }
