@@ -1,6 +1,9 @@
 // See device.h.
 #include "proxy/device.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "common/crypto/encoding.h"
 #include "common/jid/jid.h"
 #include "common/util/log.h"
@@ -223,12 +226,31 @@ void Device::set_hibernating(bool on) {
   }
 }
 
+// A user who logs in, enables resumption and drops the connection in a loop
+// would otherwise pile up devices (each with an upstream connection) for
+// the resumption window: past the cap, the longest-hibernating one ends.
+void Device::limit_hibernating_per_account() {
+  std::vector<Device*> mine;
+  for (auto& [d, owned] : ctx_.devices)
+    if (d->hibernating_ && !d->ended_ && d->account_ == account_) mine.push_back(d);
+  while (mine.size() > kMaxHibernatingPerAccount) {
+    auto oldest = std::min_element(mine.begin(), mine.end(), [](Device* a, Device* b) {
+      return a->hibernated_at_ < b->hibernated_at_;
+    });
+    S2_LOG(LogLevel::Info, "device.hibernation_evicted", {{"session", (*oldest)->log_id_}});
+    (*oldest)->end();
+    mine.erase(oldest);
+  }
+}
+
 void Device::detach(DeviceClient* client) {
   if (client_ != client || ended_) return;
   client_ = nullptr;
   ack_timer_.stop();
   if (sm_ && sm_resumable_ && upstream_ && upstream_->ready() && !ctx_.shutting_down) {
     set_hibernating(true);
+    hibernated_at_ = uv_now(ctx_.loop);
+    limit_hibernating_per_account();
     S2_LOG(
         LogLevel::Info, "device.hibernating",
         {{"session", log_id_}, {"jid", full_jid_}, {"window_s", std::to_string(resume_window_s_)}});

@@ -103,6 +103,8 @@ class Device : public UpstreamSession::Listener {
   void deliver(const Stanza& s);
   void request_ack_soon();
   void set_hibernating(bool on);
+  void limit_hibernating_per_account();
+  static constexpr size_t kMaxHibernatingPerAccount = 10;
 
   ProxyContext& ctx_;
   DeviceClient* client_;
@@ -116,6 +118,7 @@ class Device : public UpstreamSession::Listener {
   uint32_t resume_window_s_ = 300;
   bool ended_ = false;
   bool hibernating_ = false;
+  uint64_t hibernated_at_ = 0;  // loop time (ms) when hibernation began
   Timer hibernate_timer_;
   Timer ack_timer_;
 };
