@@ -10,6 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh test
+# The integration suites listen on fixed loopback ports inside Linux's
+# ephemeral range; keep outgoing connections from taking them (best effort).
+if [ -w /proc/sys/net/ipv4/ip_local_reserved_ports ]; then
+  echo 35222-35223,36222-36223,36300-36799,45222-45223,45370 >/proc/sys/net/ipv4/ip_local_reserved_ports || true
+fi
 jobs=$(nproc)
 label=${S2_TEST_LABEL:-}
 ctest_args=(--output-on-failure --timeout 600)
