@@ -17,27 +17,12 @@ import uuid
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
-NS_STREAM = "http://etherx.jabber.org/streams"
-NS_CLIENT = "jabber:client"
-NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
-NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
-NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
-NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+# Namespaces and tag helpers are the integration suite's (tests/integration must be on sys.path,
+# as bench_relay.py arranges).
+from rawxmpp import NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAM, NS_TLS, local, ns_of, q  # noqa: F401
 
 HDR = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
        "xmlns:stream='http://etherx.jabber.org/streams' to=%s version='1.0'>")
-
-
-def q(ns, tag):
-    return "{%s}%s" % (ns, tag)
-
-
-def local(tag):
-    return tag.split("}", 1)[1] if tag.startswith("{") else tag
-
-
-def ns_of(tag):
-    return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
 
 
 class XmppError(Exception):
