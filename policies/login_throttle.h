@@ -21,6 +21,12 @@ struct ThrottleConfig {
   int64_t max_ms = 5 * 60 * 1000;
 };
 
+// The key that counts failures of a peer address ("1.2.3.4:5222",
+// "[2001:db8::1]:5222"): the IPv4 address, or the IPv6 /64 (one customer's
+// network hands out a whole /64, so single addresses would be unlimited).
+// Unparsable input is used as is.
+std::string throttle_key_for_peer(const std::string& peer);
+
 class LoginThrottle {
  public:
   explicit LoginThrottle(ThrottleConfig cfg = {}) : cfg_(cfg) {}

@@ -23,10 +23,7 @@ int64_t now_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-std::string peer_ip(const std::string& peer) {
-  auto colon = peer.rfind(':');
-  return colon == std::string::npos ? peer : peer.substr(0, colon);
-}
+std::string peer_ip(const std::string& peer) { return policy::throttle_key_for_peer(peer); }
 Metric& m_throttled() {
   static Metric& m = counter("s2proxy_login_throttled_total", "logins refused by backoff");
   return m;

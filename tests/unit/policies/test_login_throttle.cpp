@@ -48,3 +48,29 @@ TEST_CASE("login throttle: time passes, success clears, prune forgets") {
   t.prune(4001);
   CHECK(t.size() == 0);
 }
+
+TEST_CASE("login throttle: peer address → key (IPv4 address, IPv6 /64)") {
+  struct Row {
+    const char* peer;
+    const char* key;
+  };
+  const Row rows[] = {
+      {"127.0.0.1:5222", "127.0.0.1"},
+      {"203.0.113.9:40000", "203.0.113.9"},
+      {"[::1]:5222", "0:0:0:0::/64"},
+      {"[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:1", "2001:db8:1:2::/64"},
+      {"[2001:db8:1:2::7]:1", "2001:db8:1:2::/64"},  // same /64 as the row above
+      {"[2001:DB8:1:2::8]:1", "2001:db8:1:2::/64"},  // case does not matter
+      {"[2001:db8::]:1", "2001:db8:0:0::/64"},
+      {"[fe80::1:2:3:4]:9", "fe80:0:0:0::/64"},
+      {"[1:2:3:4:5:6:7:8:9]:1", "[1:2:3:4:5:6:7:8:9]:1"},  // too many groups: as is
+      {"[1::2::3]:1", "[1::2::3]:1"},                      // two gaps: as is
+      {"[::ffff:1.2.3.4]:1", "[::ffff:1.2.3.4]:1"},        // IPv4 tail: as is
+      {"[zz::1]:1", "[zz::1]:1"},
+      {"", ""},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.peer);
+    CHECK(s2::policy::throttle_key_for_peer(r.peer) == r.key);
+  }
+}
