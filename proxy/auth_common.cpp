@@ -7,10 +7,9 @@
 // when the stream header's `from` names an account the vault knows — a
 // SCRAM exchange never yields the password the proxy needs upstream, so an
 // unknown account must log in with PLAIN once.
-#include <chrono>
-
 #include "common/crypto/sasl_plain.h"
 #include "common/jid/jid.h"
+#include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "proxy/client_session.h"
@@ -18,11 +17,6 @@
 
 namespace s2 {
 namespace {
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 std::string peer_ip(const std::string& peer) { return policy::throttle_key_for_peer(peer); }
 Metric& m_throttled() {
   static Metric& m = counter("s2proxy_login_throttled_total", "logins refused by backoff");
@@ -48,15 +42,15 @@ bool ClientSession::throttled(const std::string& account, std::string* text) con
   // Attempts still in flight count too: failures are only recorded when the
   // upstream answers, so parallel guesses would otherwise all get through.
   if (!login_in_flight_) {
-    auto it = ctx_.logins_in_flight.find(peer_ip(conn_->peer()));
+    auto it = ctx_.logins_in_flight.find(peer_ip(peer_));
     if (it != ctx_.logins_in_flight.end() && it->second >= kMaxLoginsInFlightPerIp) {
       m_throttled().inc();
       *text = "too many logins in progress from your address; try again shortly";
       return true;
     }
   }
-  const int64_t now = now_ms();
-  int64_t wait = std::max(ctx_.throttle_ip.wait_ms(peer_ip(conn_->peer()), now),
+  const int64_t now = unix_ms();
+  int64_t wait = std::max(ctx_.throttle_ip.wait_ms(peer_ip(peer_), now),
                           ctx_.throttle_account.wait_ms(account, now));
   if (wait <= 0) return false;
   m_throttled().inc();
@@ -82,13 +76,13 @@ void ClientSession::record_auth_success() {
   ctx_.throttle_account.record_success(account_);
   // A success from an address clears it too; guessing other accounts from it
   // still meets their own per-account backoff.
-  ctx_.throttle_ip.record_success(peer_ip(conn_->peer()));
+  ctx_.throttle_ip.record_success(peer_ip(peer_));
 }
 
 void ClientSession::record_auth_failure() {
   end_login_attempt();
-  const int64_t now = now_ms();
-  ctx_.throttle_ip.record_failure(peer_ip(conn_->peer()), now);
+  const int64_t now = unix_ms();
+  ctx_.throttle_ip.record_failure(peer_ip(peer_), now);
   if (!account_.empty()) ctx_.throttle_account.record_failure(account_, now);
   ctx_.throttle_ip.prune(now);
   ctx_.throttle_account.prune(now);

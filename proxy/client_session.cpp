@@ -1,8 +1,6 @@
 // See client_session.h.
 #include "proxy/client_session.h"
 
-#include <openssl/rand.h>
-
 #include <atomic>
 
 #include "common/crypto/encoding.h"
@@ -19,17 +17,7 @@ namespace s2 {
 namespace {
 std::atomic<uint64_t> g_session_seq{1};
 
-std::string random_id() {
-  unsigned char b[9];
-  RAND_bytes(b, sizeof b);
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : b) {
-    s += hex[c >> 4];
-    s += hex[c & 15];
-  }
-  return s;
-}
+std::string random_id() { return crypto::hex_encode(crypto::random_bytes(9)); }
 
 Metric& m_sessions() {
   static Metric& m = gauge("s2proxy_client_sessions", "client connections open");
@@ -77,12 +65,18 @@ void ClientSession::accept(ProxyContext& ctx, uv_stream_t* server, bool direct_t
   if (direct_tls) {
     s->state_ = State::TlsHandshake;
     s->conn_->start_tls(ctx.server_tls.get(), TlsSession::Role::Server);
-    s->tls_timer_.start(static_cast<uint64_t>(ctx.config.tls_handshake_timeout * 1000), [s] {
-      S2_LOG(LogLevel::Info, "client.timeout", {{"session", s->id_}, {"phase", "tls"}});
-      s->state_ = State::Closing;
-      s->conn_->close();
-    });
+    s->start_tls_timer();
   }
+}
+
+// No XML can be sent inside an unfinished handshake: on timeout the
+// connection is just closed.
+void ClientSession::start_tls_timer() {
+  tls_timer_.start(static_cast<uint64_t>(ctx_.config.tls_handshake_timeout * 1000), [this] {
+    S2_LOG(LogLevel::Info, "client.timeout", {{"session", id_}, {"phase", "tls"}});
+    state_ = State::Closing;
+    conn_->close();
+  });
 }
 
 ClientSession::ClientSession(ProxyContext& ctx, bool direct_tls)
@@ -252,11 +246,7 @@ void ClientSession::on_conn_stanza(Stanza s) {
     conn_->send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     state_ = State::TlsHandshake;
     conn_->start_tls(ctx_.server_tls.get(), TlsSession::Role::Server);
-    tls_timer_.start(static_cast<uint64_t>(ctx_.config.tls_handshake_timeout * 1000), [this] {
-      S2_LOG(LogLevel::Info, "client.timeout", {{"session", id_}, {"phase", "tls"}});
-      state_ = State::Closing;
-      conn_->close();
-    });
+    start_tls_timer();
     return;
   }
   if (name == "error" && xmlns == ns::kStreams) {

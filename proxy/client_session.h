@@ -67,6 +67,7 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   void on_device_ended(const std::string& condition, const std::string& text) override;
 
   // stream
+  void start_tls_timer();
   void send_header();
   void send_features();
   std::string post_auth_features() const;

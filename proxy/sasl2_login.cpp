@@ -15,14 +15,13 @@
 // The client waits for <success> until the upstream session is bound: the
 // device is then fully usable and no stanza can be dropped between
 // <success> and the upstream session (docs/architecture.md, "1-RTT").
-#include <chrono>
-
 #include "common/crypto/encoding.h"
 #include "common/crypto/ht.h"
 #include "common/jid/jid.h"
 #include "common/session2/bind2.h"
 #include "common/session2/fast.h"
 #include "common/session2/sm.h"
+#include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "proxy/client_session.h"
@@ -46,14 +45,6 @@ session2::AuthenticationFeature ClientSession::sasl2_offer() const {
   f.sm = true;
   return f;
 }
-
-namespace {
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 void ClientSession::sasl2_failure(const std::string& condition, const std::string& text) {
   m_sasl2(condition).inc();
@@ -148,7 +139,7 @@ bool ClientSession::start_fast(const std::string& initial, std::string* conditio
   begin_login_attempt();
   std::optional<uint64_t> count;
   if (sasl2_->fast) count = sasl2_->fast->count;
-  switch (ctx_.fast->verify(account_, sasl2_->user_agent->id, ht->hmac, count, wall_ms())) {
+  switch (ctx_.fast->verify(account_, sasl2_->user_agent->id, ht->hmac, count, unix_ms())) {
     case FastTokens::Verdict::Ok:
       break;
     case FastTokens::Verdict::Expired:
@@ -189,7 +180,7 @@ void ClientSession::send_sasl2_success(session2::Success ok, bool then_features)
     return;
   }
   ctx_.fast->issue(
-      account_, req.user_agent->id, wall_ms(),
+      account_, req.user_agent->id, unix_ms(),
       [this, alive = std::weak_ptr<bool>(alive_), send,
        ok = std::move(ok)](std::optional<FastTokens::Issued> t) mutable {
         if (alive.expired() || state_ == State::Closing) return;

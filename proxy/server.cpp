@@ -4,12 +4,12 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <vector>
 
 #include "common/crypto/vault.h"
 #include "common/store/mirror.h"
+#include "common/util/clock.h"
 #include "common/util/log.h"
 #include "proxy/client_session.h"
 #include "proxy/device.h"
@@ -135,10 +135,7 @@ bool Server::open_state(std::string* error) {
   token_sweep_->start(
       1000,
       [this] {
-        const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
-        ctx_.store->submit({store::op::ExpireFastTokens{now}}, [](store::WriteResult r) {
+        ctx_.store->submit({store::op::ExpireFastTokens{unix_ms()}}, [](store::WriteResult r) {
           if (r.ok() && !r.ops.empty() && r.ops[0].count > 0)
             S2_LOG(LogLevel::Info, "fast.expired", {{"tokens", std::to_string(r.ops[0].count)}});
         });

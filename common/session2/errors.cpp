@@ -75,6 +75,18 @@ bool is_stanza_error_type(std::string_view t) {
   return t == "auth" || t == "cancel" || t == "continue" || t == "modify" || t == "wait";
 }
 
+namespace {
+// RFC 6120 §4.9.2: the optional <text/> lives in the streams namespace.
+void append_stream_error_text(std::string& out, std::string_view text) {
+  if (text.empty()) return;
+  out += "<text xmlns='";
+  out += kNsStreamErrors;
+  out += "'>";
+  out += xml_escape(text);
+  out += "</text>";
+}
+}  // namespace
+
 std::string build_stream_error(std::string_view condition, std::string_view text,
                                const Stanza& app) {
   const std::string_view cond =
@@ -84,13 +96,7 @@ std::string build_stream_error(std::string_view condition, std::string_view text
   out += " xmlns='";
   out += kNsStreamErrors;
   out += "'/>";
-  if (!text.empty()) {
-    out += "<text xmlns='";
-    out += kNsStreamErrors;
-    out += "'>";
-    out += xml_escape(text);
-    out += "</text>";
-  }
+  append_stream_error_text(out, text);
   if (app) out += app.to_string();
   out += "</stream:error>";
   return out;
@@ -102,13 +108,7 @@ std::string build_see_other_host(std::string_view host, std::string_view text) {
   out += "'>";
   out += xml_escape(host);
   out += "</see-other-host>";
-  if (!text.empty()) {
-    out += "<text xmlns='";
-    out += kNsStreamErrors;
-    out += "'>";
-    out += xml_escape(text);
-    out += "</text>";
-  }
+  append_stream_error_text(out, text);
   out += "</stream:error>";
   return out;
 }
