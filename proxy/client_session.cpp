@@ -10,6 +10,7 @@
 #include "common/session2/sm.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
+#include "proxy/account_hub.h"
 #include "proxy/proxy_context.h"
 #include "proxy/xmpp_ns.h"
 
@@ -361,9 +362,11 @@ void ClientSession::on_device_authenticated() {
   if (!pending_password_.empty()) {
     // First (or renewed) password login: keep what later logins need.
     ctx_.vault->put(account_, pending_password_.view(), device_->upstream()->learned_secret(),
-                    [account = account_](bool ok) {
+                    [&ctx = ctx_, account = account_](bool ok) {
                       S2_LOG(ok ? LogLevel::Debug : LogLevel::Warn, "vault.stored",
                              {{"account", account}, {"ok", ok ? "true" : "false"}});
+                      // The account is known now: its anchor keeps history coming.
+                      if (ok && !ctx.shutting_down) AccountHub::of(ctx, account).start_anchor();
                     });
     pending_password_.wipe();
   }
@@ -397,6 +400,7 @@ void ClientSession::on_device_login_failed(const UpstreamFailure& f) {
     // The stored secret no longer works (password changed upstream): forget
     // it and every FAST token; the next login must use the new password.
     ctx_.vault->invalidate(account_, [](bool) {});
+    if (auto* hub = AccountHub::find(ctx_, account_)) hub->stop_anchor();
     vault_known_ = false;
     text = "your password has changed; log in with the new password";
   }

@@ -81,6 +81,18 @@ void add_config_options(CLI::App& app, Config& c) {
       ->capture_default_str();
   opt(app, "fast-token-lifetime", c.fast_token_lifetime, "seconds a FAST token is valid")
       ->check(CLI::Range(60.0, 366.0 * 86400));
+  opt(app, "anchor-resource", c.anchor_resource,
+      "resource of the per-account anchor session upstream");
+  opt(app, "idle-presence", c.idle_presence,
+      "anchor presence while no device is available: xa | away | dnd | unavailable")
+      ->check(CLI::IsMember({"xa", "away", "dnd", "unavailable"}));
+  opt(app, "catchup-max", c.catchup_max,
+      "most messages a legacy device is sent at login for what it missed")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1000000}));
+  opt(app, "mam-default-page", c.mam_default_page, "MAM page size when a query sets no <max/>")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{10000}));
+  opt(app, "mam-max-page", c.mam_max_page, "largest MAM page the proxy serves")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{10000}));
 }
 
 std::vector<std::string> args_with_env(const CLI::App& app, int argc, char** argv) {
@@ -126,6 +138,10 @@ std::string validate_config(const Config& c) {
     return c.tls_cert.empty() ? "--tls-cert: required with --tls-key"
                               : "--tls-key: required with --tls-cert";
   if (c.data_dir.empty()) return "--data-dir: required";
+  if (c.anchor_resource.empty() || c.anchor_resource.find_first_of("/@ ") != std::string::npos)
+    return "--anchor-resource: a non-empty resource without '/', '@' or spaces";
+  if (c.mam_max_page * 2 > c.sm_max_queue)
+    return "--mam-max-page: must be at most half of --sm-max-queue (a page is queued for SM)";
   if (c.upstream_insecure && !c.upstream_ca.empty())
     return "--upstream-insecure: cannot be combined with --upstream-ca";
   return "";

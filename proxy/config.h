@@ -38,6 +38,11 @@ struct Config {
   double login_backoff_max = 300;                 // seconds, cap of the doubling lockout
   bool scram_without_from = true;                 // offer SCRAM to streams without 'from'
   double fast_token_lifetime = 14 * 86400;        // seconds a FAST token stays valid
+  std::string anchor_resource = "s2proxy";        // the anchor session's resource upstream
+  std::string idle_presence = "xa";               // anchor presence with no device available
+  uint64_t catchup_max = 10000;                   // legacy catch-up cap per login
+  uint64_t mam_default_page = 50;                 // MAM page without <max/>
+  uint64_t mam_max_page = 250;                    // MAM page cap
 
   // Derived paths.
   std::string cert_file() const;

@@ -6,9 +6,12 @@
 
 #include "common/crypto/encoding.h"
 #include "common/jid/jid.h"
+#include "common/store/archive_id.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
+#include "proxy/account_hub.h"
 #include "proxy/proxy_context.h"
+#include "proxy/stanza_facts.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {
@@ -73,8 +76,15 @@ void Device::on_upstream_login_failed(const UpstreamFailure& f) {
 
 void Device::on_upstream_bound(const std::string& full_jid) {
   full_jid_ = full_jid;
-  if (auto j = parse_jid(full_jid)) account_ = j->bare();
+  if (auto j = parse_jid(full_jid)) {
+    account_ = j->bare();
+    resource_ = j->resource;
+  }
   if (client_) client_->on_device_bound(full_jid);
+  if (ended_ || account_.empty()) return;
+  // After the client learned its JID: the hub may start delivering.
+  hub_ = &AccountHub::of(ctx_, account_);
+  hub_->attach(this);
 }
 
 void Device::on_upstream_bind_failed(const std::string& condition, const std::string& text) {
@@ -83,9 +93,28 @@ void Device::on_upstream_bind_failed(const std::string& condition, const std::st
 
 void Device::from_client(Stanza s) {
   if (ended_ || !upstream_) return;
-  // XEP-0198: the proxy has taken responsibility once it is handed upstream.
-  upstream_->send(s);
-  if (sm_) sm_->on_inbound(s);
+  // XEP-0198: the proxy has taken responsibility once the hub handled it —
+  // for a persistent message, once it is committed to the mirror. Acks
+  // cover a prefix, so a later stanza handled sooner waits for earlier ones.
+  const uint64_t seq = in_seq_++;
+  if (!hub_) {
+    upstream_->send(s);
+    handled(seq);
+    return;
+  }
+  hub_->from_device(this, std::move(s), [this, seq, alive = std::weak_ptr<bool>(alive_)] {
+    if (!alive.expired()) handled(seq);
+  });
+}
+
+void Device::handled(uint64_t seq) {
+  handled_ahead_.insert(seq);
+  static const Stanza counted = Stanza::element("message");
+  while (!handled_ahead_.empty() && *handled_ahead_.begin() == next_handled_) {
+    handled_ahead_.erase(handled_ahead_.begin());
+    if (sm_ && next_handled_ >= sm_base_) sm_->on_inbound(counted);
+    ++next_handled_;
+  }
 }
 
 void Device::csi_from_client(const Stanza& s) {
@@ -98,13 +127,9 @@ namespace {
 constexpr std::string_view kInternalIqPrefix = "s2-internal-";
 }  // namespace
 
-void Device::enable_carbons_inline() {
-  if (ended_ || !upstream_) return;
-  auto iq = Stanza::element("iq");
-  iq.set_attr("type", "set").set_attr("id", std::string(kInternalIqPrefix) + "carbons");
-  iq.add_child(Stanza::element("enable", ns::kCarbons));
-  upstream_->send(iq);
-}
+// Carbons are the proxy's: links never enable them upstream (the anchor
+// hears every copy once and the hub fans out).
+void Device::enable_carbons_inline() { carbons_ = true; }
 
 void Device::on_upstream_stanza(Stanza s) {
   if (s.name() == "iq" && s.attr_or("id").starts_with(kInternalIqPrefix)) {
@@ -116,10 +141,30 @@ void Device::on_upstream_stanza(Stanza s) {
       return;
     }
   }
-  deliver(s);
+  if (hub_) {
+    hub_->from_link(this, std::move(s));
+  } else {
+    deliver(s, 0);
+  }
 }
 
-void Device::deliver(const Stanza& s) {
+// Our own <stanza-id by=account>, directly or inside a carbon.
+store::ArchiveId Device::archive_id_in(const Stanza& s) const {
+  Stanza m = s;
+  for (const char* wrap : {"sent", "received"}) {
+    if (auto c = s.child(wrap, ns::kCarbons)) {
+      m = c.child("forwarded", ns::kForward).child("message");
+      break;
+    }
+  }
+  if (!m) return 0;
+  for (auto& c : m.children())
+    if (c.is("stanza-id", ns::kSid) && c.attr_or("by") == account_)
+      return store::parse_archive_id(c.attr_or("id")).value_or(0);
+  return 0;
+}
+
+void Device::deliver(const Stanza& s, store::ArchiveId archive_id) {
   if (ended_) return;
   if (sm_) {
     if (sm_->on_outbound(s) == session2::SmState::Outbound::QueueFull) {
@@ -134,6 +179,8 @@ void Device::deliver(const Stanza& s) {
       return;
     }
     request_ack_soon();
+  } else if (archive_id != 0 && client_ && hub_) {
+    hub_->delivered(this, archive_id);  // no SM: written is all we will know
   }
   if (client_) client_->device_write(s);
 }
@@ -151,6 +198,7 @@ void Device::request_ack_soon() {
 Stanza Device::enable_sm(const session2::SmEnable& req) {
   if (sm_) return session2::build_sm_failed("unexpected-request");
   sm_.emplace(ctx_.config.sm_max_queue);
+  sm_base_ = in_seq_;  // counting starts with the next stanza
   sm_resumable_ = req.resume;
   resume_window_s_ = static_cast<uint32_t>(ctx_.config.sm_resume_timeout);
   if (req.max && *req.max < resume_window_s_) resume_window_s_ = std::max<uint32_t>(*req.max, 1);
@@ -177,6 +225,11 @@ bool Device::sm_ack(uint32_t h, std::string* error_text) {
   if (!r) {
     *error_text = r.error().text;
     return false;
+  }
+  if (hub_) {
+    store::ArchiveId top = 0;
+    for (auto& st : r.value()) top = std::max(top, archive_id_in(st));
+    if (top) hub_->delivered(this, top);
   }
   return true;
 }
@@ -282,6 +335,8 @@ void Device::end() {
   set_hibernating(false);
   ack_timer_.stop();
   if (!sm_id_.empty()) ctx_.resumable.erase(sm_id_);
+  if (hub_) hub_->detach(this);
+  hub_ = nullptr;
   if (upstream_) upstream_->close();
   // Callbacks of this device may be on the stack: free it on the next turn.
   defer(ctx_.loop, [&ctx = ctx_, self = this] { ctx.devices.erase(self); });

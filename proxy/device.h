@@ -15,16 +15,21 @@
 // clear their pointers on detach.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/session2/sm.h"
+#include "common/store/store.h"
+#include "policies/route.h"
 #include "proxy/upstream_session.h"
 
 namespace s2 {
 
 class ProxyContext;
+class AccountHub;
 
 // What a Device needs from the client connection it is attached to.
 class DeviceClient {
@@ -56,6 +61,35 @@ class Device : public UpstreamSession::Listener {
   const std::string& full_jid() const { return full_jid_; }
   const std::string& account() const { return account_; }
   const std::string& log_id() const { return log_id_; }
+  const std::string& resource() const { return resource_; }
+
+  // Session profile (ARCHITECTURE.md §7): Bind2 devices are session2.
+  policy::Profile profile() const { return profile_; }
+  void set_profile(policy::Profile p) { profile_ = p; }
+  // XEP-0280, served by the proxy (the hub copies to devices that asked).
+  bool carbons() const { return carbons_; }
+  void set_carbons(bool on) { carbons_ = on; }
+  // The device's own broadcast presence (the anchor mirrors the best one).
+  bool presence_available() const { return presence_available_; }
+  const std::string& presence_show() const { return presence_show_; }
+  const std::string& presence_status() const { return presence_status_; }
+  void set_presence(bool available, std::string show, std::string status) {
+    presence_available_ = available;
+    presence_show_ = std::move(show);
+    presence_status_ = std::move(status);
+  }
+  // Live delivery of history: on once the device caught up (legacy: at its
+  // initial presence; session2: at bind). Archive ids ≤ live_from() were in
+  // the catch-up and are not delivered again.
+  bool live() const { return live_; }
+  store::ArchiveId live_from() const { return live_from_; }
+  void set_live(store::ArchiveId from) {
+    live_ = true;
+    live_from_ = from;
+  }
+  // Writes a stanza to the client (queued for SM; `archive_id` is reported
+  // to the hub once the client acknowledged it).
+  void deliver(const Stanza& s, store::ArchiveId archive_id);
 
   // Stanza from the client (after bind).
   void from_client(Stanza s);
@@ -100,8 +134,9 @@ class Device : public UpstreamSession::Listener {
   void on_upstream_stanza(Stanza stanza) override;
   void on_upstream_closed(const std::string& stream_error, const std::string& text) override;
 
-  void deliver(const Stanza& s);
   void request_ack_soon();
+  void handled(uint64_t seq);
+  store::ArchiveId archive_id_in(const Stanza& s) const;
   void set_hibernating(bool on);
   void limit_hibernating_per_account();
   static constexpr size_t kMaxHibernatingPerAccount = 10;
@@ -111,6 +146,18 @@ class Device : public UpstreamSession::Listener {
   std::string log_id_;
   std::string account_;  // bare JID once bound
   std::string full_jid_;
+  std::string resource_;
+  AccountHub* hub_ = nullptr;
+  policy::Profile profile_ = policy::Profile::Legacy;
+  bool carbons_ = false;
+  bool presence_available_ = false;
+  std::string presence_show_, presence_status_;
+  bool live_ = false;
+  store::ArchiveId live_from_ = 0;
+  // Client stanzas in arrival order; SM counts the prefix the hub handled.
+  uint64_t in_seq_ = 0, next_handled_ = 0, sm_base_ = 0;
+  std::set<uint64_t> handled_ahead_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<UpstreamSession> upstream_;
   std::optional<session2::SmState> sm_;
   std::string sm_id_;

@@ -21,6 +21,7 @@
 
 namespace s2 {
 
+class AccountHub;
 class ClientSession;
 class Device;
 
@@ -49,7 +50,8 @@ class ProxyContext {
 
   std::unordered_set<ClientSession*> sessions;
   std::unordered_map<Device*, std::unique_ptr<Device>> devices;
-  std::unordered_map<std::string, Device*> resumable;  // SM id → device
+  std::unordered_map<std::string, Device*> resumable;                 // SM id → device
+  std::unordered_map<std::string, std::unique_ptr<AccountHub>> hubs;  // bare JID → hub
 };
 
 }  // namespace s2

@@ -250,6 +250,7 @@ void ClientSession::finish_sasl2_bound(const std::string& full_jid) {
   const auto& req = *sasl2_;
   state_ = State::Bound;
   hold_writes_ = true;  // released by send_sasl2_success
+  device_->set_profile(policy::Profile::Session2);
   session2::Bound bound;
   if (req.bind->sm_enable) bound.sm = device_->enable_sm(*req.bind->sm_enable);
   if (req.bind->carbons) device_->enable_carbons_inline();

@@ -11,6 +11,7 @@
 #include "common/store/mirror.h"
 #include "common/util/clock.h"
 #include "common/util/log.h"
+#include "proxy/account_hub.h"
 #include "proxy/client_session.h"
 #include "proxy/device.h"
 #include "proxy/metrics_http.h"
@@ -93,6 +94,7 @@ bool Server::start(std::string* error) {
     if (!metrics_->listen(cfg.metrics, error)) return false;
   }
 
+  start_anchors();
   S2_LOG(LogLevel::Info, "server.started",
          {{"domain", cfg.domain},
           {"listen", cfg.listen},
@@ -147,6 +149,21 @@ bool Server::open_state(std::string* error) {
   ctx_.throttle_ip = policy::LoginThrottle(tc);
   ctx_.throttle_account = policy::LoginThrottle(tc);
   return true;
+}
+
+// Every account the vault knows keeps an anchor upstream, devices or not:
+// that is how its history keeps arriving while all of them sleep.
+void Server::start_anchors() {
+  auto accounts = ctx_.store->list_accounts();
+  if (!accounts.ok()) return;
+  size_t n = 0;
+  for (const auto& a : *accounts) {
+    auto cred = ctx_.store->get_credentials(a.account);
+    if (!cred.ok() || !cred.value()) continue;
+    AccountHub::of(ctx_, a.bare_jid).start_anchor();
+    ++n;
+  }
+  S2_LOG(LogLevel::Info, "server.anchors", {{"accounts", std::to_string(n)}});
 }
 
 bool Server::listen(const std::string& addr, bool direct_tls, std::string* error) {
@@ -208,6 +225,7 @@ void Server::begin_shutdown(const char* why) {
   std::vector<Device*> devices;
   for (auto& [d, owned] : ctx_.devices) devices.push_back(d);
   for (auto* d : devices) d->end();
+  for (auto& [account, hub] : ctx_.hubs) hub->stop_anchor();
   // Copy: shutting a session down may remove it from the set.
   std::vector<ClientSession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
   for (auto* s : sessions) s->shutdown("system-shutdown", "the proxy is shutting down");
@@ -241,6 +259,8 @@ int Server::run() {
   // Let pending writes commit and their completions run (they may submit
   // follow-up writes), then close the mirror before the loop goes away.
   ctx_.devices.clear();
+  flush_store();
+  ctx_.hubs.clear();
   flush_store();
   ctx_.fast.reset();
   ctx_.vault.reset();

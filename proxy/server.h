@@ -31,6 +31,7 @@ class Server {
   bool listen(const std::string& addr, bool direct_tls, std::string* error);
   void begin_shutdown(const char* why);
   void reload_tls();
+  void start_anchors();
   void flush_store();
 
   uv_loop_t loop_{};

@@ -398,6 +398,11 @@ void UpstreamSession::on_iq_result(const Stanza& iq) {
     // Upstream SM without resumption: the proxy's own acks tell it which
     // stanzas the upstream took responsibility for.
     conn_->send("<enable xmlns='urn:xmpp:sm:3'/>");
+    // The upstream handles <enable/> before anything sent after it, so its
+    // counts start here, not when <enabled/> comes back.
+    sm_requested_ = true;
+    h_out_ = 0;
+    h_acked_ = 0;
   }
   state_ = State::Ready;
   S2_LOG(LogLevel::Info, "upstream.bound", {{"session", log_id_}, {"jid", full_jid_}});
@@ -409,8 +414,7 @@ void UpstreamSession::handle_sm(const Stanza& s) {
   if (name == "enabled") {
     sm_enabled_ = true;
     h_in_ = 0;
-    h_out_ = 0;
-    h_acked_ = 0;
+    release_tracked();
   } else if (name == "r") {
     conn_->send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(h_in_) + "'/>");
   } else if (name == "a") {
@@ -418,16 +422,44 @@ void UpstreamSession::handle_sm(const Stanza& s) {
       h_acked_ = static_cast<uint32_t>(std::stoul(s.attr_or("h", "0")));
     } catch (...) {
       terminate("undefined-condition", "upstream sent a malformed SM ack");
+      return;
     }
+    release_tracked();
   } else if (name == "failed") {
+    // No SM upstream: nothing will ever be acknowledged.
     sm_enabled_ = false;
+    sm_requested_ = false;
+    h_acked_ = h_out_;
+    release_tracked();
   }
+}
+
+// Calls the ack callbacks of every tracked stanza the upstream's h covers
+// (mod 2^32). Callbacks may send (and track) more stanzas.
+void UpstreamSession::release_tracked() {
+  while (!tracked_.empty()) {
+    const bool covered = !sm_requested_ || static_cast<int32_t>(h_acked_ - tracked_.front().h) >= 0;
+    if (!covered) break;
+    auto cb = std::move(tracked_.front().acked);
+    tracked_.pop_front();
+    if (cb) cb();
+  }
+}
+
+void UpstreamSession::send_tracked(const Stanza& s, std::function<void()> acked) {
+  if (state_ != State::Ready || !conn_) return;
+  send(s);
+  if (!sm_requested_) {
+    if (acked) acked();
+    return;
+  }
+  tracked_.push_back({h_out_, std::move(acked)});
 }
 
 void UpstreamSession::send(const Stanza& s) {
   if (state_ != State::Ready || !conn_) return;
   conn_->send(s);
-  if (sm_enabled_) {
+  if (sm_requested_) {
     ++h_out_;
     request_ack_soon();
   }
@@ -444,7 +476,7 @@ void UpstreamSession::send_nonza(const Stanza& s) {
 void UpstreamSession::request_ack_soon() {
   if (ack_timer_.active()) return;
   ack_timer_.start(0, [this] {
-    if (conn_ && sm_enabled_ && h_acked_ != h_out_) conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
+    if (conn_ && sm_requested_ && h_acked_ != h_out_) conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
   });
 }
 

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -77,6 +78,13 @@ class UpstreamSession : public Connection::Handler {
   // After on_upstream_authenticated: binds `resource` ("" lets the server pick).
   void bind(const std::string& resource);
   void send(const Stanza& s);
+  // Sends a stanza and calls `acked` once the upstream acknowledged it with
+  // XEP-0198 (at once when the upstream has no SM: the TCP write is all we
+  // can know). Never called when the session closes first: the caller keeps
+  // the stanza (outbox) and resends it elsewhere.
+  void send_tracked(const Stanza& s, std::function<void()> acked);
+  // Number of tracked stanzas not acknowledged yet.
+  size_t unacked_tracked() const { return tracked_.size(); }
   // Top-level elements that are not stanzas (CSI): not counted by SM.
   void send_nonza(const Stanza& s);
   bool offers_csi() const { return offers_csi_; }
@@ -142,6 +150,13 @@ class UpstreamSession : public Connection::Handler {
   bool offers_sm_ = false;
   bool offers_csi_ = false;
   bool sm_enabled_ = false;
+  bool sm_requested_ = false;  // <enable/> sent: the upstream counts from there
+  struct Tracked {
+    uint32_t h;  // h_out_ after this stanza
+    std::function<void()> acked;
+  };
+  std::deque<Tracked> tracked_;
+  void release_tracked();
   uint32_t h_in_ = 0;     // XEP-0198 §4: stanzas handled from upstream, mod 2^32
   uint32_t h_out_ = 0;    // stanzas sent upstream since enable
   uint32_t h_acked_ = 0;  // last h the upstream acknowledged

@@ -138,8 +138,15 @@ def test_presence_both_ways(target, upstream_target):
         alice.send_xml("<presence xmlns='jabber:client'><status>%s</status></presence>" % s_a)
         bob.send_xml("<presence xmlns='jabber:client'><status>%s</status></presence>" % s_b)
         st = lambda s: lambda el: el.get("type") in (None, "available") and contains_text(el, s)
-        p = await bob.wait_presence(st(s_a), 5, since=t0, what="alice's available presence")
-        assert p.get("from") == alice.full_jid, short(p)
+        # the device's own presence (its link, priority -1) ...
+        p = await bob.wait_presence(lambda el: st(s_a)(el) and el.get("from") == alice.full_jid, 5, since=t0,
+                                    what="alice's available presence from her device")
+        prio = p.find("{jabber:client}priority")
+        assert prio is not None and prio.text == "-1", "device links advertise priority -1: %s" % short(p)
+        # ... and the anchor mirroring the best device presence (ARCHITECTURE.md §3)
+        anchor = alice.bare + "/s2proxy"
+        p = await bob.wait_presence(lambda el: st(s_a)(el) and el.get("from") == anchor, 5, since=t0,
+                                    what="the anchor mirroring alice's presence")
         p = await alice.wait_presence(st(s_b), 5, since=t0, what="bob's available presence")
         assert p.get("from") == bob.full_jid, short(p)
         # and alice going away is seen by bob

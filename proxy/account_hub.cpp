@@ -1,0 +1,922 @@
+// See account_hub.h.
+#include "proxy/account_hub.h"
+
+#include <algorithm>
+
+#include "common/crypto/encoding.h"
+#include "common/jid/jid.h"
+#include "common/mam/carbons.h"
+#include "common/mam/datetime.h"
+#include "common/session2/errors.h"
+#include "common/store/archive_id.h"
+#include "common/util/clock.h"
+#include "common/util/log.h"
+#include "common/util/metrics.h"
+#include "policies/classify.h"
+#include "policies/dedup.h"
+#include "proxy/device.h"
+#include "proxy/mam_server.h"
+#include "proxy/proxy_context.h"
+#include "proxy/stanza_facts.h"
+#include "proxy/xmpp_ns.h"
+
+namespace s2 {
+namespace {
+constexpr const char* kAnyDevice = "*";  // device record holding the offline watermark
+constexpr size_t kCatchupPage = 100;
+
+Metric& m_archived(const char* dir) {
+  return counter("s2proxy_messages_archived_total", "messages committed to the mirror",
+                 std::string("direction=\"") + dir + "\"");
+}
+Metric& m_duplicates() {
+  static Metric& m =
+      counter("s2proxy_messages_deduplicated_total", "copies recognised as already archived");
+  return m;
+}
+Metric& m_outbox() {
+  static Metric& m = gauge("s2proxy_outbox_pending", "device messages not yet acked upstream");
+  return m;
+}
+Metric& m_commit_failed() {
+  static Metric& m = counter("s2proxy_mirror_write_errors_total", "failed mirror writes");
+  return m;
+}
+Metric& m_gaps() {
+  static Metric& m = counter("s2proxy_history_gaps_total", "history gaps recorded");
+  return m;
+}
+
+std::string new_id() { return crypto::hex_encode(crypto::random_bytes(9)); }
+
+std::optional<int64_t> delay_stamp(const Stanza& m) {
+  if (auto d = m.child("delay", ns::kDelay)) return mam::parse_datetime(d.attr_or("stamp"));
+  return std::nullopt;
+}
+}  // namespace
+
+AccountHub& AccountHub::of(ProxyContext& ctx, const std::string& account) {
+  auto it = ctx.hubs.find(account);
+  if (it != ctx.hubs.end()) return *it->second;
+  auto hub = std::make_unique<AccountHub>(ctx, account);
+  auto& ref = *hub;
+  ctx.hubs.emplace(account, std::move(hub));
+  return ref;
+}
+
+AccountHub* AccountHub::find(ProxyContext& ctx, const std::string& account) {
+  auto it = ctx.hubs.find(account);
+  return it == ctx.hubs.end() ? nullptr : it->second.get();
+}
+
+AccountHub::AccountHub(ProxyContext& ctx, std::string account)
+    : ctx_(ctx), account_(std::move(account)) {
+  if (auto j = parse_jid(account_)) domain_ = j->domain;
+  auto found = ctx_.store->find_account(account_);
+  if (found.ok() && found.value()) {
+    account_no_ = found.value()->account;
+    if (auto rec = ctx_.store->get_device(account_no_, kAnyDevice); rec.ok() && rec.value())
+      delivered_any_ = rec.value()->last_delivered;
+  } else {
+    account_pending_ = true;
+    ctx_.store->submit(
+        {store::op::CreateAccount{account_}},
+        [this, alive = std::weak_ptr<bool>(alive_)](store::WriteResult r) {
+          if (alive.expired()) return;
+          account_pending_ = false;
+          if (!r.ok() || r.ops.empty()) {
+            S2_LOG(LogLevel::Error, "hub.account_create_failed", {{"account", account_}});
+            return;
+          }
+          account_no_ = r.ops[0].account;
+          auto waiting = std::move(waiting_for_account_);
+          waiting_for_account_.clear();
+          for (auto& fn : waiting) fn();
+        });
+  }
+}
+
+AccountHub::~AccountHub() = default;
+
+void AccountHub::when_account_known(std::function<void()> fn) {
+  if (account_no_ != 0) {
+    fn();
+  } else {
+    waiting_for_account_.push_back(std::move(fn));
+  }
+}
+
+const std::string& AccountHub::anchor_jid() const {
+  static const std::string none;
+  return anchor_ ? anchor_->full_jid() : none;
+}
+
+// ---------------------------------------------------------------------------
+// Anchor
+
+void AccountHub::start_anchor() {
+  if (ctx_.shutting_down) return;
+  if (!anchor_) anchor_ = std::make_unique<Anchor>(ctx_, this, account_);
+  when_account_known([this] {
+    if (anchor_ && !anchor_->session() && !anchor_->ready()) anchor_->start();
+  });
+}
+
+void AccountHub::stop_anchor() {
+  if (anchor_) anchor_->stop();
+}
+
+void AccountHub::on_anchor_ready() {
+  update_anchor_presence();
+  load_outbox();
+  start_catchup();
+}
+
+void AccountHub::on_anchor_down() {
+  catching_up_ = false;
+  // Whatever waited for the catch-up is processed now; the next catch-up
+  // (after reconnect) covers anything this session did not see.
+  auto held = std::move(held_live_);
+  held_live_.clear();
+  for (auto& s : held) on_anchor_stanza(std::move(s));
+  resend_stranded(nullptr);
+}
+
+void AccountHub::on_anchor_rejected() {
+  S2_LOG(LogLevel::Warn, "hub.credentials_rejected", {{"account", account_}});
+  ctx_.vault->invalidate(account_, [](bool) {});
+}
+
+void AccountHub::update_anchor_presence() {
+  if (!anchor_) return;
+  // The best presence of the devices that are available; idle otherwise.
+  static const auto rank = [](const std::string& show) {
+    if (show == "chat") return 5;
+    if (show.empty()) return 4;
+    if (show == "dnd") return 3;
+    if (show == "away") return 2;
+    return 1;  // xa
+  };
+  Device* best = nullptr;
+  for (auto* d : devices_)
+    if (d->presence_available() &&
+        (!best || rank(d->presence_show()) > rank(best->presence_show())))
+      best = d;
+  if (best) {
+    anchor_->set_presence(true, best->presence_show(), best->presence_status());
+  } else if (ctx_.config.idle_presence == "unavailable") {
+    anchor_->set_presence(false, "", "");
+  } else {
+    anchor_->set_presence(true, ctx_.config.idle_presence, "");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Devices
+
+void AccountHub::attach(Device* d) {
+  if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) devices_.push_back(d);
+  // Session2 devices sync with MAM: live stanzas from now on, no backlog.
+  if (d->profile() == policy::Profile::Session2) d->set_live(0);
+}
+
+void AccountHub::detach(Device* d) {
+  devices_.erase(std::remove(devices_.begin(), devices_.end(), d), devices_.end());
+  if (d->upstream()) resend_stranded(d->upstream());
+  update_anchor_presence();
+}
+
+Device* AccountHub::device_by_jid(const std::string& full_jid) const {
+  for (auto* d : devices_)
+    if (policy::jid_equal(d->full_jid(), full_jid)) return d;
+  return nullptr;
+}
+
+Device* AccountHub::device_by_resource(const std::string& resource) const {
+  for (auto* d : devices_)
+    if (d->resource() == resource) return d;
+  return nullptr;
+}
+
+void AccountHub::delivered(Device* d, store::ArchiveId id) {
+  if (id == 0 || account_no_ == 0) return;
+  auto& cur = delivered_pending_[d->resource()];
+  cur = std::max(cur, id);
+  if (id > delivered_any_) {
+    delivered_any_ = id;
+    auto& any = delivered_pending_[kAnyDevice];
+    any = std::max(any, id);
+  }
+  schedule_cursor_flush();
+}
+
+// Device cursors change with every ack: written at most every 100 ms, in
+// one batch (they only decide what a legacy device is sent again after a
+// crash, never what is archived).
+void AccountHub::schedule_cursor_flush() {
+  if (delivered_flush_scheduled_) return;
+  delivered_flush_scheduled_ = true;
+  auto t = std::make_shared<Timer>(ctx_.loop);
+  t->start(100, [this, t, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    delivered_flush_scheduled_ = false;
+    flush_delivered();
+    defer(ctx_.loop, [t] {});
+  });
+}
+
+void AccountHub::flush_delivered() {
+  if (delivered_pending_.empty() || account_no_ == 0) return;
+  store::WriteBatch b;
+  const int64_t now = unix_ms();
+  for (auto& [dev, id] : delivered_pending_) {
+    store::op::UpdateDevice u;
+    u.account = account_no_;
+    u.device_id = dev;
+    u.last_delivered = id;
+    u.last_seen_ms = now;
+    b.push_back(std::move(u));
+  }
+  delivered_pending_.clear();
+  ctx_.store->submit(std::move(b), [](store::WriteResult r) {
+    if (!r.ok()) m_commit_failed().inc();
+  });
+}
+
+// A legacy device that sent its initial presence gets what it missed since
+// its last session (like offline storage, but for every device): from its
+// own cursor, or — a device never seen before — from the offline watermark
+// (what no device has received yet).
+void AccountHub::catch_up_device(Device* d) {
+  if (d->live() || account_no_ == 0) {
+    d->set_live(d->live_from());
+    return;
+  }
+  store::ArchiveId from = delivered_any_;
+  if (auto rec = ctx_.store->get_device(account_no_, d->resource()); rec.ok() && rec.value())
+    from = rec.value()->last_delivered;
+  auto bounds = ctx_.store->bounds(account_no_);
+  store::ArchiveId upto = bounds.ok() ? bounds->last_id : 0;
+  // Ids may have been committed whose completion has not run yet: live
+  // delivery skips everything this catch-up covered.
+  size_t sent = 0;
+  const size_t cap = ctx_.config.catchup_max;
+  store::ArchiveId cursor = from;
+  if (upto > cap && upto - cap > cursor) {
+    S2_LOG(LogLevel::Info, "hub.catchup_capped",
+           {{"device", d->log_id()}, {"missed", std::to_string(upto - cursor)}});
+    cursor = upto - cap;
+  }
+  while (cursor < upto) {
+    store::MamQuery q;
+    q.after_id = store::render_archive_id(cursor);
+    q.max = 200;
+    auto page = ctx_.store->query(account_no_, q);
+    if (!page.ok() || page->items.empty()) break;
+    for (auto& m : page->items) {
+      if (m.archive_id > upto) break;
+      auto inner = Stanza::parse(m.record.stanza);
+      if (!inner) continue;
+      add_delay(inner, domain_, mam::format_datetime(m.archive_ms));
+      const bool outgoing = m.record.direction == store::Direction::kOutgoing;
+      auto copy = copy_for(d, inner, outgoing, m.archive_id);
+      if (copy) {
+        d->deliver(copy, m.archive_id);
+        ++sent;
+      }
+      cursor = m.archive_id;
+    }
+    if (page->complete) break;
+  }
+  if (sent)
+    S2_LOG(LogLevel::Info, "hub.device_catchup",
+           {{"device", d->log_id()}, {"delivered", std::to_string(sent)}});
+  d->set_live(upto);
+  if (upto > 0 && sent == 0) delivered(d, upto);
+}
+
+// ---------------------------------------------------------------------------
+// Entering
+
+bool AccountHub::trust_upstream_ids() const {
+  return anchor_ && anchor_->upstream_has_mam().value_or(false);
+}
+
+policy::Target AccountHub::target_of(const std::string& jid, bool groupchat, bool muc_user) const {
+  using policy::Target;
+  if (jid.empty()) return Target::OwnBare;
+  auto j = parse_jid(jid);
+  if (!j) return Target::OtherBare;
+  if (j->bare() == account_) {
+    if (j->resource.empty()) return Target::OwnBare;
+    if (j->resource == ctx_.config.anchor_resource) return Target::Anchor;
+    return device_by_resource(j->resource) ? Target::OwnDevice : Target::OwnForeign;
+  }
+  if (groupchat) return j->resource.empty() ? Target::Room : Target::Occupant;
+  if (j->resource.empty()) return Target::OtherBare;
+  return muc_user ? Target::Occupant : Target::OtherFull;
+}
+
+void AccountHub::on_anchor_stanza(Stanza s) {
+  if (catching_up_ && held_live_.size() < kMaxHeldLive && s.name() == "message") {
+    held_live_.push_back(std::move(s));
+    return;
+  }
+  const std::string name = s.name();
+  if (name == "presence" || name == "iq") return;  // the anchor's own (route: consume)
+  if (name != "message") return;
+  Entering e;
+  if (auto c = mam::unwrap_carbon(s)) {
+    // XEP-0280 §11: only the account itself may send carbons.
+    const std::string from = s.attr_or("from");
+    if (!from.empty() && !policy::jid_equal(from, account_)) {
+      S2_LOG(LogLevel::Warn, "hub.carbon_spoofed", {{"account", account_}, {"from", from}});
+      return;
+    }
+    e.forwarded =
+        c->kind == mam::CarbonKind::Sent ? policy::Forwarded::Sent : policy::Forwarded::Received;
+    e.inner = std::move(c->inner);
+    if (e.forwarded == policy::Forwarded::Sent) {
+      // What our own device links sent was handled when the device sent it.
+      auto from_jid = e.inner.attr_or("from");
+      if (device_by_jid(from_jid)) return;
+    }
+  } else {
+    e.inner = std::move(s);
+  }
+  process_entering(std::move(e));
+}
+
+void AccountHub::from_link(Device* d, Stanza s) {
+  const std::string name = s.name();
+  if (name != "message") {
+    // Presence, iq and their errors: that device's own traffic.
+    if (name == "presence" && anchor_ && !anchor_jid().empty() &&
+        policy::jid_equal(s.attr_or("from"), anchor_jid()))
+      return;  // the anchor's own presence is not a device
+    d->deliver(s, 0);
+    return;
+  }
+  Entering e;
+  e.via = d;
+  if (mam::unwrap_carbon(s)) {
+    // Links never enable Carbons upstream; a carbon here is stale or spoofed.
+    return;
+  }
+  e.inner = std::move(s);
+  process_entering(std::move(e));
+}
+
+policy::Addressing AccountHub::entering_addressing(const Entering& e, bool outgoing) const {
+  policy::Addressing a;
+  a.dir = policy::Direction::FromLegacy;
+  const auto f_type = e.inner.attr_or("type");
+  const bool groupchat = f_type == "groupchat";
+  const bool muc_user = static_cast<bool>(e.inner.child("x", ns::kMucUser));
+  if (e.via && e.forwarded == policy::Forwarded::None) {
+    a.to = policy::Target::OwnDevice;
+    a.device_present = true;
+    return a;
+  }
+  const std::string to = e.inner.attr_or("to");
+  a.to = target_of(to, groupchat, muc_user);
+  if (outgoing && a.to == policy::Target::OwnBare && to.empty()) a.to = policy::Target::OtherBare;
+  if (a.to == policy::Target::OwnDevice) a.device_present = device_by_jid(to) != nullptr;
+  return a;
+}
+
+store::MessageRecord AccountHub::make_record(const Stanza& inner, bool outgoing, uint32_t flags,
+                                             const std::string& upstream_id, int64_t ts) const {
+  store::MessageRecord r;
+  r.timestamp_ms = ts;
+  r.direction = outgoing ? store::Direction::kOutgoing : store::Direction::kIncoming;
+  const std::string peer_jid = outgoing ? inner.attr_or("to") : inner.attr_or("from");
+  r.peer_bare = bare_jid(peer_jid).value_or(account_);
+  r.flags = flags;
+  r.upstream_stanza_id = upstream_id;
+  auto ids = message_ids(inner);
+  r.origin_id = ids.origin_id;
+  r.id = ids.id;
+  const std::string content = fingerprint_content(inner);
+  policy::DedupInput in;
+  in.from = inner.attr_or("from");
+  in.to = inner.attr_or("to");
+  const std::string from = inner.attr_or("from"), to = inner.attr_or("to"),
+                    type = inner.attr_or("type");
+  in.from = from;
+  in.to = to;
+  in.type = type;
+  in.id = ids.id;
+  in.content = content;
+  r.fingerprint = policy::dedup_key(in, account_, false).key;
+  r.stanza = inner.to_string();
+  return r;
+}
+
+void AccountHub::process_entering(Entering e) {
+  Stanza& inner = e.inner;
+  // The upstream's own archive id, before any stanza-id is stripped.
+  if (e.upstream_id.empty() && trust_upstream_ids()) {
+    for (auto& [id, by] : message_ids(inner).stanza_ids)
+      if (policy::jid_equal(by, account_)) e.upstream_id = id;
+  }
+  strip_claimed_stanza_ids(inner, account_, domain_);
+  auto f = stanza_features(inner);
+  const std::string from_bare = bare_jid(inner.attr_or("from")).value_or("");
+  const bool outgoing =
+      e.forwarded == policy::Forwarded::Sent ||
+      (e.forwarded == policy::Forwarded::None && e.via == nullptr && from_bare == account_ &&
+       !inner.attr_or("from").empty() && inner.attr_or("type") != "error");
+  if (outgoing && e.forwarded == policy::Forwarded::None) e.forwarded = policy::Forwarded::Sent;
+  f.forwarded = e.forwarded;
+  const auto ids = message_ids(inner);
+  if (!ids.ref_id.empty() && account_no_ != 0) {
+    const std::string peer = outgoing ? bare_jid(inner.attr_or("to")).value_or("") : from_bare;
+    auto kind = f.type == policy::MessageType::Error ? store::RefKind::kSentId
+                : f.correction || f.retraction
+                    ? (outgoing ? store::RefKind::kSentId : store::RefKind::kReceivedId)
+                    : (outgoing ? store::RefKind::kReceivedId : store::RefKind::kSentId);
+    auto r = ctx_.store->resolve_ref(account_no_, peer, kind, ids.ref_id);
+    f.refers_to_archived = r.ok() && r.value().has_value();
+  }
+  const auto cls = policy::classify(f);
+  const auto addr = entering_addressing(e, outgoing);
+  const auto d = policy::route(cls, addr, f);
+
+  // A carbon of what one device's link receives is that link's business
+  // unless it is history: the link got its own copy (and CSI holds it).
+  if (e.via == nullptr && e.forwarded == policy::Forwarded::Received && !d.archive) return;
+
+  if (d.disposition == policy::Disposition::Bounce) {
+    if (d.error && e.via) {
+      auto err = session2::build_stanza_error(inner, std::string(policy::to_string(d.error->type)),
+                                              std::string(policy::to_string(d.error->condition)));
+      if (err) e.via->upstream()->send(err);
+    }
+    return;
+  }
+  if (d.disposition != policy::Disposition::Deliver || d.proxy) return;
+  Device* only = d.devices == policy::Fanout::OneDevice
+                     ? (e.via ? e.via : device_by_jid(inner.attr_or("to")))
+                     : nullptr;
+  if (!d.archive) {
+    fan_out(inner, outgoing, 0, d.devices, only, nullptr, false);
+    return;
+  }
+  uint32_t flags = store::msgflag::kPersistent;
+  if (f.type == policy::MessageType::Error) flags |= store::msgflag::kError;
+  if (f.receipt_request) flags |= store::msgflag::kReceiptRequested;
+  const int64_t ts = e.stamp.value_or(delay_stamp(inner).value_or(unix_ms()));
+  auto record = make_record(inner, outgoing, flags, e.upstream_id, ts);
+  store::WriteBatch batch;
+  batch.push_back(store::op::Append{account_no_, std::move(record), std::nullopt});
+  // The cursor moves with live anchor traffic once catch-up is over: what
+  // is behind it has been committed.
+  if (!e.upstream_id.empty() && e.via == nullptr && !catching_up_)
+    batch.push_back(store::op::SetSyncCursor{account_no_, e.upstream_id});
+  when_account_known([this, batch = std::move(batch), inner, outgoing, fanout = d.devices,
+                      alive = std::weak_ptr<bool>(alive_)]() mutable {
+    for (auto& op : batch) {
+      if (auto* a = std::get_if<store::op::Append>(&op)) a->account = account_no_;
+      if (auto* c = std::get_if<store::op::SetSyncCursor>(&op)) c->account = account_no_;
+    }
+    ctx_.store->submit(
+        std::move(batch), [this, inner, outgoing, fanout, alive](store::WriteResult r) {
+          if (alive.expired()) return;
+          if (!r.ok() || r.ops.empty()) {
+            m_commit_failed().inc();
+            S2_LOG(LogLevel::Error, "hub.archive_failed",
+                   {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
+            return;
+          }
+          const auto& op = r.ops[0];
+          if (op.duplicate) {
+            m_duplicates().inc();
+            return;
+          }
+          m_archived(outgoing ? "outgoing" : "incoming").inc();
+          fan_out(inner, outgoing, op.archive_id, fanout, nullptr, nullptr, false);
+        });
+  });
+}
+
+// What device `d` gets for one message of the account's history.
+Stanza AccountHub::copy_for(Device* d, const Stanza& inner, bool outgoing,
+                            store::ArchiveId id) const {
+  Stanza m = inner.clone();
+  if (id != 0) set_stanza_id(m, account_, store::render_archive_id(id));
+  if (outgoing) {
+    // Sent by another resource of the account: Carbons <sent/>, for devices
+    // that asked for Carbons.
+    if (!d->carbons()) return {};
+    return mam::wrap_carbon(mam::CarbonKind::Sent, account_, d->full_jid(), m);
+  }
+  const std::string to = inner.attr_or("to");
+  auto tj = parse_jid(to);
+  const bool for_this = to.empty() || !tj || tj->resource.empty() ||
+                        tj->resource == ctx_.config.anchor_resource ||
+                        policy::jid_equal(to, d->full_jid()) || tj->bare() != account_;
+  if (for_this) return m;
+  if (d->carbons()) return mam::wrap_carbon(mam::CarbonKind::Received, account_, d->full_jid(), m);
+  // Addressed to another resource: a session2 device converges to the one
+  // history anyway; a legacy device that did not ask for Carbons keeps the
+  // legacy contract (it finds the message in MAM).
+  if (d->profile() == policy::Profile::Session2) return m;
+  return {};
+}
+
+void AccountHub::fan_out(const Stanza& inner, bool outgoing, store::ArchiveId id,
+                         policy::Fanout fanout, Device* only, Device* except, bool) {
+  if (fanout == policy::Fanout::None) return;
+  if (fanout == policy::Fanout::OneDevice) {
+    if (!only) return;
+    Stanza m = inner.clone();
+    if (id != 0) set_stanza_id(m, account_, store::render_archive_id(id));
+    only->deliver(m, id);
+    return;
+  }
+  // Copy: delivering may end a device (SM queue overflow), which detaches it.
+  const std::vector<Device*> targets = devices_;
+  for (auto* d : targets) {
+    if (d == except) continue;
+    if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) continue;
+    // A legacy device before its initial presence (and catch-up) gets
+    // history at catch-up, not now; anything it already got there is skipped.
+    if (id != 0 && (!d->live() || id <= d->live_from())) continue;
+    if (id == 0 && !d->live() && d->profile() == policy::Profile::Legacy) continue;
+    auto copy = copy_for(d, inner, outgoing, id);
+    if (copy) d->deliver(copy, id);
+  }
+}
+
+void AccountHub::bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e) {
+  Stanza orig = s.clone();
+  if (!orig.attr("from")) orig.set_attr("from", d->full_jid());
+  // The error goes back to the device as if the addressee had answered.
+  auto err = session2::build_stanza_error(orig, std::string(policy::to_string(e.type)),
+                                          std::string(policy::to_string(e.condition)),
+                                          "the addressed device is not connected");
+  if (!err) return;
+  err.set_attr("from", s.attr_or("to"));
+  err.set_attr("to", d->full_jid());
+  d->deliver(err, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Leaving
+
+void AccountHub::from_device(Device* d, Stanza s, std::function<void()> handled) {
+  const std::string name = s.name();
+  if (name == "message") {
+    process_leaving_message(d, std::move(s), std::move(handled));
+    return;
+  }
+  if (name == "iq") {
+    if (!handle_device_iq(d, s) && d->upstream()) d->upstream()->send(s);
+    handled();
+    return;
+  }
+  if (name == "presence") {
+    handle_device_presence(d, std::move(s));
+    handled();
+    return;
+  }
+  handled();
+}
+
+bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
+  const std::string to = iq.attr_or("to");
+  const bool to_account = to.empty() || policy::jid_equal(to, account_);
+  const std::string type = iq.attr_or("type");
+  auto reply_ok = [&] {
+    auto r = Stanza::element("iq");
+    r.set_attr("type", "result").set_attr("id", iq.attr_or("id")).set_attr("to", d->full_jid());
+    d->deliver(r, 0);
+  };
+  // Carbons are the proxy's (links never enable them upstream: the anchor
+  // hears everything once, and the hub copies it to the devices that asked).
+  if (to.empty() && type == "set") {
+    if (iq.child("enable", ns::kCarbons)) {
+      d->set_carbons(true);
+      reply_ok();
+      return true;
+    }
+    if (iq.child("disable", ns::kCarbons)) {
+      d->set_carbons(false);
+      reply_ok();
+      return true;
+    }
+  }
+  if (to_account && MamServer::wants(iq)) {
+    when_account_known([this, d, iq] {
+      if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) return;
+      MamServer::answer(ctx_, account_, account_no_, *d, iq);
+    });
+    return true;
+  }
+  return false;
+}
+
+void AccountHub::handle_device_presence(Device* d, Stanza p) {
+  const bool broadcast = p.attr_or("to").empty();
+  const std::string type = p.attr_or("type");
+  if (broadcast && (type.empty() || type == "unavailable")) {
+    const bool available = type.empty();
+    const bool initial = available && !d->presence_available() && !d->live();
+    d->set_presence(available, p.child("show").text_content(), p.child("status").text_content());
+    // Bare-JID messages must have one upstream path: the anchor (§3).
+    if (available) set_presence_priority(p, -1);
+    if (d->upstream()) d->upstream()->send(p);
+    update_anchor_presence();
+    if (initial && d->profile() == policy::Profile::Legacy) {
+      when_account_known([this, d] {
+        if (std::find(devices_.begin(), devices_.end(), d) != devices_.end()) catch_up_device(d);
+      });
+    }
+    return;
+  }
+  if (d->upstream()) d->upstream()->send(p);
+}
+
+void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void()> handled) {
+  strip_claimed_stanza_ids(s, account_, domain_);
+  auto f = stanza_features(s);
+  const std::string to = s.attr_or("to");
+  const bool groupchat = s.attr_or("type") == "groupchat";
+  policy::Addressing a;
+  a.dir = policy::Direction::FromDevice;
+  a.sender = d->profile();
+  a.to = target_of(to, groupchat, static_cast<bool>(s.child("x", ns::kMucUser)));
+  if (a.to == policy::Target::OwnDevice) a.device_present = device_by_jid(to) != nullptr;
+  const auto cls = policy::classify(f);
+  const auto dec = policy::route(cls, a, f);
+  if (dec.disposition == policy::Disposition::Bounce) {
+    if (dec.error) bounce_to_device(d, s, *dec.error);
+    handled();
+    return;
+  }
+  if (dec.disposition != policy::Disposition::Deliver) {
+    handled();
+    return;
+  }
+  if (dec.rewrites.add_origin_id) {
+    if (!s.attr("id")) s.set_attr("id", new_id());
+    ensure_origin_id(s, s.attr_or("id"));
+  }
+  if (dec.rewrites.add_no_store) add_hint_no_store(s);
+  if (dec.rewrites.add_private) add_carbons_private(s);
+  // The copy other devices and the mirror see names its sender.
+  Stanza stored = s.clone();
+  stored.set_attr("from", d->full_jid());
+
+  if (!dec.archive) {
+    if (dec.upstream && d->upstream()) d->upstream()->send(s);
+    Device* only = dec.devices == policy::Fanout::OneDevice ? device_by_jid(to) : nullptr;
+    const bool to_own_device = only != nullptr;
+    fan_out(stored, !to_own_device, 0, dec.devices, only, d, false);
+    handled();
+    return;
+  }
+  auto record = make_record(stored, true, store::msgflag::kPersistent, "", unix_ms());
+  std::optional<store::OutboxItem> outbox;
+  const std::string wire = s.to_string();
+  if (dec.upstream) outbox = store::OutboxItem{d->resource(), wire, unix_ms()};
+  const std::string resource = d->resource();
+  when_account_known([this, record = std::move(record), outbox, stored, resource, wire,
+                      handled = std::move(handled), alive = std::weak_ptr<bool>(alive_)]() mutable {
+    store::WriteBatch b;
+    b.push_back(store::op::Append{account_no_, std::move(record), std::move(outbox)});
+    ctx_.store->submit(
+        std::move(b), [this, stored, resource, wire, handled, alive](store::WriteResult r) {
+          if (alive.expired()) return;
+          if (!r.ok() || r.ops.empty()) {
+            // Not committed: not acknowledged either. The device's SM state
+            // keeps it unacknowledged; the client resends after reconnecting.
+            m_commit_failed().inc();
+            S2_LOG(LogLevel::Error, "hub.send_not_archived",
+                   {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
+            return;
+          }
+          handled();
+          const auto& op = r.ops[0];
+          if (op.duplicate) {
+            m_duplicates().inc();
+            return;
+          }
+          m_archived("outgoing").inc();
+          if (op.outbox_seq != 0) send_outbox(op.outbox_seq, resource, wire);
+          Device* sender = device_by_resource(resource);
+          fan_out(stored, true, op.archive_id, policy::Fanout::AllDevices, nullptr, sender, false);
+          if (sender) delivered(sender, op.archive_id);
+        });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Outbox
+
+void AccountHub::send_outbox(uint64_t seq, const std::string& route, const std::string& stanza) {
+  auto& fl = outbox_[seq];
+  fl.route = route;
+  fl.stanza = stanza;
+  fl.via = nullptr;
+  m_outbox().set(static_cast<int64_t>(outbox_.size()));
+  UpstreamSession* via = nullptr;
+  if (Device* d = device_by_resource(route); d && d->upstream() && d->upstream()->ready())
+    via = d->upstream();
+  else if (anchor_ && anchor_->ready())
+    via = anchor_->session();
+  if (!via) return;  // resent when the anchor is ready
+  auto parsed = Stanza::parse(stanza);
+  if (!parsed) {
+    outbox_.erase(seq);
+    return;
+  }
+  fl.via = via;
+  via->send_tracked(parsed, [this, seq, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    outbox_.erase(seq);
+    m_outbox().set(static_cast<int64_t>(outbox_.size()));
+    ctx_.store->submit({store::op::RemoveOutbox{account_no_, seq}}, [](store::WriteResult r) {
+      if (!r.ok()) m_commit_failed().inc();
+    });
+  });
+}
+
+// An upstream session went away with outbox stanzas unacknowledged: send
+// them again through what is left (`gone` = null: the anchor).
+void AccountHub::resend_stranded(UpstreamSession* gone) {
+  std::vector<uint64_t> seqs;
+  for (auto& [seq, fl] : outbox_)
+    if (fl.via == gone || (gone == nullptr && anchor_ && fl.via == anchor_->session()))
+      seqs.push_back(seq);
+  for (auto seq : seqs) {
+    auto fl = outbox_[seq];
+    if (gone != nullptr) {
+      // The device is gone: its stanzas go out through the anchor.
+      outbox_[seq].via = nullptr;
+      if (anchor_ && anchor_->ready()) send_outbox(seq, std::string(), fl.stanza);
+    } else {
+      outbox_[seq].via = nullptr;
+    }
+  }
+}
+
+// After a restart (or an anchor outage) the outbox in the mirror is the
+// truth: everything in it was committed and acknowledged to a device but
+// never acknowledged by the upstream.
+void AccountHub::load_outbox() {
+  if (account_no_ == 0) return;
+  uint64_t after = 0;
+  for (;;) {
+    auto items = ctx_.store->list_outbox(account_no_, after, 500);
+    if (!items.ok() || items->empty()) break;
+    for (auto& e : *items) {
+      after = e.seq;
+      auto it = outbox_.find(e.seq);
+      if (it != outbox_.end() && it->second.via != nullptr) continue;  // in flight
+      S2_LOG(LogLevel::Debug, "hub.outbox_resend",
+             {{"account", account_}, {"seq", std::to_string(e.seq)}});
+      send_outbox(e.seq, e.item.route, e.item.stanza);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Catch-up from the upstream archive (PROTOCOLS.md §7)
+
+void AccountHub::start_catchup() {
+  if (!anchor_ || !anchor_->ready() || account_no_ == 0) return;
+  if (!anchor_->upstream_has_mam().value_or(false)) {
+    finish_catchup();
+    return;
+  }
+  catching_up_ = true;
+  auto cursor = ctx_.store->get_sync_cursor(account_no_);
+  if (cursor.ok() && cursor.value()) {
+    catchup_page(*cursor.value(), std::nullopt, 0);
+    return;
+  }
+  // First start for this account: the proxy's history begins now. Remember
+  // where the upstream archive ends, without importing it.
+  mam::ClientQuery q;
+  q.rsm_before_last = true;
+  q.max = 1;
+  anchor_->query_mam(q, [this, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
+    if (alive.expired()) return;
+    if (!a.ok) {
+      finish_catchup();
+      return;
+    }
+    std::string last = a.fin.last;
+    if (last.empty() && !a.items.empty()) last = a.items.back().id;
+    if (last.empty()) {
+      // Empty upstream archive: page it from the start next time.
+      finish_catchup();
+      return;
+    }
+    ctx_.store->submit({store::op::SetSyncCursor{account_no_, last}},
+                       [this, alive](store::WriteResult) {
+                         if (!alive.expired()) finish_catchup();
+                       });
+  });
+}
+
+void AccountHub::catchup_page(std::optional<std::string> after, std::optional<int64_t> start,
+                              int attempt) {
+  if (!anchor_ || !anchor_->ready()) return;
+  mam::ClientQuery q;
+  q.rsm_after = after;
+  q.start_ms = start;
+  q.max = kCatchupPage;
+  anchor_->query_mam(
+      q, [this, after, start, attempt, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
+        if (alive.expired() || !catching_up_) return;
+        if (!a.ok) {
+          if (a.error_condition == "item-not-found" && after && !start) {
+            // The upstream no longer has our cursor (expired archive): catch up
+            // by time from the last archived message and record the hole.
+            auto b = ctx_.store->bounds(account_no_);
+            const int64_t from = b.ok() ? b->last_ms : 0;
+            store::Gap gap;
+            gap.from_ms = from;
+            gap.to_ms = unix_ms();
+            gap.reason = "the upstream archive no longer has the last synchronised id";
+            m_gaps().inc();
+            S2_LOG(LogLevel::Warn, "hub.history_gap", {{"account", account_}});
+            ctx_.store->submit({store::op::AddGap{account_no_, gap}}, [](store::WriteResult) {});
+            catchup_page(std::nullopt, from, 0);
+            return;
+          }
+          S2_LOG(LogLevel::Warn, "hub.catchup_failed",
+                 {{"account", account_}, {"condition", a.error_condition}});
+          finish_catchup();
+          return;
+        }
+        store::WriteBatch batch;
+        struct Pending {
+          Stanza inner;
+          bool outgoing;
+          policy::Fanout fanout;
+        };
+        auto pending = std::make_shared<std::vector<std::optional<Pending>>>();
+        std::string last = a.fin.last;
+        for (auto& item : a.items) {
+          last = item.id;
+          Stanza inner = item.message;
+          strip_claimed_stanza_ids(inner, account_, domain_);
+          auto f = stanza_features(inner);
+          const bool outgoing = bare_jid(inner.attr_or("from")).value_or("") == account_;
+          f.forwarded = outgoing ? policy::Forwarded::Sent : policy::Forwarded::Received;
+          Entering e;
+          e.inner = inner;
+          e.forwarded = f.forwarded;
+          const auto dec = policy::route(policy::classify(f), entering_addressing(e, outgoing), f);
+          if (!dec.archive) continue;
+          uint32_t flags = store::msgflag::kPersistent;
+          if (f.receipt_request) flags |= store::msgflag::kReceiptRequested;
+          batch.push_back(store::op::Append{
+              account_no_,
+              make_record(inner, outgoing, flags, item.id, item.stamp_ms.value_or(unix_ms())),
+              std::nullopt});
+          pending->push_back(Pending{inner, outgoing, dec.devices});
+        }
+        if (!last.empty()) batch.push_back(store::op::SetSyncCursor{account_no_, last});
+        const bool done = a.fin.complete || a.items.empty();
+        ctx_.store->submit(
+            std::move(batch), [this, pending, done, last, start, alive](store::WriteResult r) {
+              if (alive.expired()) return;
+              if (!r.ok()) {
+                m_commit_failed().inc();
+                finish_catchup();
+                return;
+              }
+              size_t fresh = 0;
+              for (size_t i = 0; i < pending->size() && i < r.ops.size(); ++i) {
+                const auto& op = r.ops[i];
+                if (op.duplicate) continue;
+                ++fresh;
+                auto& p = *(*pending)[i];
+                fan_out(p.inner, p.outgoing, op.archive_id, p.fanout, nullptr, nullptr, false);
+              }
+              if (fresh)
+                S2_LOG(LogLevel::Info, "hub.catchup_page",
+                       {{"account", account_}, {"new", std::to_string(fresh)}});
+              if (done || last.empty()) {
+                finish_catchup();
+              } else {
+                catchup_page(last, start, 0);
+              }
+            });
+        (void)attempt;
+      });
+}
+
+void AccountHub::finish_catchup() {
+  catching_up_ = false;
+  auto held = std::move(held_live_);
+  held_live_.clear();
+  for (auto& s : held) on_anchor_stanza(std::move(s));
+}
+
+}  // namespace s2

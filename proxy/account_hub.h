@@ -1,0 +1,156 @@
+// AccountHub (ARCHITECTURE.md §3): one per account with devices or an
+// anchor. Every stanza of the account passes through it once, in one order:
+// it asks policies/ what the stanza is (classify), where it goes (route)
+// and then archives it in the mirror, delivers it, sends it upstream or
+// drops it.
+//
+// * Entering (upstream → devices): from the anchor (bare-JID traffic,
+//   Carbons copies, MAM catch-up) and from device links (full-JID traffic).
+//   The same message often arrives twice — at a link and as the anchor's
+//   carbon, live and from MAM — and the mirror's dedup (upstream stanza-id,
+//   then origin-id, then fingerprint) makes it one archive entry; only the
+//   first commit is delivered. Persistent stanzas reach devices only after
+//   their commit, carrying <stanza-id by=account id=archive id>.
+// * Leaving (device → upstream): a persistent message is committed with its
+//   outbox entry before the device's SM counter covers it, then sent
+//   upstream (the device's link, else the anchor) and removed from the
+//   outbox when the upstream's SM acknowledges it; outbox entries left by a
+//   crash or an outage are resent when the anchor is ready again. The other
+//   devices get it as a Carbons <sent/> copy with the same archive id.
+// * Catch-up: the anchor pages the upstream MAM from the sync cursor (the
+//   last upstream stanza-id committed, written in the same transaction as
+//   the stanzas it covers) while live stanzas wait; a legacy device gets
+//   what it missed since its last session as delayed messages at its
+//   initial presence; session2 devices sync with MAM themselves.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/store/store.h"
+#include "common/xml/stanza.h"
+#include "policies/route.h"
+#include "proxy/anchor.h"
+
+namespace s2 {
+
+class ProxyContext;
+class Device;
+
+class AccountHub : public Anchor::Owner {
+ public:
+  // The hub of `account` (bare JID), created on first use.
+  static AccountHub& of(ProxyContext& ctx, const std::string& account);
+  static AccountHub* find(ProxyContext& ctx, const std::string& account);
+
+  AccountHub(ProxyContext& ctx, std::string account);
+  ~AccountHub() override;
+
+  const std::string& account() const { return account_; }
+  store::AccountNo account_no() const { return account_no_; }
+  const std::string& anchor_jid() const;
+
+  // The vault holds credentials for the account: keep an anchor up.
+  void start_anchor();
+  // The credentials are gone (password changed, account forgotten).
+  void stop_anchor();
+
+  // A device's upstream link is bound (attach) / the device ended (detach).
+  void attach(Device* d);
+  void detach(Device* d);
+
+  // A stanza the upstream delivered to a device's link.
+  void from_link(Device* d, Stanza s);
+  // A stanza from a device's client. `handled` runs once the proxy took
+  // responsibility for it (after the commit, for persistent messages): the
+  // device's SM counter may then cover it.
+  void from_device(Device* d, Stanza s, std::function<void()> handled);
+  // The device acknowledged (or, without SM, was written) archive id `id`.
+  void delivered(Device* d, store::ArchiveId id);
+
+  // Anchor::Owner
+  void on_anchor_ready() override;
+  void on_anchor_stanza(Stanza s) override;
+  void on_anchor_down() override;
+  void on_anchor_rejected() override;
+
+ private:
+  struct Entering {
+    Stanza inner;  // the message itself (unwrapped from a carbon / MAM result)
+    policy::Forwarded forwarded = policy::Forwarded::None;
+    Device* via = nullptr;         // the link it arrived at (null: the anchor)
+    std::string upstream_id;       // upstream archive id (<stanza-id by=account> / MAM id)
+    std::optional<int64_t> stamp;  // original time (MAM / delay)
+  };
+
+  void when_account_known(std::function<void()> fn);
+  void process_entering(Entering e);
+  void process_leaving_message(Device* d, Stanza s, std::function<void()> handled);
+  bool handle_device_iq(Device* d, const Stanza& iq);
+  void handle_device_presence(Device* d, Stanza p);
+  void update_anchor_presence();
+
+  policy::Addressing entering_addressing(const Entering& e, bool outgoing) const;
+  policy::Target target_of(const std::string& jid, bool groupchat, bool muc_user) const;
+  Device* device_by_jid(const std::string& full_jid) const;
+  Device* device_by_resource(const std::string& resource) const;
+  bool trust_upstream_ids() const;
+
+  store::MessageRecord make_record(const Stanza& inner, bool outgoing, uint32_t flags,
+                                   const std::string& upstream_id, int64_t ts) const;
+  // Delivers an archived (or ephemeral, id 0) message to the devices `fanout` names.
+  void fan_out(const Stanza& inner, bool outgoing, store::ArchiveId id, policy::Fanout fanout,
+               Device* only, Device* except, bool catch_up_copy);
+  Stanza copy_for(Device* d, const Stanza& inner, bool outgoing, store::ArchiveId id) const;
+  void bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e);
+
+  // Catch-up from the upstream archive.
+  void start_catchup();
+  void catchup_page(std::optional<std::string> after, std::optional<int64_t> start, int attempt);
+  void finish_catchup();
+  void catch_up_device(Device* d);
+
+  // Outbox.
+  void send_outbox(uint64_t seq, const std::string& route, const std::string& stanza);
+  void resend_stranded(UpstreamSession* gone);
+  void load_outbox();
+
+  void schedule_cursor_flush();
+  void flush_delivered();
+
+  ProxyContext& ctx_;
+  std::string account_;
+  std::string domain_;
+  store::AccountNo account_no_ = 0;
+  bool account_pending_ = false;
+  std::vector<std::function<void()>> waiting_for_account_;
+  std::unique_ptr<Anchor> anchor_;
+  std::vector<Device*> devices_;
+
+  bool catching_up_ = false;
+  std::deque<Stanza> held_live_;  // anchor stanzas waiting for the catch-up
+  static constexpr size_t kMaxHeldLive = 10000;
+
+  struct Flight {
+    std::string route;   // the device resource that sent it
+    std::string stanza;  // as sent upstream
+    UpstreamSession* via = nullptr;
+  };
+  std::map<uint64_t, Flight> outbox_;  // seq → not yet acknowledged upstream
+
+  // Device cursors waiting to be written (coalesced).
+  std::unordered_map<std::string, store::ArchiveId> delivered_pending_;
+  store::ArchiveId delivered_any_ = 0;  // highest id any device received (offline watermark)
+  bool delivered_flush_scheduled_ = false;
+
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace s2

@@ -1,0 +1,289 @@
+// See anchor.h.
+#include "proxy/anchor.h"
+
+#include <algorithm>
+
+#include "common/crypto/encoding.h"
+#include "common/jid/jid.h"
+#include "common/session2/errors.h"
+#include "common/util/log.h"
+#include "common/util/metrics.h"
+#include "proxy/proxy_context.h"
+#include "proxy/xmpp_ns.h"
+
+namespace s2 {
+namespace {
+constexpr const char* kMamNs = "urn:xmpp:mam:2";
+constexpr const char* kDiscoInfo = "http://jabber.org/protocol/disco#info";
+constexpr const char* kRoster = "jabber:iq:roster";
+constexpr double kMaxBackoffS = 60;
+
+Metric& m_anchors() {
+  static Metric& m = gauge("s2proxy_anchors_ready", "anchor sessions logged in upstream");
+  return m;
+}
+Metric& m_reconnects() {
+  static Metric& m = counter("s2proxy_upstream_reconnects_total", "anchor reconnect attempts");
+  return m;
+}
+}  // namespace
+
+Anchor::Anchor(ProxyContext& ctx, Owner* owner, std::string account)
+    : ctx_(ctx),
+      owner_(owner),
+      account_(std::move(account)),
+      log_id_("anchor:" + account_),
+      reconnect_timer_(ctx.loop) {
+  presence_show_ = ctx_.config.idle_presence == "unavailable" ? "" : ctx_.config.idle_presence;
+  presence_available_ = ctx_.config.idle_presence != "unavailable";
+}
+
+Anchor::~Anchor() {
+  if (ready_) m_anchors().dec();
+  if (session_) session_->close();
+}
+
+void Anchor::start() {
+  if (stopped_ || session_) return;
+  auto entry = ctx_.vault->get(account_);
+  if (!entry) {
+    S2_LOG(LogLevel::Info, "anchor.no_credentials", {{"account", account_}});
+    return;
+  }
+  auto j = parse_jid(account_);
+  if (!j) return;
+  session_ = std::make_unique<UpstreamSession>(ctx_.loop, ctx_.upstream, this, log_id_);
+  session_->login(j->local, entry->upstream);
+}
+
+void Anchor::stop() {
+  stopped_ = true;
+  reconnect_timer_.stop();
+  if (ready_) m_anchors().dec();
+  ready_ = false;
+  retire_session();
+}
+
+void Anchor::on_upstream_authenticated() { session_->bind(ctx_.config.anchor_resource); }
+
+void Anchor::on_upstream_login_failed(const UpstreamFailure& f) {
+  if (f.rejected) {
+    S2_LOG(LogLevel::Warn, "anchor.rejected", {{"account", account_}, {"condition", f.condition}});
+    stopped_ = true;
+    retire_session();
+    owner_->on_anchor_rejected();
+    return;
+  }
+  went_down("login failed: " + f.text);
+}
+
+void Anchor::on_upstream_bind_failed(const std::string& condition, const std::string& text) {
+  went_down("bind failed: " + condition + " " + text);
+}
+
+void Anchor::on_upstream_bound(const std::string& full_jid) {
+  full_jid_ = full_jid;
+  backoff_s_ = 1;
+  // Carbons before presence and MAM: a message that arrives in between
+  // would otherwise reach another resource only.
+  auto iq = Stanza::element("iq");
+  iq.set_attr("type", "set");
+  iq.add_child(Stanza::element("enable", ns::kCarbons));
+  send_iq(iq, [this](const Stanza& r) {
+    if (r.attr_or("type") != "result")
+      S2_LOG(LogLevel::Warn, "anchor.carbons_refused", {{"account", account_}});
+    send_presence();
+    auto disco = Stanza::element("iq");
+    disco.set_attr("type", "get").set_attr("to", account_);
+    disco.add_child(Stanza::element("query", kDiscoInfo));
+    send_iq(disco, [this](const Stanza& r) {
+      bool mam = false;
+      if (r.attr_or("type") == "result")
+        for (auto& f : r.child("query", kDiscoInfo).children())
+          if (f.name() == "feature" && f.attr_or("var") == kMamNs) mam = true;
+      has_mam_ = mam;
+      if (!mam)
+        S2_LOG(LogLevel::Warn, "anchor.no_upstream_mam",
+               {{"account", account_},
+                {"effect", "history is only what the proxy saw live; no catch-up after downtime"}});
+      ready_ = true;
+      m_anchors().inc();
+      S2_LOG(LogLevel::Info, "anchor.ready", {{"account", account_}, {"jid", full_jid_}});
+      owner_->on_anchor_ready();
+    });
+  });
+}
+
+void Anchor::send_presence() {
+  if (!session_ || !session_->ready()) return;
+  auto p = Stanza::element("presence");
+  if (!presence_available_) {
+    p.set_attr("type", "unavailable");
+  } else {
+    if (!presence_show_.empty()) {
+      auto show = Stanza::element("show");
+      show.add_text(presence_show_);
+      p.add_child(show);
+    }
+    if (!presence_status_.empty()) {
+      auto st = Stanza::element("status");
+      st.add_text(presence_status_);
+      p.add_child(st);
+    }
+    // Non-negative: the anchor is where bare-JID messages go (devices are −1).
+    auto prio = Stanza::element("priority");
+    prio.add_text("0");
+    p.add_child(prio);
+  }
+  session_->send(p);
+}
+
+void Anchor::set_presence(bool available, const std::string& show, const std::string& status) {
+  if (available == presence_available_ && show == presence_show_ && status == presence_status_)
+    return;
+  presence_available_ = available;
+  presence_show_ = show;
+  presence_status_ = status;
+  if (ready_) send_presence();
+}
+
+void Anchor::send_iq(Stanza iq, std::function<void(const Stanza&)> answer) {
+  if (!session_ || !session_->ready()) return;
+  const std::string id = "s2a-" + std::to_string(++iq_seq_);
+  iq.set_attr("id", id);
+  pending_iqs_[id] = std::move(answer);
+  session_->send(iq);
+}
+
+void Anchor::query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)> done) {
+  if (!session_ || !session_->ready()) {
+    done(MamAnswer{});
+    return;
+  }
+  const std::string queryid = "s2q-" + std::to_string(++iq_seq_);
+  const std::string id = "s2a-" + std::to_string(++iq_seq_);
+  mam_[queryid] = PendingMam{std::move(done), {}};
+  pending_iqs_[id] = [this, queryid](const Stanza& r) {
+    auto it = mam_.find(queryid);
+    if (it == mam_.end()) return;
+    PendingMam pm = std::move(it->second);
+    mam_.erase(it);
+    if (r.attr_or("type") == "result") {
+      auto fin = mam::parse_fin(r);
+      pm.answer.ok = fin.has_value();
+      if (fin) pm.answer.fin = *fin;
+      if (!fin) pm.answer.error_condition = "bad-request";
+    } else {
+      pm.answer.ok = false;
+      pm.answer.error_condition = "undefined-condition";
+      for (auto& c : r.child("error").children())
+        if (c.xmlns() == ns::kStanzaErrors && c.name() != "text")
+          pm.answer.error_condition = c.name();
+    }
+    pm.done(std::move(pm.answer));
+  };
+  session_->send(mam::build_mam_query_iq(id, queryid, q));
+}
+
+void Anchor::on_upstream_stanza(Stanza s) {
+  const std::string name = s.name();
+  if (name == "iq") {
+    const std::string type = s.attr_or("type");
+    if (type == "result" || type == "error") {
+      auto it = pending_iqs_.find(s.attr_or("id"));
+      if (it != pending_iqs_.end()) {
+        auto cb = std::move(it->second);
+        pending_iqs_.erase(it);
+        cb(s);
+      }
+      return;
+    }
+    answer_iq(s);
+    return;
+  }
+  if (name == "message") {
+    // MAM results of our own queries (from the account's archive only).
+    if (auto item = mam::parse_result_message(s)) {
+      const std::string from = s.attr_or("from");
+      auto it = mam_.find(item->queryid);
+      if (it != mam_.end() && (from.empty() || bare_jid(from).value_or("") == account_)) {
+        it->second.answer.items.push_back(std::move(*item));
+        return;
+      }
+    }
+  }
+  owner_->on_anchor_stanza(std::move(s));
+}
+
+// What the server and contacts may ask of the anchor's full JID.
+void Anchor::answer_iq(const Stanza& iq) {
+  auto reply = Stanza::element("iq");
+  reply.set_attr("type", "result").set_attr("id", iq.attr_or("id"));
+  if (auto from = iq.attr("from")) reply.set_attr("to", *from);
+  const auto children = iq.children();
+  const Stanza payload = children.empty() ? Stanza() : children.front();
+  const std::string from_bare = bare_jid(iq.attr_or("from")).value_or("");
+  if (payload && payload.is("ping", ns::kPing)) {
+    session_->send(reply);
+    return;
+  }
+  if (payload && payload.is("query", kRoster) && iq.attr_or("type") == "set" &&
+      (from_bare.empty() || from_bare == account_)) {
+    session_->send(reply);  // roster push (RFC 6121 §2.1.6): acknowledge
+    return;
+  }
+  if (payload && payload.is("query", kDiscoInfo) && iq.attr_or("type") == "get") {
+    auto q = Stanza::element("query", kDiscoInfo);
+    auto id = Stanza::element("identity");
+    id.set_attr("category", "client").set_attr("type", "bot").set_attr("name", "s2proxy");
+    q.add_child(id);
+    for (const char* f : {kDiscoInfo, ns::kPing}) {
+      auto feat = Stanza::element("feature");
+      feat.set_attr("var", f);
+      q.add_child(feat);
+    }
+    reply.add_child(q);
+    session_->send(reply);
+    return;
+  }
+  if (auto e = session2::build_stanza_error(iq, "cancel", "service-unavailable")) session_->send(e);
+}
+
+void Anchor::on_upstream_closed(const std::string& stream_error, const std::string& text) {
+  went_down(stream_error.empty() ? text : stream_error + " " + text);
+}
+
+void Anchor::went_down(const std::string& why) {
+  const bool was_ready = ready_;
+  if (ready_) m_anchors().dec();
+  ready_ = false;
+  pending_iqs_.clear();
+  // Unanswered MAM pages fail: the owner restarts catch-up after reconnect.
+  auto mams = std::move(mam_);
+  mam_.clear();
+  retire_session();
+  S2_LOG(LogLevel::Info, "anchor.down", {{"account", account_}, {"reason", why}});
+  for (auto& [qid, pm] : mams) pm.done(MamAnswer{});
+  if (was_ready) owner_->on_anchor_down();
+  schedule_reconnect();
+}
+
+// The session's callback may be on the stack: close it now, free it on the
+// next loop turn.
+void Anchor::retire_session() {
+  if (!session_) return;
+  session_->close();
+  defer(ctx_.loop, [s = std::shared_ptr<UpstreamSession>(std::move(session_))] {});
+}
+
+void Anchor::schedule_reconnect() {
+  if (stopped_ || ctx_.shutting_down) return;
+  const double delay = backoff_s_;
+  backoff_s_ = std::min(backoff_s_ * 2, kMaxBackoffS);
+  reconnect_timer_.start(static_cast<uint64_t>(delay * 1000), [this] {
+    m_reconnects().inc();
+    start();
+  });
+}
+
+}  // namespace s2

@@ -1,0 +1,112 @@
+// The anchor (ARCHITECTURE.md §3): one always-on upstream session per known
+// account, resource `s2proxy` by default, logged in with the vault's secret.
+// It is the account's single upstream path for bare-JID traffic — device
+// links advertise priority −1 — and, with Carbons enabled, it hears what
+// reaches the account's other resources and what its non-proxy clients send.
+//
+// Order after bind (PROTOCOLS.md §7): Carbons first (or live messages slip
+// past between presence and MAM), then presence (which also releases the
+// upstream's offline storage to us), then the owner pages MAM from the sync
+// cursor through query_mam(). The anchor answers what the server and
+// contacts ask of it (ping, disco, roster pushes) and never hands those to
+// devices. It reconnects with backoff when the upstream goes away; a
+// rejected login means the password changed upstream, which the owner
+// handles (vault invalidation) — no retry then.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/mam/mam_result.h"
+#include "common/net/connection.h"
+#include "proxy/upstream_session.h"
+
+namespace s2 {
+
+class ProxyContext;
+
+class Anchor : public UpstreamSession::Listener {
+ public:
+  class Owner {
+   public:
+    virtual ~Owner() = default;
+    // Bound, Carbons enabled (or refused), presence sent.
+    virtual void on_anchor_ready() = 0;
+    // A stanza for the account that is not the anchor's own business.
+    virtual void on_anchor_stanza(Stanza s) = 0;
+    virtual void on_anchor_down() = 0;
+    // The upstream refused the vault's secret (password changed).
+    virtual void on_anchor_rejected() = 0;
+  };
+
+  struct MamAnswer {
+    bool ok = false;
+    std::string error_condition;  // when !ok: the iq error condition ("" = no answer)
+    std::vector<mam::MamResultItem> items;
+    mam::FinInfo fin;
+  };
+
+  Anchor(ProxyContext& ctx, Owner* owner, std::string account);
+  ~Anchor() override;
+
+  void start();
+  void stop();
+  bool ready() const { return ready_; }
+  const std::string& full_jid() const { return full_jid_; }
+  UpstreamSession* session() const { return session_.get(); }
+
+  // The presence the account shows through the anchor (show/status of the
+  // best device, or the idle presence); sent now when ready, else after
+  // login. An empty `show` with `available` false sends unavailable.
+  void set_presence(bool available, const std::string& show, const std::string& status);
+
+  // One MAM page from the upstream archive of the account.
+  void query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)> done);
+  // Whether the upstream advertises MAM (disco#info on the account); unknown
+  // until ready.
+  std::optional<bool> upstream_has_mam() const { return has_mam_; }
+
+ private:
+  // UpstreamSession::Listener
+  void on_upstream_authenticated() override;
+  void on_upstream_login_failed(const UpstreamFailure& f) override;
+  void on_upstream_bound(const std::string& full_jid) override;
+  void on_upstream_bind_failed(const std::string& condition, const std::string& text) override;
+  void on_upstream_stanza(Stanza stanza) override;
+  void on_upstream_closed(const std::string& stream_error, const std::string& text) override;
+
+  void send_iq(Stanza iq, std::function<void(const Stanza&)> answer);
+  void answer_iq(const Stanza& iq);
+  void send_presence();
+  void went_down(const std::string& why);
+  void schedule_reconnect();
+  void retire_session();
+
+  ProxyContext& ctx_;
+  Owner* owner_;
+  std::string account_;
+  std::string log_id_;
+  std::unique_ptr<UpstreamSession> session_;
+  bool ready_ = false;
+  bool stopped_ = false;
+  std::string full_jid_;
+  std::optional<bool> has_mam_;
+  uint64_t iq_seq_ = 0;
+  std::unordered_map<std::string, std::function<void(const Stanza&)>> pending_iqs_;
+  struct PendingMam {
+    std::function<void(MamAnswer)> done;
+    MamAnswer answer;
+  };
+  std::unordered_map<std::string, PendingMam> mam_;  // by queryid
+  bool presence_available_ = true;
+  std::string presence_show_ = "xa";
+  std::string presence_status_;
+  double backoff_s_ = 1;
+  Timer reconnect_timer_;
+};
+
+}  // namespace s2
