@@ -178,6 +178,24 @@ void AccountHub::attach(Device* d) {
   if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) devices_.push_back(d);
   // Session2 devices sync with MAM: live stanzas from now on, no backlog.
   if (d->profile() == policy::Profile::Session2) d->set_live(0);
+  // Known devices stay known while they are away: a full-JID stanza for
+  // one of them is that device's, never the account's (not rerouted).
+  when_account_known([this, resource = d->resource()] {
+    store::op::UpdateDevice u;
+    u.account = account_no_;
+    u.device_id = resource;
+    u.last_seen_ms = unix_ms();
+    ctx_.store->submit({std::move(u)}, [](store::WriteResult r) {
+      if (!r.ok()) m_commit_failed().inc();
+    });
+  });
+}
+
+bool AccountHub::known_device(const std::string& resource) const {
+  if (device_by_resource(resource)) return true;
+  if (account_no_ == 0) return false;
+  auto rec = ctx_.store->get_device(account_no_, resource);
+  return rec.ok() && rec.value().has_value();
 }
 
 void AccountHub::detach(Device* d) {
@@ -269,7 +287,7 @@ void AccountHub::catch_up_device(Device* d) {
   }
   while (cursor < upto) {
     store::MamQuery q;
-    q.after_id = store::render_archive_id(cursor);
+    if (cursor > 0) q.after_id = store::render_archive_id(cursor);
     q.max = 200;
     auto page = ctx_.store->query(account_no_, q);
     if (!page.ok() || page->items.empty()) break;
@@ -292,7 +310,17 @@ void AccountHub::catch_up_device(Device* d) {
     S2_LOG(LogLevel::Info, "hub.device_catchup",
            {{"device", d->log_id()}, {"delivered", std::to_string(sent)}});
   d->set_live(upto);
-  if (upto > 0 && sent == 0) delivered(d, upto);
+  // The device's cursor: what it got now; acks move it on from there.
+  store::op::UpdateDevice u;
+  u.account = account_no_;
+  u.device_id = d->resource();
+  // Nothing sent: it has all of it. Else acks (or writes, without SM) move
+  // it on; a device that leaves before acking gets the rest next time.
+  u.last_delivered = sent == 0 ? std::max(from, upto) : from;
+  u.last_seen_ms = unix_ms();
+  ctx_.store->submit({std::move(u)}, [](store::WriteResult r) {
+    if (!r.ok()) m_commit_failed().inc();
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -310,7 +338,7 @@ policy::Target AccountHub::target_of(const std::string& jid, bool groupchat, boo
   if (j->bare() == account_) {
     if (j->resource.empty()) return Target::OwnBare;
     if (j->resource == ctx_.config.anchor_resource) return Target::Anchor;
-    return device_by_resource(j->resource) ? Target::OwnDevice : Target::OwnForeign;
+    return known_device(j->resource) ? Target::OwnDevice : Target::OwnForeign;
   }
   if (groupchat) return j->resource.empty() ? Target::Room : Target::Occupant;
   if (j->resource.empty()) return Target::OtherBare;
@@ -448,10 +476,16 @@ void AccountHub::process_entering(Entering e) {
   if (e.via == nullptr && e.forwarded == policy::Forwarded::Received && !d.archive) return;
 
   if (d.disposition == policy::Disposition::Bounce) {
-    if (d.error && e.via) {
+    // Back to the sender through the session it arrived on.
+    UpstreamSession* back = e.via ? e.via->upstream() : anchor_ ? anchor_->session() : nullptr;
+    if (d.error && back && e.forwarded == policy::Forwarded::None) {
       auto err = session2::build_stanza_error(inner, std::string(policy::to_string(d.error->type)),
-                                              std::string(policy::to_string(d.error->condition)));
-      if (err) e.via->upstream()->send(err);
+                                              std::string(policy::to_string(d.error->condition)),
+                                              "the addressed device is not connected");
+      if (err) {
+        err.remove_attr("from");
+        back->send(err);
+      }
     }
     return;
   }
@@ -607,7 +641,12 @@ bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
       return true;
     }
   }
-  if (to_account && MamServer::wants(iq)) {
+  // Another account's archive on this server is not ours to show (room
+  // archives live on other domains and are relayed).
+  const auto to_jid = parse_jid(to);
+  const bool other_account = to_jid && !to_account && to_jid->domain == domain_ &&
+                             !to_jid->local.empty() && to_jid->resource.empty();
+  if ((to_account || other_account) && MamServer::wants(iq)) {
     when_account_known([this, d, iq] {
       if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) return;
       MamServer::answer(ctx_, account_, account_no_, *d, iq);

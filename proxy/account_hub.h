@@ -101,6 +101,7 @@ class AccountHub : public Anchor::Owner {
   policy::Target target_of(const std::string& jid, bool groupchat, bool muc_user) const;
   Device* device_by_jid(const std::string& full_jid) const;
   Device* device_by_resource(const std::string& resource) const;
+  bool known_device(const std::string& resource) const;
   bool trust_upstream_ids() const;
 
   store::MessageRecord make_record(const Stanza& inner, bool outgoing, uint32_t flags,

@@ -44,7 +44,9 @@ Anchor::~Anchor() {
 }
 
 void Anchor::start() {
-  if (stopped_ || session_) return;
+  if (session_) return;
+  // New credentials (a fresh PLAIN login) lift a stop after rejection.
+  stopped_ = false;
   auto entry = ctx_.vault->get(account_);
   if (!entry) {
     S2_LOG(LogLevel::Info, "anchor.no_credentials", {{"account", account_}});
@@ -281,6 +283,7 @@ void Anchor::schedule_reconnect() {
   const double delay = backoff_s_;
   backoff_s_ = std::min(backoff_s_ * 2, kMaxBackoffS);
   reconnect_timer_.start(static_cast<uint64_t>(delay * 1000), [this] {
+    if (stopped_) return;
     m_reconnects().inc();
     start();
   });

@@ -123,6 +123,15 @@ class Upstream:
         if r.returncode != 0 or not port_open(self.c2s):
             raise RuntimeError("%s failed (rc=%d):\n%s\n%s" % (script, r.returncode, r.stdout, r.stderr))
 
+    def restart(self):
+        """Stop and start again, keeping the data (accounts, archives, offline storage)."""
+        self.stop()
+        script = TESTBED / self.spec["up"]
+        r = subprocess.run([str(script)], env=self.env(fresh=False), capture_output=True, text=True,
+                           timeout=180)
+        if r.returncode != 0 or not port_open(self.c2s):
+            raise RuntimeError("%s failed (rc=%d):\n%s\n%s" % (script, r.returncode, r.stdout, r.stderr))
+
     def stop(self):
         script = TESTBED / self.spec["down"]
         try:
@@ -214,6 +223,25 @@ class ProxyProc:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        """SIGKILL, as a crash: no drain, no flush."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self in LIVE_PROCS:
+            LIVE_PROCS.remove(self)
+        try:
+            self.logf.close()
+        except Exception:
+            pass
+
+    def restart(self, timeout=15.0):
+        """Start again on the same ports and data dir (after stop() or kill9())."""
+        self.rc = None
+        self.killed = False
+        self.stop_elapsed = None
+        return self.start(timeout=timeout)
 
     def stop(self, timeout=5.0):
         """SIGTERM; wait `timeout` s; KILL if still alive. Returns (rc, elapsed, killed)."""

@@ -1,0 +1,430 @@
+"""One ordered history per account (issue 4): the mirror, the anchor and unified routing, end to end.
+
+alice's devices connect through the proxy (slixmpp, legacy profile, XEP-0198 where a crash is
+involved); bob talks to the upstream directly. Every delivered persistent message carries the
+proxy's <stanza-id by='alice@domain'/> (the archive id); MAM for alice is served from the mirror.
+Scenarios (a)–(g) of the issue, on Prosody and (S2_UPSTREAM=ejabberd) on ejabberd.
+"""
+import asyncio
+import time
+import uuid
+
+from xmppclient import (NS_CARBONS, Client, body_of, carbon_inner, has_body, msg_xml, q, run_async, short,
+                        stanza_error)
+
+NS_SID = "urn:xmpp:sid:0"
+NS_MAM = "urn:xmpp:mam:2"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_DELAY = "urn:xmpp:delay"
+NS_FORWARD = "urn:xmpp:forward:0"
+NS_HINTS = "urn:xmpp:hints"
+NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
+
+
+def inner_of(el):
+    """The message itself: the forwarded one of a carbon, else the stanza."""
+    for kind in ("received", "sent"):
+        m = carbon_inner(el, kind)
+        if m is not None:
+            return m
+    return el
+
+
+def archive_id(el, account):
+    m = inner_of(el)
+    for s in m.findall(q(NS_SID, "stanza-id")):
+        if s.get("by") == account:
+            return s.get("id")
+    return None
+
+
+def text_of(el):
+    return body_of(inner_of(el))
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+async def connect(pool, target, user, resource, sm=False, carbons=False, timeout=15.0):
+    c = Client(target, user, resource)
+    if sm:
+        c.x.register_plugin("xep_0198")
+    pool.clients.append(c)
+    await c.connect(timeout=timeout)
+    if carbons:
+        res = await c.iq("<enable xmlns='%s'/>" % NS_CARBONS, itype="set")
+        assert res.get("type") == "result", short(res)
+    return c
+
+
+async def mam_all(client, with_jid=None, start=None, max_=100, backwards=False, limit_pages=100):
+    """Pages alice's archive through `client`; returns [(archive id, inner message)] in archive order."""
+    items, cursor = [], None
+    for _ in range(limit_pages):
+        qid = uuid.uuid4().hex[:8]
+        fields = ""
+        if with_jid:
+            fields += "<field var='with'><value>%s</value></field>" % with_jid
+        if start:
+            fields += "<field var='start'><value>%s</value></field>" % start
+        rsm = "<max>%d</max>" % max_
+        if backwards:
+            rsm += "<before>%s</before>" % cursor if cursor else "<before/>"
+        elif cursor:
+            rsm += "<after>%s</after>" % cursor
+        t0 = time.monotonic()
+        res = await client.iq("<query xmlns='%s' queryid='%s'><x xmlns='jabber:x:data' type='submit'>"
+                              "<field var='FORM_TYPE' type='hidden'><value>%s</value></field>%s</x>"
+                              "<set xmlns='%s'>%s</set></query>" % (NS_MAM, qid, NS_MAM, fields, NS_RSM, rsm),
+                              itype="set", timeout=20)
+        assert res.get("type") == "result", "MAM query failed: %s" % short(res)
+        fin = res.find(q(NS_MAM, "fin"))
+        assert fin is not None, short(res)
+        page = []
+        for el in client.received("message", since=t0):
+            r = el.find(q(NS_MAM, "result"))
+            if r is None or r.get("queryid") != qid:
+                continue
+            m = r.find("%s/%s" % (q(NS_FORWARD, "forwarded"), q("jabber:client", "message")))
+            assert m is not None, short(el)
+            page.append((r.get("id"), m))
+        items = page + items if backwards else items + page
+        rset = fin.find(q(NS_RSM, "set"))
+        if fin.get("complete") in ("true", "1") or not page:
+            break
+        first = rset.find(q(NS_RSM, "first")) if rset is not None else None
+        last = rset.find(q(NS_RSM, "last")) if rset is not None else None
+        cursor = (first if backwards else last).text
+    return items
+
+
+def collect(clients, prefix, account):
+    """Every message with a body starting with `prefix` the given client incarnations received:
+    [(body, archive id, delayed)] in arrival order."""
+    out = []
+    for c in clients:
+        for t, kind, el in c.stanzas:
+            if kind != "message":
+                continue
+            b = text_of(el)
+            if b and b.startswith(prefix):
+                out.append((t, b, archive_id(el, account), inner_of(el).find(q(NS_DELAY, "delay")) is not None))
+    out.sort(key=lambda x: x[0])
+    return [x[1:] for x in out]
+
+
+async def wait_until(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+
+
+async def wait_anchor(proxy, timeout=10.0):
+    """The anchor of alice is logged in upstream (it starts after her first PLAIN login)."""
+    await wait_until(lambda: "anchor.ready" in proxy.log_text(), timeout, "alice's anchor in %s" % proxy.logfile)
+
+
+# -------------------------------------------------------------------------------------------------
+def test_offline_device_catches_up_once_in_order_with_same_ids(target, upstream_target):
+    """(a) device A offline, bob sends 20 to alice's bare JID; A comes back and gets all 20 exactly
+    once, in order, delayed, with the archive ids device B saw live."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        a = await connect(pool, target, "alice", "histA-" + run, sm=True)
+        b = await connect(pool, target, "alice", "histB-" + run, sm=True)
+        bob = await connect(pool, upstream_target, "bob", "hist-" + run)
+        await a.disconnect()
+        await asyncio.sleep(0.5)
+        prefix = "a-%s-" % run
+        for i in range(20):
+            bob.send_xml(msg_xml(b.bare, "%s%02d" % (prefix, i)))
+        await wait_until(lambda: len(collect([b], prefix, b.bare)) >= 20, 15, "20 messages on B")
+        seen_b = collect([b], prefix, b.bare)
+        assert [x[0] for x in seen_b] == ["%s%02d" % (prefix, i) for i in range(20)], seen_b
+        ids_b = {x[0]: x[1] for x in seen_b}
+        assert all(ids_b.values()) and len(set(ids_b.values())) == 20, "B: every message has its own id: %s" % seen_b
+        assert sorted(ids_b.values()) == [ids_b["%s%02d" % (prefix, i)] for i in range(20)], \
+            "archive ids follow arrival order"
+        a2 = await connect(pool, target, "alice", "histA-" + run, sm=True)
+        await wait_until(lambda: len(collect([a2], prefix, a2.bare)) >= 20, 15, "A's catch-up")
+        await asyncio.sleep(1.0)  # nothing more may arrive
+        seen_a = collect([a2], prefix, a2.bare)
+        assert [x[0] for x in seen_a] == ["%s%02d" % (prefix, i) for i in range(20)], \
+            "A gets each exactly once, in order: %s" % seen_a
+        assert all(x[2] for x in seen_a), "catch-up messages carry <delay/>: %s" % seen_a
+        assert {x[0]: x[1] for x in seen_a} == ids_b, "A sees the archive ids B saw"
+
+    run_async(body, 90)
+
+
+def test_sent_message_reaches_other_device_with_same_archive_id(target, upstream_target):
+    """(b) alice sends from B; A (Carbons) sees it as <sent/> with the archive id MAM gives it."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        a = await connect(pool, target, "alice", "sentA-" + run, carbons=True)
+        b = await connect(pool, target, "alice", "sentB-" + run)
+        bob = await connect(pool, upstream_target, "bob", "sent-" + run)
+        text = "b-%s from B" % run
+        t0 = time.time()
+        b.send_xml(msg_xml(bob.bare, text))
+        got = await bob.wait_msg(has_body(text), 5)
+        assert got.find(q(NS_SID, "origin-id")) is not None, "persistent sends get an origin-id: %s" % short(got)
+        el = await a.wait_msg(lambda e: carbon_inner(e, "sent") is not None and text_of(e) == text, 5,
+                              what="<sent/> copy of B's message")
+        aid = archive_id(el, a.bare)
+        assert aid, "the copy carries the archive id: %s" % short(el)
+        assert carbon_inner(el, "sent").get("from") == b.full_jid, short(el)
+        items = await mam_all(b, with_jid=bob.bare, start=iso(t0 - 5))
+        hits = [i for i, m in items if body_of(m) == text]
+        assert hits == [aid], "MAM has it once, under the same id: %s vs %s" % (hits, aid)
+        # and it went upstream once, not again from the outbox
+        await asyncio.sleep(1.0)
+        assert len(bob.received("message", has_body(text))) == 1
+
+    run_async(body, 60)
+
+
+def test_kill9_while_bob_streams_300(proxy_factory, upstream_target):
+    """(c) kill -9 the proxy three times while bob streams 300 numbered messages to alice: every
+    device and a MAM query end up with each exactly once, under one archive id."""
+    p = proxy_factory.start()
+    t = p.target()
+    n = 300
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "c-%s-" % run
+        first = await connect(pool, t, "alice", "killA-" + run, sm=True)  # PLAIN once: vault + anchor
+        await wait_anchor(p)
+        bob = await connect(pool, upstream_target, "bob", "kill-" + run)
+        incarnations = {"A": [first], "B": []}
+        stop = asyncio.Event()
+
+        async def keep_connected(name):
+            while not stop.is_set():
+                cur = incarnations[name][-1] if incarnations[name] else None
+                if cur is None or not cur.connected:
+                    try:
+                        incarnations[name].append(
+                            await connect(pool, t, "alice", "kill%s-%s" % (name, run), sm=True, timeout=5))
+                    except Exception:
+                        await asyncio.sleep(0.3)
+                        continue
+                await asyncio.sleep(0.1)
+
+        keepers = [asyncio.ensure_future(keep_connected(x)) for x in ("A", "B")]
+
+        async def killer():
+            for delay in (1.0, 1.5, 1.5):
+                await asyncio.sleep(delay)
+                p.kill9()
+                await asyncio.sleep(0.3)
+                p.restart()
+
+        k = asyncio.ensure_future(killer())
+        for i in range(n):
+            bob.send_xml(msg_xml(first.bare, "%s%03d" % (prefix, i)))
+            await asyncio.sleep(0.02)
+        await k
+        want = ["%s%03d" % (prefix, i) for i in range(n)]
+        try:
+            await wait_until(lambda: all(set(x[0] for x in collect(incarnations[d], prefix, first.bare)) >= set(want)
+                                         for d in ("A", "B")), 60, "both devices to have all %d" % n)
+        finally:
+            stop.set()
+            for f in keepers:
+                f.cancel()
+        ids = {}
+        redelivered = 0
+        for d in ("A", "B"):
+            seen = collect(incarnations[d], prefix, first.bare)
+            per_body = {}
+            for b_, aid, _ in seen:
+                assert aid, "%s got %s without an archive id" % (d, b_)
+                per_body.setdefault(b_, set()).add(aid)
+            redelivered += len(seen) - len(per_body)
+            for b_, aids in per_body.items():
+                assert len(aids) == 1, "%s saw %s under two archive ids %s" % (d, b_, aids)
+                ids.setdefault(b_, set()).update(aids)
+            assert set(per_body) == set(want), "%s is missing %s" % (d, sorted(set(want) - set(per_body))[:10])
+        assert all(len(v) == 1 for v in ids.values()), "devices disagree on archive ids"
+        mam_client = await connect(pool, t, "alice", "killM-" + run)
+        items = await mam_all(mam_client, with_jid=bob.bare, max_=250)
+        bodies = [body_of(m) for _, m in items if (body_of(m) or "").startswith(prefix)]
+        assert sorted(bodies) == want, "MAM: %d items, %d distinct, missing %s" % (
+            len(bodies), len(set(bodies)), sorted(set(want) - set(bodies))[:10])
+        for aid, m in items:
+            if (body_of(m) or "").startswith(prefix):
+                assert ids[body_of(m)] == {aid}, "MAM id differs from the delivered one for %s" % body_of(m)
+        print("kill -9 x3 during %d messages: %d redeliveries of an already-seen archive id "
+              "(clients deduplicate by stanza-id)" % (n, redelivered))
+
+    run_async(body, 150)
+
+
+def test_upstream_restart_mid_stream(target, upstream, upstream_target):
+    """(d) the upstream server restarts while bob sends: nothing lost, nothing duplicated."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "d-%s-" % run
+        incarnations = [await connect(pool, target, "alice", "restartA-" + run, sm=True)]
+        bob = await connect(pool, upstream_target, "bob", "restart-" + run)
+        for i in range(30):
+            bob.send_xml(msg_xml(incarnations[0].bare, "%s%02d" % (prefix, i)))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        await asyncio.get_running_loop().run_in_executor(None, upstream.restart)
+        bob = None
+        for _ in range(50):
+            try:
+                bob = await connect(pool, upstream_target, "bob", "restart2-" + run, timeout=5)
+                break
+            except Exception:
+                await asyncio.sleep(0.3)
+        assert bob is not None, "bob could not reconnect to the restarted upstream"
+        for i in range(30, 60):
+            bob.send_xml(msg_xml(incarnations[0].bare, "%s%02d" % (prefix, i)))
+            await asyncio.sleep(0.01)
+        want = ["%s%02d" % (prefix, i) for i in range(60)]
+
+        async def reconnect_until_complete():
+            end = time.monotonic() + 60
+            while time.monotonic() < end:
+                if set(x[0] for x in collect(incarnations, prefix, bob.bare.replace("bob", "alice"))) >= set(want):
+                    return
+                if not incarnations[-1].connected:
+                    try:
+                        incarnations.append(await connect(pool, target, "alice", "restartA-" + run, sm=True,
+                                                          timeout=5))
+                    except Exception:
+                        await asyncio.sleep(0.5)
+                        continue
+                await asyncio.sleep(0.2)
+            raise AssertionError("alice's device is missing %s" % sorted(
+                set(want) - set(x[0] for x in collect(incarnations, prefix, incarnations[0].bare)))[:10])
+
+        await reconnect_until_complete()
+        account = incarnations[0].bare
+        seen = collect(incarnations, prefix, account)
+        per_body = {}
+        for b_, aid, _ in seen:
+            per_body.setdefault(b_, set()).add(aid)
+        assert all(len(v) == 1 and None not in v for v in per_body.values()), per_body
+        items = await mam_all(incarnations[-1], with_jid=bob.bare, max_=250)
+        bodies = [body_of(m) for _, m in items if (body_of(m) or "").startswith(prefix)]
+        assert sorted(bodies) == want, "MAM after the upstream restart: missing %s, duplicated %s" % (
+            sorted(set(want) - set(bodies))[:10], sorted(b for b in set(bodies) if bodies.count(b) > 1)[:10])
+
+    run_async(body, 150)
+
+
+def test_message_sent_while_proxy_down_arrives_after_restart(proxy_factory, upstream_target):
+    """(e) bob writes while the proxy is stopped; after the restart alice's device gets it."""
+    p = proxy_factory.start()
+    t = p.target()
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "e-%s-" % run
+        a = await connect(pool, t, "alice", "downA-" + run)
+        await wait_anchor(p)
+        await a.disconnect()
+        rc, _, killed = p.stop()
+        assert rc == 0 and not killed
+        bob = await connect(pool, upstream_target, "bob", "down-" + run)
+        for i in range(5):
+            bob.send_xml(msg_xml(a.bare, "%s%d" % (prefix, i)))
+        await asyncio.sleep(1.0)
+        p.restart()
+        a2 = await connect(pool, t, "alice", "downA-" + run)
+        await wait_until(lambda: len(collect([a2], prefix, a2.bare)) >= 5, 20, "the 5 messages after restart")
+        await asyncio.sleep(1.0)
+        seen = collect([a2], prefix, a2.bare)
+        assert [x[0] for x in seen] == ["%s%d" % (prefix, i) for i in range(5)], seen
+        assert all(x[1] for x in seen) and all(x[2] for x in seen), "archived and delayed: %s" % seen
+
+    run_async(body, 90)
+
+
+def test_full_jid_message_to_gone_device_is_not_rerouted(target, upstream_target):
+    """(f) ephemeral stanzas bob addresses to device A after it left never reach device B; the one
+    that expects an answer bounces with service-unavailable."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        a = await connect(pool, target, "alice", "goneA-" + run)
+        b = await connect(pool, target, "alice", "goneB-" + run, carbons=True)
+        bob = await connect(pool, upstream_target, "bob", "gone-" + run)
+        gone = a.full_jid
+        await a.disconnect()
+        await asyncio.sleep(0.5)
+        t0 = time.monotonic()
+        bob.send_xml("<message xmlns='jabber:client' to='%s' type='chat' id='cs-%s'><composing xmlns='%s'/>"
+                     "</message>" % (gone, run, NS_CHATSTATES))
+        ns_text = "f-%s no-store" % run
+        bob.send_xml("<message xmlns='jabber:client' to='%s' type='normal' id='ns-%s'><body>%s</body>"
+                     "<no-store xmlns='%s'/></message>" % (gone, run, ns_text, NS_HINTS))
+        barrier = "f-%s barrier" % run
+        bob.send_xml(msg_xml(b.bare, barrier))
+        await b.wait_msg(has_body(barrier), 5)
+        await asyncio.sleep(0.5)
+        leaked = [short(el) for el in b.received("message", since=t0)
+                  if run in (el.get("id") or "") or text_of(el) == ns_text
+                  or inner_of(el).find(q(NS_CHATSTATES, "composing")) is not None]
+        assert not leaked, "stanzas for %s were rerouted to %s: %s" % (gone, b.full_jid, leaked)
+        err = await bob.wait_msg(lambda el: el.get("type") == "error" and el.get("id") == "ns-" + run, 5,
+                                 what="the bounce of the no-store message")
+        assert stanza_error(err)[1] == "service-unavailable", short(err)
+
+    run_async(body, 60)
+
+
+def test_mam_paging_over_1000_returns_each_once(target, upstream_target):
+    """(g) 1000 messages, paged forwards and backwards through the proxy's MAM: each exactly once."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "g-%s-" % run
+        a = await connect(pool, target, "alice", "mamA-" + run)
+        bob = await connect(pool, upstream_target, "bob", "mam-" + run)
+        t0 = time.time()
+        n = 1000
+        for i in range(n):
+            bob.send_xml(msg_xml(a.bare, "%s%04d" % (prefix, i)))
+            if i % 100 == 99:
+                await asyncio.sleep(0.05)
+        await wait_until(lambda: len(collect([a], prefix, a.bare)) >= n, 60, "%d live messages" % n)
+        want = ["%s%04d" % (prefix, i) for i in range(n)]
+        fwd = await mam_all(a, with_jid=bob.bare, start=iso(t0 - 5), max_=100)
+        bodies = [body_of(m) for _, m in fwd if (body_of(m) or "").startswith(prefix)]
+        assert bodies == want, "forward paging: %d items, first missing %s" % (
+            len(bodies), sorted(set(want) - set(bodies))[:5])
+        ids = [i for i, m in fwd if (body_of(m) or "").startswith(prefix)]
+        assert len(set(ids)) == n and ids == sorted(ids), "ids unique and ascending"
+        live = {b_: aid for b_, aid, _ in collect([a], prefix, a.bare)}
+        assert all(live[body_of(m)] == i for i, m in fwd if (body_of(m) or "").startswith(prefix)), \
+            "MAM ids are the ids delivered live"
+        back = await mam_all(a, with_jid=bob.bare, start=iso(t0 - 5), max_=250, backwards=True)
+        bodies_back = [body_of(m) for _, m in back if (body_of(m) or "").startswith(prefix)]
+        assert bodies_back == want, "backward paging: %d items" % len(bodies_back)
+
+    run_async(body, 150)
+
+
+def test_mam_refuses_other_archives_and_unknown_ids(target):
+    """MAM for another account is refused; an unknown RSM id is item-not-found."""
+    async def body(pool):
+        a = await connect(pool, target, "alice", "mamerr-" + uuid.uuid4().hex[:6])
+        bob_bare = a.bare.replace("alice@", "bob@")
+        res = await a.iq("<query xmlns='%s'/>" % NS_MAM, to=bob_bare, itype="set")
+        assert res.get("type") == "error" and stanza_error(res)[1] == "forbidden", short(res)
+        res = await a.iq("<query xmlns='%s'><set xmlns='%s'><after>ZZZZZZZZZZZZZ</after></set></query>"
+                         % (NS_MAM, NS_RSM), itype="set")
+        assert res.get("type") == "error" and stanza_error(res)[1] == "item-not-found", short(res)
+        res = await a.iq("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'><field var='bogus'>"
+                         "<value>1</value></field></x></query>" % NS_MAM, itype="set")
+        assert res.get("type") == "error" and stanza_error(res)[1] == "bad-request", short(res)
+
+    run_async(body, 30)
