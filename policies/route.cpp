@@ -101,7 +101,14 @@ RouteDecision route_entering(MessageClass c, const Addressing& a, const MessageF
     case Persistence::EphemeralAllOnline:
       // Services broadcast headlines (announcements) to every session's full JID: each device's
       // link got its own copy, so the anchor's would be a duplicate.
-      if (a.to == Target::Anchor && c == MessageClass::Headline) return drop(d);
+      // The anchor's own full JID: contacts never address it, but ejabberd 23 hands a stanza for an
+      // unavailable full JID to the best resource with `to` rewritten to it. One device's stanza
+      // whose device is gone: never rerouted (headlines: each link also got its own copy).
+      if (a.to == Target::Anchor) {
+        Addressing gone = a;
+        gone.device_present = false;
+        return deliver_one(d, c, gone, f);
+      }
       d.disposition = Disposition::Deliver;
       d.devices = Fanout::AllOnlineDevices;
       return d;

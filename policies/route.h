@@ -14,8 +14,10 @@
 //   ephemeral; receipts, markers, corrections and retractions are persistent because they change
 //   archived history; groupchat goes to the occupant device only (its history is the room's MAM);
 //   message errors are delivered to every device and archived when they refer to an archived
-//   message (§7); iq and presence go to the one device whose link received them (every link hears
-//   its own presence broadcasts, roster pushes and iq; the anchor's copies are the proxy's own).
+//   message (§7); an ephemeral stanza at the anchor's own full JID is treated as one for a gone
+//   device (ejabberd 23 rewrites `to` to the resource it reroutes an unavailable full JID to);
+//   iq and presence go to the one device whose link received them (every link hears its own
+//   presence broadcasts, roster pushes and iq; the anchor's copies are the proxy's own).
 // * Leaving (Direction::FromDevice): a session2 device means Message Routing 2.0 literally — a
 //   body sent to a full JID is ephemeral, and goes out with <no-store/> and Carbons <private/> so
 //   the upstream neither archives nor copies it; a persistent message gets an <origin-id/>

@@ -544,7 +544,9 @@ def report(out, args):
     med = s2bench.median
     lines = ["### Catch-up of %d messages: s2proxy's mirror vs Prosody's MAM (loopback, %d cores)\n" % (
         args.n, os.cpu_count()),
-             "Binary: %s.\n" % s2bench.binary_line(out["binary"])]
+             "Binary: %s. Load average (1/5/15 min) at start %s, at end %s.\n" % (
+                 s2bench.binary_line(out["binary"]), "/".join(out["machine"].get("loadavg_start", ["?"])),
+                 "/".join(out.get("loadavg_end", ["?"])))]
     snd, ing = out["send"], out["ingest"]
     lines.append("bob sent %d messages to alice's bare JID in %.1f s (%.0f msgs/s, Prosody-bound); the mirror had the "
                  "last one ≤ %.2f s after the last send was answered (%d polls); CPU during send + mirroring: s2proxy %.0f ms "
@@ -655,6 +657,10 @@ def main():
         out["idle"] = {"proxy": mem_kib(env.proxy_pid()), "prosody": mem_kib(env.prosody_pid())}
         asyncio.run(bench(env, args, out))
         out["elapsed_s"] = time.monotonic() - t_start
+        try:
+            out["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+        except OSError:
+            pass
         print(report(out, args))
         rc = 0 if not out.get("problems") else 2
         if rc:

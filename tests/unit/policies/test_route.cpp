@@ -178,7 +178,9 @@ TEST_CASE("route: entering fan-out") {
     // Ephemeral to the account: the devices online now.
     {S::chat().body().no_store(),     Bare,    yes, ToOnline, "bare + no-store"},
     {S::chat().state(),               Bare,    yes, ToOnline, "chat state to the bare JID"},
-    {S::chat().state(),               Anc,     yes, ToOnline, "anchor = the account"},
+    {S::chat().state(),               Anc,     yes, Bounced,  "rerouted full-JID stanza (ejabberd)"},
+    {S::chat().body().no_store(),     Anc,     yes, Bounced,  "…ephemeral body too: never rerouted"},
+    {S::chat().state(),               Bare,    no,  ToOnline, "the bare JID is always the account"},
     {S::chat().state().sent_cc(),     OFull,   yes, ToOnline, "non-proxy client's state"},
     {S::headline().body(),            Bare,    yes, ToOnline, "headline to the bare JID"},
     {S::normal().other(),             Bare,    yes, ToOnline, "unknown payload"},
