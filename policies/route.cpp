@@ -161,6 +161,10 @@ RouteDecision route_leaving(MessageClass c, const Addressing& a, const MessageFe
     case Persistence::EphemeralOneDevice:
       if (a.to == Target::OwnDevice) return deliver_one(d, c, a, f);
       d = send_upstream(d);
+      // A standalone chat state is left as sent: no server archives one, and ejabberd's CSI only
+      // holds a message whose every child is a chat state (misc:is_standalone_chat_state), so a
+      // <private/> would make it flush the recipient's queue.
+      if (c == MessageClass::ChatState) return d;
       d.rewrites.add_no_store = true;  // upstream MAM must not archive it
       d.rewrites.add_private = true;   // upstream Carbons must not copy it
       return d;

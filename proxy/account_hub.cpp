@@ -470,6 +470,17 @@ void AccountHub::process_entering(Entering e) {
   const auto cls = policy::classify(f);
   const auto addr = entering_addressing(e, outgoing);
   const auto d = policy::route(cls, addr, f);
+  S2_LOG(LogLevel::Debug, "hub.entering",
+         {{"account", account_},
+          {"via", e.via ? e.via->resource() : "anchor"},
+          {"class", std::string(policy::to_string(cls))},
+          {"fwd", e.forwarded == policy::Forwarded::None   ? "none"
+                  : e.forwarded == policy::Forwarded::Sent ? "sent"
+                                                           : "received"},
+          {"to", std::string(policy::to_string(addr.to))},
+          {"decision", std::string(policy::to_string(d.disposition))},
+          {"fanout", std::string(policy::to_string(d.devices))},
+          {"archive", d.archive ? "yes" : "no"}});
 
   // A carbon of what one device's link receives is that link's business
   // unless it is history: the link got its own copy (and CSI holds it).

@@ -316,7 +316,7 @@ TEST_CASE("route: leaving rewrites") {
     {S::chat().body(),            Foreign, S2,  yes, yes, no,  no,  yes, "own non-proxy client"},
     {S::chat().body().store(),    OFull,   S2,  no,  no,  yes, no,  yes, "asked to store"},
     {S::chat().omemo(),           OFull,   S2,  yes, yes, no,  no,  yes, "OMEMO to one device"},
-    {S::chat().state(),           OFull,   S2,  yes, yes, no,  no,  yes, "chat state to full"},
+    {S::chat().state(),           OFull,   S2,  no,  no,  no,  no,  yes, "standalone stays standalone"},
     {S::chat().state(),           OBare,   S2,  no,  no,  no,  no,  yes, "bare: nothing to add"},
     {S::chat().body().no_store(), OBare,   S2,  no,  no,  no,  no,  yes, "bare + own no-store"},
     {S::chat().receipt(),         OFull,   S2,  no,  no,  yes, no,  yes, "receipt: persistent"},
@@ -447,7 +447,8 @@ TEST_CASE("route: invariants over every class × addressing × profile × presen
             if (c == MessageClass::Iq) CHECK((d.devices == NoDev || d.devices == One));
             // Ephemeral-to-one-resource sends that go upstream are hidden from MAM and Carbons.
             if (dir == Out && d.upstream && d.persistence == OneDev &&
-                s.f.kind == StanzaKind::Message && c != MessageClass::Error) {
+                s.f.kind == StanzaKind::Message && c != MessageClass::Error &&
+                c != MessageClass::ChatState) {
               CHECK(d.rewrites.add_no_store);
               CHECK(d.rewrites.add_private);
             }
