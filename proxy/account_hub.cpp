@@ -558,6 +558,9 @@ Stanza AccountHub::copy_for(Device* d, const Stanza& inner, bool outgoing,
   }
   const std::string to = inner.attr_or("to");
   auto tj = parse_jid(to);
+  // Errors reach every device as they are: a bounce of what one device sent
+  // is news for all of them (ARCHITECTURE.md §7).
+  if (inner.attr_or("type") == "error") return m;
   const bool for_this = to.empty() || !tj || tj->resource.empty() ||
                         tj->resource == ctx_.config.anchor_resource ||
                         policy::jid_equal(to, d->full_jid()) || tj->bare() != account_;

@@ -428,3 +428,77 @@ def test_mam_refuses_other_archives_and_unknown_ids(target):
         assert res.get("type") == "error" and stanza_error(res)[1] == "bad-request", short(res)
 
     run_async(body, 30)
+
+
+def test_error_for_a_sent_message_reaches_every_device(target):
+    """A bounce of what device B sent is archived with the message and reaches device A too."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        a = await connect(pool, target, "alice", "errA-" + run)
+        b = await connect(pool, target, "alice", "errB-" + run)
+        nobody = "nobody-%s@%s" % (run, target.domain)
+        mid = "err-" + run
+        b.send_xml(msg_xml(nobody, "to nobody %s" % run, mid=mid))
+        on_b = await b.wait_msg(lambda el: el.get("type") == "error" and el.get("id") == mid, 5,
+                                what="the bounce on the sending device")
+        on_a = await a.wait_msg(lambda el: el.get("type") == "error" and el.get("id") == mid, 5,
+                                what="the bounce on the other device")
+        assert archive_id(on_a, a.bare) and archive_id(on_a, a.bare) == archive_id(on_b, b.bare), \
+            "the error is history: same archive id on both: %s / %s" % (short(on_a), short(on_b))
+        await asyncio.sleep(0.5)
+        assert len(b.received("message", lambda el: el.get("id") == mid and el.get("type") == "error")) == 1
+
+    run_async(body, 30)
+
+
+def test_acknowledged_sends_survive_kill9(proxy_factory, upstream_target):
+    """A message the proxy acknowledged (XEP-0198 <a/>) reaches bob even when the proxy is killed
+    right after: it was committed with its outbox entry, and the restarted proxy sends it."""
+    from rawxmpp import RawXMPP
+    p = proxy_factory.start()
+    t = p.target()
+    run = uuid.uuid4().hex[:6]
+    n = 200
+
+    async def body(pool):
+        bob = await connect(pool, upstream_target, "bob", "ack-" + run)
+        loop = asyncio.get_running_loop()
+
+        def send_and_kill():
+            c = RawXMPP.connect(t.host, t.starttls_port, t.domain, cafile=t.cafile)
+            c.login("alice", "alicepw", resource="ackA-" + run)
+            c.send("<enable xmlns='urn:xmpp:sm:3'/>")
+            c.wait_for(lambda el: el.tag.endswith("}enabled"), what="<enabled/>")
+            acked = 0
+            for i in range(n):
+                c.send(msg_xml("bob@%s" % t.domain, "h-%s-%03d" % (run, i)))
+                if i % 20 == 19:
+                    c.send("<r xmlns='urn:xmpp:sm:3'/>")
+            c.send("<r xmlns='urn:xmpp:sm:3'/>")
+            # crash the proxy as soon as it acknowledged something, while the rest is in flight
+            end = time.monotonic() + 5
+            while time.monotonic() < end and acked == 0:
+                try:
+                    el = c.next_element(timeout=max(0.001, end - time.monotonic()))
+                except Exception:
+                    break
+                if el is not None and el.tag.endswith("}a"):
+                    acked = max(acked, int(el.get("h")))
+            p.kill9()
+            c.close()
+            return acked
+
+        # alice's vault entry and anchor first (PLAIN once)
+        first = await connect(pool, t, "alice", "ackF-" + run)
+        await wait_anchor(p)
+        await first.disconnect()
+        acked = await loop.run_in_executor(None, send_and_kill)
+        assert acked > 0, "the proxy acknowledged nothing before the kill"
+        p.restart()
+        want = ["h-%s-%03d" % (run, i) for i in range(acked)]
+        await wait_until(lambda: set(want) <= set(body_of(el) for el in bob.received("message")), 20,
+                         "bob to get the %d acknowledged messages" % acked)
+        got = [body_of(el) for el in bob.received("message") if (body_of(el) or "").startswith("h-%s-" % run)]
+        print("acknowledged %d of %d before kill -9; bob got %d (%d distinct)" % (acked, n, len(got), len(set(got))))
+
+    run_async(body, 90)

@@ -892,3 +892,69 @@ def test_xmppjs_wrong_password(private):
     assert child(fails[-1].el, NS_SASL, "not-authorized") is not None, fail_ctx(tr)
     t = child(fails[-1].el, NS_SASL2, "text")
     assert t is not None and (t.text or "").strip(), "SASL2 <failure/> without <text/>" + fail_ctx(tr)
+
+
+def test_session2_device_live_archive_ids_no_offline_flood_mam_sync(target, upstream_target, js):
+    """Message Routing 2.0 for a session2 (Bind2) device: live messages carry the mirror's archive
+    id; what arrived while it was away is not flooded at login but found in MAM (served by the
+    proxy), under the same ids another device saw live."""
+    ns_sid, ns_mam, ns_rsm, ns_fwd = "urn:xmpp:sid:0", "urn:xmpp:mam:2", "http://jabber.org/protocol/rsm", \
+        "urn:xmpp:forward:0"
+    agent = ua()
+    run = uuid.uuid4().hex[:6]
+    account = "alice@%s" % target.domain
+
+    def sid_of(el):
+        for s in el.findall(q(ns_sid, "stanza-id")):
+            if s.get("by") == account:
+                return s.get("id")
+        return None
+
+    async def body(pool):
+        bob = await pool.connect(upstream_target, "bob", "s2sync-" + run)
+        other = await pool.connect(target, "alice", "s2other-" + run)  # a legacy device, online throughout
+        await asyncio.to_thread(login_trace, js, "alice", target, resource="sync", user_agent=agent)
+        await asyncio.to_thread(js.send, "alice", "<presence/>")
+        live = "s2-live %s" % run
+        bob.send_xml(msg_xml(account, live))
+        el, _ = await asyncio.to_thread(js_wait_message, js, "alice", live, 5.0)
+        live_id = sid_of(el)
+        assert live_id, "a live persistent message carries <stanza-id by=account>: %s" % short(el)
+        await asyncio.to_thread(js.stop, "alice")
+        away = ["s2-away %s %d" % (run, i) for i in range(3)]
+        for text in away:
+            bob.send_xml(msg_xml(account, text))
+        for text in away:
+            await other.wait_msg(has_body(text), 5)
+        ids_other = {body_of(e): e.find(q(ns_sid, "stanza-id")).get("id")
+                     for e in other.received("message", lambda e: body_of(e) in away)}
+        await asyncio.to_thread(login_trace, js, "alice2", target, resource="sync", user_agent=agent)
+        await asyncio.to_thread(js.send, "alice2", "<presence/>")
+        await asyncio.sleep(1.5)
+        flooded = [m for m in await asyncio.to_thread(js.messages, "alice2") if body_of(m) in away]
+        assert not flooded, "a Bind2 session gets no offline flood: %s" % [short(m) for m in flooded]
+        qid = "sync-" + run
+        await asyncio.to_thread(js.send, "alice2", (
+            "<iq type='set' id='%s'><query xmlns='%s' queryid='%s'><set xmlns='%s'><after>%s</after></set>"
+            "</query></iq>" % (qid, ns_mam, qid, ns_rsm, live_id)))
+        end = time.monotonic() + 5
+        fin = None
+        while time.monotonic() < end and fin is None:
+            tr = await asyncio.to_thread(js.trace, "alice2")
+            fins = [e.el for e in tr.find("in", "jabber:client", "iq") if e.el.get("id") == qid]
+            fin = fins[0] if fins else None
+            await asyncio.sleep(0.1)
+        assert fin is not None and fin.get("type") == "result", "MAM answer: %s" % (short(fin) if fin else None)
+        got = {}
+        for m in await asyncio.to_thread(js.messages, "alice2"):
+            r = m.find(q(ns_mam, "result"))
+            if r is None or r.get("queryid") != qid:
+                continue
+            inner = r.find("%s/%s" % (q(ns_fwd, "forwarded"), q("jabber:client", "message")))
+            if inner is not None and body_of(inner) in away:
+                got[body_of(inner)] = r.get("id")
+        assert got == ids_other, "MAM after the live id has the missed messages, same ids: %s vs %s" % (
+            got, ids_other)
+        await asyncio.to_thread(js.stop, "alice2")
+
+    run_async(body, 60)
