@@ -127,6 +127,29 @@ void MamServer::answer(ProxyContext& ctx, const std::string& account, store::Acc
   fin.last = page->last;
   fin.count = page->count;
   fin.first_index = page->first_index;
+  if (q.after_id || q.before_id) {
+    // XEP-0059: <count/> is the whole result set and <first index/> the
+    // page's place in it, not the part left after <after/>/<before/>. Cheap
+    // only where ids are dense (no `with`); elsewhere they are left out.
+    fin.count.reset();
+    fin.first_index.reset();
+    if (q.with.empty() && q.ids.empty()) {
+      store::MamQuery all = q;
+      all.after_id.reset();
+      all.before_id.reset();
+      all.from_end = false;
+      all.max = 0;
+      auto total = ctx.store->query(account_no, all);
+      if (total.ok() && total->count) {
+        fin.count = total->count;
+        if (!page->first.empty()) {
+          all.before_id = page->first;
+          auto before = ctx.store->query(account_no, all);
+          if (before.ok() && before->count) fin.first_index = before->count;
+        }
+      }
+    }
+  }
   if (req.flip_page) std::swap(fin.first, fin.last);
   d.deliver(mam::build_fin_iq(d.full_jid(), id, fin), 0);
   m_queries("ok").inc();

@@ -21,6 +21,7 @@
 #include "common/session2/bind2.h"
 #include "common/session2/fast.h"
 #include "common/session2/sm.h"
+#include "common/store/archive_id.h"
 #include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
@@ -253,6 +254,17 @@ void ClientSession::finish_sasl2_bound(const std::string& full_jid) {
   device_->set_profile(policy::Profile::Session2);
   session2::Bound bound;
   if (req.bind->sm_enable) bound.sm = device_->enable_sm(*req.bind->sm_enable);
+  // XEP-0386 §4: the archive's ends, so the client knows where to sync from.
+  if (auto acct = ctx_.store->find_account(account_); acct.ok() && acct.value()) {
+    if (auto b = ctx_.store->bounds(acct.value()->account); b.ok()) {
+      session2::MamMetadata md;
+      if (b->last_id != 0) {
+        md.start = session2::ArchiveRef{store::render_archive_id(b->first_id), b->first_ms / 1000};
+        md.end = session2::ArchiveRef{store::render_archive_id(b->last_id), b->last_ms / 1000};
+      }
+      bound.mam = md;
+    }
+  }
   if (req.bind->carbons) device_->enable_carbons_inline();
   if (req.bind->csi) {
     auto csi = Stanza::element(

@@ -406,6 +406,20 @@ def test_mam_paging_over_1000_returns_each_once(target, upstream_target):
         live = {b_: aid for b_, aid, _ in collect([a], prefix, a.bare)}
         assert all(live[body_of(m)] == i for i, m in fwd if (body_of(m) or "").startswith(prefix)), \
             "MAM ids are the ids delivered live"
+        # RSM <count/> is the whole result set and <first index/> the page's place in it (XEP-0059)
+        counts = []
+        cursor = ""
+        for page in range(2):
+            res = await a.iq("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' "
+                             "type='hidden'><value>%s</value></field><field var='start'><value>%s</value></field>"
+                             "</x><set xmlns='%s'><max>100</max>%s</set></query>"
+                             % (NS_MAM, NS_MAM, iso(t0 - 5), NS_RSM, cursor), itype="set")
+            rset = res.find("%s/%s" % (q(NS_MAM, "fin"), q(NS_RSM, "set")))
+            assert rset is not None, short(res)
+            counts.append((int(rset.find(q(NS_RSM, "count")).text), rset.find(q(NS_RSM, "first")).get("index")))
+            cursor = "<after>%s</after>" % rset.find(q(NS_RSM, "last")).text
+        assert counts[0][0] >= n and counts[1][0] == counts[0][0], "count is the whole set: %s" % counts
+        assert counts[0][1] == "0" and counts[1][1] == "100", "first index is the page's place: %s" % counts
         back = await mam_all(a, with_jid=bob.bare, start=iso(t0 - 5), max_=250, backwards=True)
         bodies_back = [body_of(m) for _, m in back if (body_of(m) or "").startswith(prefix)]
         assert bodies_back == want, "backward paging: %d items" % len(bodies_back)

@@ -928,7 +928,12 @@ def test_session2_device_live_archive_ids_no_offline_flood_mam_sync(target, upst
             await other.wait_msg(has_body(text), 5)
         ids_other = {body_of(e): e.find(q(ns_sid, "stanza-id")).get("id")
                      for e in other.received("message", lambda e: body_of(e) in away)}
-        await asyncio.to_thread(login_trace, js, "alice2", target, resource="sync", user_agent=agent)
+        _, tr2 = await asyncio.to_thread(login_trace, js, "alice2", target, resource="sync", user_agent=agent)
+        success = tr2.first("in", NS_SASL2, "success")
+        md = success.el.find("%s/%s" % (q(NS_BIND2, "bound"), q(ns_mam, "metadata"))) if success else None
+        end = md.find(q(ns_mam, "end")) if md is not None else None
+        assert end is not None and end.get("id") == max(ids_other.values()), \
+            "<bound> carries MAM metadata ending at the newest archive id: %s" % (short(success.el) if success else None)
         await asyncio.to_thread(js.send, "alice2", "<presence/>")
         await asyncio.sleep(1.5)
         flooded = [m for m in await asyncio.to_thread(js.messages, "alice2") if body_of(m) in away]
