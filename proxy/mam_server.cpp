@@ -113,8 +113,15 @@ void MamServer::answer(ProxyContext& ctx, const std::string& account, store::Acc
   std::vector<const store::StoredMessage*> items;
   for (auto& m : page->items) items.push_back(&m);
   if (req.flip_page) std::reverse(items.begin(), items.end());
-  for (auto* m : items) {
-    auto inner = Stanza::parse(m->record.stanza);
+  // One parser for the whole page: a parser per result costs more than the
+  // range scan itself.
+  std::string bytes;
+  for (auto* m : items) bytes += m->record.stanza;
+  auto page_stanzas = Stanza::parse_all(bytes);
+  const bool batch_ok = page_stanzas.size() == items.size();
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto* m = items[i];
+    Stanza inner = batch_ok ? page_stanzas[i] : Stanza::parse(m->record.stanza);
     if (!inner) continue;
     d.deliver(
         mam::build_result_message(d.full_jid(), req.queryid,

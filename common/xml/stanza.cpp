@@ -206,6 +206,29 @@ Stanza Stanza::text(std::string_view text) {
   return st;
 }
 
+std::vector<Stanza> Stanza::parse_all(std::string_view xml) {
+  struct All : XmlStreamHandler {
+    std::vector<Stanza> got;
+    bool closed = false;
+    void on_stream_open(const StreamHeader&) override {}
+    void on_stanza(Stanza s) override { got.push_back(std::move(s)); }
+    void on_stream_close() override { closed = true; }
+    void on_xml_error(const XmlError&) override {}
+  } all;
+  static constexpr std::string_view kOpen =
+      "<stream:stream xmlns='urn:s2:stanza-parse' "
+      "xmlns:stream='http://etherx.jabber.org/streams'>";
+  static constexpr std::string_view kClose = "</stream:stream>";
+  XmlLimits limits;
+  limits.max_stanza_bytes = std::numeric_limits<size_t>::max();
+  limits.max_depth = 1024;
+  XmlStream stream(all, limits, "urn:s2:stanza-parse");
+  bool ok = stream.feed(kOpen.data(), kOpen.size()) && stream.feed(xml.data(), xml.size()) &&
+            stream.feed(kClose.data(), kClose.size());
+  if (!ok || !all.closed) return {};
+  return std::move(all.got);
+}
+
 Stanza Stanza::parse(std::string_view xml) {
   struct One : XmlStreamHandler {
     Stanza got;

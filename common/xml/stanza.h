@@ -34,6 +34,9 @@ class Stanza {
   // Parses one XML element from a string (tests and builders; never remote input).
   // Namespaces are normalised as XmlStream does; empty on any error.
   static Stanza parse(std::string_view xml);
+  // Parses a sequence of elements with one parser (many stored stanzas at
+  // once: a MAM page); empty on any error.
+  static std::vector<Stanza> parse_all(std::string_view xml);
 
   Stanza(const Stanza& o);
   Stanza& operator=(const Stanza& o);
