@@ -217,7 +217,9 @@ Device* AccountHub::device_by_resource(const std::string& resource) const {
 }
 
 void AccountHub::delivered(Device* d, store::ArchiveId id) {
-  if (id == 0 || account_no_ == 0) return;
+  // Before its catch-up a device's cursor stays where it was: what it got
+  // meanwhile was addressed to it, not the history it missed.
+  if (id == 0 || account_no_ == 0 || !d->live()) return;
   auto& cur = delivered_pending_[d->resource()];
   cur = std::max(cur, id);
   if (id > delivered_any_) {
@@ -293,6 +295,10 @@ void AccountHub::catch_up_device(Device* d) {
     if (!page.ok() || page->items.empty()) break;
     for (auto& m : page->items) {
       if (m.archive_id > upto) break;
+      if (d->pre_live(m.archive_id)) {
+        cursor = m.archive_id;
+        continue;  // it got this one already, addressed to it
+      }
       auto inner = Stanza::parse(m.record.stanza);
       if (!inner) continue;
       add_delay(inner, domain_, mam::format_datetime(m.archive_ms));
@@ -590,8 +596,15 @@ void AccountHub::fan_out(const Stanza& inner, bool outgoing, store::ArchiveId id
     if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) continue;
     // A legacy device before its initial presence (and catch-up) gets
     // history at catch-up, not now; anything it already got there is skipped.
-    if (id != 0 && (!d->live() || id <= d->live_from())) continue;
-    if (id == 0 && !d->live() && d->profile() == policy::Profile::Legacy) continue;
+    // A message addressed to this very device is its own, live or not (a
+    // legacy client may never send presence); catch-up will not repeat it.
+    const bool addressed = !outgoing && policy::jid_equal(inner.attr_or("to"), d->full_jid());
+    if (id != 0 && !d->live() && addressed) {
+      d->note_pre_live(id);
+    } else {
+      if (id != 0 && (!d->live() || id <= d->live_from())) continue;
+      if (id == 0 && !d->live() && d->profile() == policy::Profile::Legacy && !addressed) continue;
+    }
     auto copy = copy_for(d, inner, outgoing, id);
     if (copy) d->deliver(copy, id);
   }

@@ -86,7 +86,13 @@ class Device : public UpstreamSession::Listener {
   void set_live(store::ArchiveId from) {
     live_ = true;
     live_from_ = from;
+    pre_live_.clear();
   }
+  // Archived messages delivered before the device went live (addressed to it).
+  void note_pre_live(store::ArchiveId id) {
+    if (pre_live_.size() < 10000) pre_live_.insert(id);
+  }
+  bool pre_live(store::ArchiveId id) const { return pre_live_.count(id) != 0; }
   // Writes a stanza to the client (queued for SM; `archive_id` is reported
   // to the hub once the client acknowledged it).
   void deliver(const Stanza& s, store::ArchiveId archive_id);
@@ -154,6 +160,7 @@ class Device : public UpstreamSession::Listener {
   std::string presence_show_, presence_status_;
   bool live_ = false;
   store::ArchiveId live_from_ = 0;
+  std::set<store::ArchiveId> pre_live_;
   // Client stanzas in arrival order; SM counts the prefix the hub handled.
   uint64_t in_seq_ = 0, next_handled_ = 0, sm_base_ = 0;
   std::set<uint64_t> handled_ahead_;

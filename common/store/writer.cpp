@@ -65,9 +65,11 @@ void MirrorWriter::run() {
         cv_.wait(lk);
       }
       if (queue_.empty()) return;  // stopping and drained
-      // Linger for company, unless stopping (then drain without delay).
+      // Linger for company only under load (the last group shared its
+      // commit): an idle proxy commits a lone request at once, so a single
+      // message pays one fsync, not fsync + max_delay. Never when stopping.
       auto deadline = queue_.front().enqueued + opts_.max_delay;
-      while (!stopping_ && queue_.size() < opts_.max_batch && Clock::now() < deadline) {
+      while (!stopping_ && loaded_ && queue_.size() < opts_.max_batch && Clock::now() < deadline) {
         wait_ = Wait::kFull;
         cv_.wait_until(lk, deadline);
       }
@@ -80,6 +82,7 @@ void MirrorWriter::run() {
       }
     }
 
+    loaded_ = group.size() > 1;
     CommitInfo info;
     info.requests = group.size();
     info.wait = Clock::now() - group.front().enqueued;

@@ -10,8 +10,10 @@
 // from it.
 //
 // Under load the queue refills while a commit is in flight, so batches grow
-// with the load and the fsync cost per request shrinks; when idle a request
-// waits at most `max_delay` (0 = commit whatever is queued immediately).
+// with the load and the fsync cost per request shrinks; then a group also
+// lingers up to `max_delay` for company. When idle (the previous group was a
+// single request) a request is committed at once: lingering would only add
+// latency to every lone message.
 //
 // Completion delivery is pluggable: `executor` receives one closure per
 // committed group (the daemon wraps a queue + uv_async_send; tests use a plain
@@ -95,6 +97,7 @@ class MirrorWriter {
   std::condition_variable cv_;
   std::deque<Request> queue_;
   bool stopping_ = false;
+  bool loaded_ = false;  // writer thread only: the last group had company
   // What the thread is waiting for, so submit() signals only when it matters
   // (a futex wake per request would cost more than the request).
   enum class Wait { kNone, kFirst, kFull } wait_ = Wait::kNone;
