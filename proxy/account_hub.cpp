@@ -70,7 +70,7 @@ AccountHub* AccountHub::find(ProxyContext& ctx, const std::string& account) {
 }
 
 AccountHub::AccountHub(ProxyContext& ctx, std::string account)
-    : ctx_(ctx), account_(std::move(account)) {
+    : ctx_(ctx), account_(std::move(account)), catchup_retry_(ctx.loop), flush_timer_(ctx.loop) {
   if (auto j = parse_jid(account_)) domain_ = j->domain;
   auto found = ctx_.store->find_account(account_);
   if (found.ok() && found.value()) {
@@ -96,7 +96,13 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
   }
 }
 
-AccountHub::~AccountHub() = default;
+AccountHub::~AccountHub() {
+  flush_delivered();  // device cursors acknowledged since the last flush
+  for (auto& [serial, dr] : draining_) {
+    dr.timer->stop();
+    dr.link->close();
+  }
+}
 
 void AccountHub::when_account_known(std::function<void()> fn) {
   if (account_no_ != 0) {
@@ -126,20 +132,28 @@ void AccountHub::stop_anchor() {
   if (anchor_) anchor_->stop();
 }
 
+// From bind on, live stanzas wait for the catch-up: our presence releases
+// the upstream's offline storage, and none of it may move the sync cursor
+// past what MAM has not replayed yet.
+void AccountHub::on_anchor_bound() {
+  catching_up_ = true;
+  synced_ = false;
+}
+
 void AccountHub::on_anchor_ready() {
   update_anchor_presence();
   load_outbox();
   start_catchup();
 }
 
-void AccountHub::on_anchor_down() {
-  catching_up_ = false;
-  // Whatever waited for the catch-up is processed now; the next catch-up
-  // (after reconnect) covers anything this session did not see.
-  auto held = std::move(held_live_);
-  held_live_.clear();
-  for (auto& s : held) on_anchor_stanza(std::move(s));
-  resend_stranded(nullptr);
+void AccountHub::on_anchor_down(uint64_t serial) {
+  catchup_retry_.stop();
+  ++catchup_gen_;  // pages of this session's catch-up stop their chain
+  // Whatever waited for the catch-up is processed now, without moving the
+  // cursor; the next catch-up (after reconnect) covers what this session
+  // did not see.
+  finish_catchup(false, false);
+  resend_stranded(serial);
 }
 
 void AccountHub::on_anchor_rejected() {
@@ -179,12 +193,16 @@ void AccountHub::attach(Device* d) {
   // Session2 devices sync with MAM: live stanzas from now on, no backlog.
   if (d->profile() == policy::Profile::Session2) d->set_live(0);
   // Known devices stay known while they are away: a full-JID stanza for
-  // one of them is that device's, never the account's (not rerouted).
+  // one of them is that device's, never the account's (not rerouted). A
+  // device never seen starts at the offline watermark: it is owed what no
+  // device has received, not the whole history.
   when_account_known([this, resource = d->resource()] {
     store::op::UpdateDevice u;
     u.account = account_no_;
     u.device_id = resource;
     u.last_seen_ms = unix_ms();
+    auto rec = ctx_.store->get_device(account_no_, resource);
+    if (rec.ok() && !rec.value()) u.last_delivered = delivered_any_;
     ctx_.store->submit({std::move(u)}, [](store::WriteResult r) {
       if (!r.ok()) m_commit_failed().inc();
     });
@@ -200,8 +218,49 @@ bool AccountHub::known_device(const std::string& resource) const {
 
 void AccountHub::detach(Device* d) {
   devices_.erase(std::remove(devices_.begin(), devices_.end(), d), devices_.end());
-  if (d->upstream()) resend_stranded(d->upstream());
+  if (d->upstream()) resend_stranded(d->upstream()->serial());
   update_anchor_presence();
+}
+
+namespace {
+// A device's link that outlives its device until the upstream acknowledged
+// what it carried (or a timeout): its stanzas are the device's no more.
+class DrainingLink : public UpstreamSession::Listener {
+ public:
+  void on_upstream_authenticated() override {}
+  void on_upstream_login_failed(const UpstreamFailure&) override {}
+  void on_upstream_bound(const std::string&) override {}
+  void on_upstream_bind_failed(const std::string&, const std::string&) override {}
+  void on_upstream_stanza(Stanza) override {}
+  void on_upstream_closed(const std::string&, const std::string&) override {}
+};
+DrainingLink g_draining_listener;
+constexpr uint64_t kDrainTimeoutMs = 3000;
+}  // namespace
+
+void AccountHub::drain_link(std::unique_ptr<UpstreamSession> link) {
+  link->set_listener(&g_draining_listener);
+  const uint64_t serial = link->serial();
+  auto timer = std::make_shared<Timer>(ctx_.loop);
+  draining_[serial] = Draining{std::move(link), timer, uv_now(ctx_.loop)};
+  timer->start(
+      20,
+      [this, serial, alive = std::weak_ptr<bool>(alive_)] {
+        if (alive.expired()) return;
+        auto it = draining_.find(serial);
+        if (it == draining_.end()) return;
+        auto& dr = it->second;
+        const bool acked = dr.link->unacked_tracked() == 0;
+        const bool dead = !dr.link->ready();
+        if (!acked && !dead && uv_now(ctx_.loop) - dr.since < kDrainTimeoutMs) return;
+        // Not acknowledged in time: through the anchor after all.
+        if (!acked) resend_stranded(serial);
+        dr.link->close();
+        dr.timer->stop();
+        defer(ctx_.loop, [keep = std::make_shared<Draining>(std::move(dr))] {});
+        draining_.erase(it);
+      },
+      20);
 }
 
 Device* AccountHub::device_by_jid(const std::string& full_jid) const {
@@ -218,8 +277,10 @@ Device* AccountHub::device_by_resource(const std::string& resource) const {
 
 void AccountHub::delivered(Device* d, store::ArchiveId id) {
   // Before its catch-up a device's cursor stays where it was: what it got
-  // meanwhile was addressed to it, not the history it missed.
-  if (id == 0 || account_no_ == 0 || !d->live()) return;
+  // meanwhile was addressed to it, not the history it missed. During the
+  // catch-up only what the catch-up itself covered counts.
+  if (id == 0 || account_no_ == 0) return;
+  if (!d->live() && !(d->catching_up() && id <= d->catchup_cursor())) return;
   auto& cur = delivered_pending_[d->resource()];
   cur = std::max(cur, id);
   if (id > delivered_any_) {
@@ -234,15 +295,8 @@ void AccountHub::delivered(Device* d, store::ArchiveId id) {
 // one batch (they only decide what a legacy device is sent again after a
 // crash, never what is archived).
 void AccountHub::schedule_cursor_flush() {
-  if (delivered_flush_scheduled_) return;
-  delivered_flush_scheduled_ = true;
-  auto t = std::make_shared<Timer>(ctx_.loop);
-  t->start(100, [this, t, alive = std::weak_ptr<bool>(alive_)] {
-    if (alive.expired()) return;
-    delivered_flush_scheduled_ = false;
-    flush_delivered();
-    defer(ctx_.loop, [t] {});
-  });
+  if (flush_timer_.active()) return;
+  flush_timer_.start(100, [this] { flush_delivered(); });
 }
 
 void AccountHub::flush_delivered() {
@@ -266,67 +320,79 @@ void AccountHub::flush_delivered() {
 // A legacy device that sent its initial presence gets what it missed since
 // its last session (like offline storage, but for every device): from its
 // own cursor, or — a device never seen before — from the offline watermark
-// (what no device has received yet).
+// (what no device has received yet). It is paced by the client: at most
+// half the SM queue unacknowledged (or, without SM, a chunk whenever the
+// socket drained), so a long absence never overflows the device's queue.
 void AccountHub::catch_up_device(Device* d) {
-  if (d->live() || account_no_ == 0) {
-    d->set_live(d->live_from());
-    return;
-  }
+  if (d->live() || d->catching_up() || account_no_ == 0) return;
   store::ArchiveId from = delivered_any_;
   if (auto rec = ctx_.store->get_device(account_no_, d->resource()); rec.ok() && rec.value())
     from = rec.value()->last_delivered;
+  if (auto it = delivered_pending_.find(d->resource()); it != delivered_pending_.end())
+    from = std::max(from, it->second);
   auto bounds = ctx_.store->bounds(account_no_);
-  store::ArchiveId upto = bounds.ok() ? bounds->last_id : 0;
-  // Ids may have been committed whose completion has not run yet: live
-  // delivery skips everything this catch-up covered.
-  size_t sent = 0;
+  const store::ArchiveId last = bounds.ok() ? bounds->last_id : 0;
   const size_t cap = ctx_.config.catchup_max;
-  store::ArchiveId cursor = from;
-  if (upto > cap && upto - cap > cursor) {
+  if (last > cap && last - cap > from) {
     S2_LOG(LogLevel::Info, "hub.catchup_capped",
-           {{"device", d->log_id()}, {"missed", std::to_string(upto - cursor)}});
-    cursor = upto - cap;
+           {{"device", d->log_id()}, {"missed", std::to_string(last - from)}});
+    from = last - cap;
   }
-  while (cursor < upto) {
+  d->set_catchup(true, from);
+  continue_catchup(d);
+}
+
+void AccountHub::continue_catchup(Device* d) {
+  if (!d->catching_up()) return;
+  store::ArchiveId cursor = d->catchup_cursor();
+  size_t room = d->catchup_room();
+  size_t sent = 0;
+  bool at_end = false;
+  while (room > 0) {
     store::MamQuery q;
     if (cursor > 0) q.after_id = store::render_archive_id(cursor);
-    q.max = 200;
+    q.max = std::min<size_t>(room, 200);
     auto page = ctx_.store->query(account_no_, q);
-    if (!page.ok() || page->items.empty()) break;
+    if (!page.ok() || page->items.empty()) {
+      at_end = true;
+      break;
+    }
     for (auto& m : page->items) {
-      if (m.archive_id > upto) break;
-      if (d->pre_live(m.archive_id)) {
-        cursor = m.archive_id;
-        continue;  // it got this one already, addressed to it
-      }
+      cursor = m.archive_id;
+      if (d->pre_live(m.archive_id)) continue;  // it got this one already, addressed to it
       auto inner = Stanza::parse(m.record.stanza);
       if (!inner) continue;
-      add_delay(inner, domain_, mam::format_datetime(m.archive_ms));
       const bool outgoing = m.record.direction == store::Direction::kOutgoing;
+      // Its own sends are not news to it.
+      if (outgoing && policy::jid_equal(inner.attr_or("from"), d->full_jid())) continue;
+      add_delay(inner, domain_, mam::format_datetime(m.archive_ms));
       auto copy = copy_for(d, inner, outgoing, m.archive_id);
-      if (copy) {
-        d->deliver(copy, m.archive_id);
-        ++sent;
-      }
-      cursor = m.archive_id;
+      if (!copy) continue;
+      d->set_catchup(true, cursor);
+      d->deliver(copy, m.archive_id);
+      if (!d->catching_up()) return;  // the device ended
+      ++sent;
+      --room;
     }
-    if (page->complete) break;
+    d->set_catchup(true, cursor);
+    if (page->complete) {
+      at_end = true;
+      break;
+    }
   }
   if (sent)
-    S2_LOG(LogLevel::Info, "hub.device_catchup",
+    S2_LOG(LogLevel::Debug, "hub.device_catchup",
            {{"device", d->log_id()}, {"delivered", std::to_string(sent)}});
-  d->set_live(upto);
-  // The device's cursor: what it got now; acks move it on from there.
-  store::op::UpdateDevice u;
-  u.account = account_no_;
-  u.device_id = d->resource();
-  // Nothing sent: it has all of it. Else acks (or writes, without SM) move
-  // it on; a device that leaves before acking gets the rest next time.
-  u.last_delivered = sent == 0 ? std::max(from, upto) : from;
-  u.last_seen_ms = unix_ms();
-  ctx_.store->submit({std::move(u)}, [](store::WriteResult r) {
-    if (!r.ok()) m_commit_failed().inc();
-  });
+  if (at_end) {
+    // Everything up to `cursor` is out; newer ids are live deliveries. Both
+    // happen on this thread, so nothing falls in between.
+    d->set_catchup(false, cursor);
+    d->set_live(cursor);
+    if (!d->sm_enabled() || sent == 0) delivered(d, cursor);
+    return;
+  }
+  // Wait for the client to take more (acks, or the socket draining).
+  d->poll_catchup([this, d] { continue_catchup(d); });
 }
 
 // ---------------------------------------------------------------------------
@@ -352,7 +418,9 @@ policy::Target AccountHub::target_of(const std::string& jid, bool groupchat, boo
 }
 
 void AccountHub::on_anchor_stanza(Stanza s) {
-  if (catching_up_ && held_live_.size() < kMaxHeldLive && s.name() == "message") {
+  if (catching_up_ && s.name() == "message" && held_live_.size() < kMaxHeldLive &&
+      held_bytes_ < kMaxHeldBytes) {
+    held_bytes_ += s.to_string().size();
     held_live_.push_back(std::move(s));
     return;
   }
@@ -511,7 +579,7 @@ void AccountHub::process_entering(Entering e) {
                      ? (e.via ? e.via : device_by_jid(inner.attr_or("to")))
                      : nullptr;
   if (!d.archive) {
-    fan_out(inner, outgoing, 0, d.devices, only, nullptr, false);
+    fan_out(inner, outgoing, 0, d.devices, only, nullptr, nullptr);
     return;
   }
   uint32_t flags = store::msgflag::kPersistent;
@@ -523,7 +591,7 @@ void AccountHub::process_entering(Entering e) {
   batch.push_back(store::op::Append{account_no_, std::move(record), std::nullopt});
   // The cursor moves with live anchor traffic once catch-up is over: what
   // is behind it has been committed.
-  if (!e.upstream_id.empty() && e.via == nullptr && !catching_up_)
+  if (!e.upstream_id.empty() && e.via == nullptr && !catching_up_ && synced_)
     batch.push_back(store::op::SetSyncCursor{account_no_, e.upstream_id});
   when_account_known([this, batch = std::move(batch), inner, outgoing, fanout = d.devices,
                       alive = std::weak_ptr<bool>(alive_)]() mutable {
@@ -546,7 +614,7 @@ void AccountHub::process_entering(Entering e) {
             return;
           }
           m_archived(outgoing ? "outgoing" : "incoming").inc();
-          fan_out(inner, outgoing, op.archive_id, fanout, nullptr, nullptr, false);
+          fan_out(inner, outgoing, op.archive_id, fanout, nullptr, nullptr, nullptr);
         });
   });
 }
@@ -580,7 +648,7 @@ Stanza AccountHub::copy_for(Device* d, const Stanza& inner, bool outgoing,
 }
 
 void AccountHub::fan_out(const Stanza& inner, bool outgoing, store::ArchiveId id,
-                         policy::Fanout fanout, Device* only, Device* except, bool) {
+                         policy::Fanout fanout, Device* only, Device* except, Device* except2) {
   if (fanout == policy::Fanout::None) return;
   if (fanout == policy::Fanout::OneDevice) {
     if (!only) return;
@@ -592,7 +660,7 @@ void AccountHub::fan_out(const Stanza& inner, bool outgoing, store::ArchiveId id
   // Copy: delivering may end a device (SM queue overflow), which detaches it.
   const std::vector<Device*> targets = devices_;
   for (auto* d : targets) {
-    if (d == except) continue;
+    if (d == except || d == except2) continue;
     if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) continue;
     // A legacy device before its initial presence (and catch-up) gets
     // history at catch-up, not now; anything it already got there is skipped.
@@ -610,13 +678,15 @@ void AccountHub::fan_out(const Stanza& inner, bool outgoing, store::ArchiveId id
   }
 }
 
-void AccountHub::bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e) {
+void AccountHub::bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e,
+                                  std::string condition, std::string text) {
   Stanza orig = s.clone();
   if (!orig.attr("from")) orig.set_attr("from", d->full_jid());
+  if (condition.empty()) condition = std::string(policy::to_string(e.condition));
+  if (text.empty()) text = "the addressed device is not connected";
   // The error goes back to the device as if the addressee had answered.
-  auto err = session2::build_stanza_error(orig, std::string(policy::to_string(e.type)),
-                                          std::string(policy::to_string(e.condition)),
-                                          "the addressed device is not connected");
+  auto err =
+      session2::build_stanza_error(orig, std::string(policy::to_string(e.type)), condition, text);
   if (!err) return;
   err.set_attr("from", s.attr_or("to"));
   err.set_attr("to", d->full_jid());
@@ -674,8 +744,8 @@ bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
   const bool other_account = to_jid && !to_account && to_jid->domain == domain_ &&
                              !to_jid->local.empty() && to_jid->resource.empty();
   if ((to_account || other_account) && MamServer::wants(iq)) {
-    when_account_known([this, d, iq] {
-      if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) return;
+    when_account_known([this, d, alive = d->alive_token(), iq] {
+      if (alive.expired()) return;
       MamServer::answer(ctx_, account_, account_no_, *d, iq);
     });
     return true;
@@ -695,8 +765,8 @@ void AccountHub::handle_device_presence(Device* d, Stanza p) {
     if (d->upstream()) d->upstream()->send(p);
     update_anchor_presence();
     if (initial && d->profile() == policy::Profile::Legacy) {
-      when_account_known([this, d] {
-        if (std::find(devices_.begin(), devices_.end(), d) != devices_.end()) catch_up_device(d);
+      when_account_known([this, d, alive = d->alive_token()] {
+        if (!alive.expired()) catch_up_device(d);
       });
     }
     return;
@@ -739,7 +809,17 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void
     if (dec.upstream && d->upstream()) d->upstream()->send(s);
     Device* only = dec.devices == policy::Fanout::OneDevice ? device_by_jid(to) : nullptr;
     const bool to_own_device = only != nullptr;
-    fan_out(stored, !to_own_device, 0, dec.devices, only, d, false);
+    fan_out(stored, !to_own_device, 0, dec.devices, only, d, nullptr);
+    handled();
+    return;
+  }
+  if (dec.upstream && outbox_.size() >= kMaxOutbox) {
+    // Bounded (ARCHITECTURE.md §10): the upstream is not taking what we
+    // send; refuse instead of growing or dropping silently.
+    bounce_to_device(
+        d, s,
+        policy::StanzaError{policy::ErrorCondition::ServiceUnavailable, policy::ErrorType::Wait},
+        "resource-constraint", "too many messages are waiting for the server");
     handled();
     return;
   }
@@ -749,32 +829,46 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void
   if (dec.upstream) outbox = store::OutboxItem{d->resource(), wire, unix_ms()};
   const std::string resource = d->resource();
   when_account_known([this, record = std::move(record), outbox, stored, resource, wire,
-                      handled = std::move(handled), alive = std::weak_ptr<bool>(alive_)]() mutable {
+                      handled = std::move(handled), dev = d, dev_alive = d->alive_token(),
+                      alive = std::weak_ptr<bool>(alive_)]() mutable {
     store::WriteBatch b;
     b.push_back(store::op::Append{account_no_, std::move(record), std::move(outbox)});
-    ctx_.store->submit(
-        std::move(b), [this, stored, resource, wire, handled, alive](store::WriteResult r) {
-          if (alive.expired()) return;
-          if (!r.ok() || r.ops.empty()) {
-            // Not committed: not acknowledged either. The device's SM state
-            // keeps it unacknowledged; the client resends after reconnecting.
-            m_commit_failed().inc();
-            S2_LOG(LogLevel::Error, "hub.send_not_archived",
-                   {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
-            return;
-          }
-          handled();
-          const auto& op = r.ops[0];
-          if (op.duplicate) {
-            m_duplicates().inc();
-            return;
-          }
-          m_archived("outgoing").inc();
-          if (op.outbox_seq != 0) send_outbox(op.outbox_seq, resource, wire);
-          Device* sender = device_by_resource(resource);
-          fan_out(stored, true, op.archive_id, policy::Fanout::AllDevices, nullptr, sender, false);
-          if (sender) delivered(sender, op.archive_id);
-        });
+    ctx_.store->submit(std::move(b), [this, stored, resource, wire, handled, dev, dev_alive,
+                                      alive](store::WriteResult r) {
+      if (alive.expired()) return;
+      if (!r.ok() || r.ops.empty()) {
+        // Not committed, so not acknowledged. Acks cover a prefix: the
+        // device's counter could never move again, so its session ends and
+        // the client resends everything it has not seen acknowledged.
+        m_commit_failed().inc();
+        S2_LOG(LogLevel::Error, "hub.send_not_archived",
+               {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
+        if (!dev_alive.expired())
+          dev->abort("internal-server-error", "a message could not be stored; please resend");
+        return;
+      }
+      handled();
+      const auto& op = r.ops[0];
+      if (op.duplicate) {
+        m_duplicates().inc();
+        return;
+      }
+      m_archived("outgoing").inc();
+      // load_outbox() may have found the entry first (anchor ready between
+      // the commit and this completion): send it once.
+      if (op.outbox_seq != 0 && !outbox_.count(op.outbox_seq))
+        send_outbox(op.outbox_seq, resource, wire);
+      Device* sender = dev_alive.expired() ? nullptr : dev;
+      // A message to another of the account's devices arrives there as a
+      // message; the others get the <sent/> copy.
+      Device* target = device_by_jid(stored.attr_or("to"));
+      if (target && target != sender) {
+        Stanza m = stored.clone();
+        set_stanza_id(m, account_, store::render_archive_id(op.archive_id));
+        target->deliver(m, op.archive_id);
+      }
+      fan_out(stored, true, op.archive_id, policy::Fanout::AllDevices, nullptr, sender, target);
+    });
   });
 }
 
@@ -785,7 +879,7 @@ void AccountHub::send_outbox(uint64_t seq, const std::string& route, const std::
   auto& fl = outbox_[seq];
   fl.route = route;
   fl.stanza = stanza;
-  fl.via = nullptr;
+  fl.via = 0;
   m_outbox().set(static_cast<int64_t>(outbox_.size()));
   UpstreamSession* via = nullptr;
   if (Device* d = device_by_resource(route); d && d->upstream() && d->upstream()->ready())
@@ -794,11 +888,23 @@ void AccountHub::send_outbox(uint64_t seq, const std::string& route, const std::
     via = anchor_->session();
   if (!via) return;  // resent when the anchor is ready
   auto parsed = Stanza::parse(stanza);
-  if (!parsed) {
+  if (!parsed || ++fl.attempts > kMaxOutboxAttempts) {
+    // A stanza that took down every session it was sent on (the upstream
+    // refuses it with a stream error) must not keep the account offline.
+    S2_LOG(LogLevel::Warn, "hub.outbox_given_up",
+           {{"account", account_}, {"seq", std::to_string(seq)}});
+    if (Device* d = device_by_resource(route); d && parsed) {
+      bounce_to_device(d, parsed,
+                       policy::StanzaError{policy::ErrorCondition::ServiceUnavailable,
+                                           policy::ErrorType::Cancel},
+                       "not-acceptable", "the server refused this message");
+    }
     outbox_.erase(seq);
+    m_outbox().set(static_cast<int64_t>(outbox_.size()));
+    ctx_.store->submit({store::op::RemoveOutbox{account_no_, seq}}, [](store::WriteResult) {});
     return;
   }
-  fl.via = via;
+  fl.via = via->serial();
   via->send_tracked(parsed, [this, seq, alive = std::weak_ptr<bool>(alive_)] {
     if (alive.expired()) return;
     outbox_.erase(seq);
@@ -809,22 +915,18 @@ void AccountHub::send_outbox(uint64_t seq, const std::string& route, const std::
   });
 }
 
-// An upstream session went away with outbox stanzas unacknowledged: send
-// them again through what is left (`gone` = null: the anchor).
-void AccountHub::resend_stranded(UpstreamSession* gone) {
+// The upstream session `serial` went away with outbox stanzas
+// unacknowledged: send them again through the anchor (now, or when it is
+// ready again: load_outbox()).
+void AccountHub::resend_stranded(uint64_t serial) {
+  if (serial == 0) return;
   std::vector<uint64_t> seqs;
   for (auto& [seq, fl] : outbox_)
-    if (fl.via == gone || (gone == nullptr && anchor_ && fl.via == anchor_->session()))
-      seqs.push_back(seq);
+    if (fl.via == serial) seqs.push_back(seq);
   for (auto seq : seqs) {
-    auto fl = outbox_[seq];
-    if (gone != nullptr) {
-      // The device is gone: its stanzas go out through the anchor.
-      outbox_[seq].via = nullptr;
-      if (anchor_ && anchor_->ready()) send_outbox(seq, std::string(), fl.stanza);
-    } else {
-      outbox_[seq].via = nullptr;
-    }
+    auto& fl = outbox_[seq];
+    fl.via = 0;
+    if (anchor_ && anchor_->ready()) send_outbox(seq, std::string(), std::string(fl.stanza));
   }
 }
 
@@ -840,7 +942,7 @@ void AccountHub::load_outbox() {
     for (auto& e : *items) {
       after = e.seq;
       auto it = outbox_.find(e.seq);
-      if (it != outbox_.end() && it->second.via != nullptr) continue;  // in flight
+      if (it != outbox_.end() && it->second.via != 0) continue;  // in flight
       S2_LOG(LogLevel::Debug, "hub.outbox_resend",
              {{"account", account_}, {"seq", std::to_string(e.seq)}});
       send_outbox(e.seq, e.item.route, e.item.stanza);
@@ -854,13 +956,14 @@ void AccountHub::load_outbox() {
 void AccountHub::start_catchup() {
   if (!anchor_ || !anchor_->ready() || account_no_ == 0) return;
   if (!anchor_->upstream_has_mam().value_or(false)) {
-    finish_catchup();
+    finish_catchup(true);  // nothing to replay: what arrives live is all there is
     return;
   }
   catching_up_ = true;
+  const uint64_t gen = ++catchup_gen_;
   auto cursor = ctx_.store->get_sync_cursor(account_no_);
   if (cursor.ok() && cursor.value()) {
-    catchup_page(*cursor.value(), std::nullopt, 0);
+    catchup_page(*cursor.value(), std::nullopt, gen);
     return;
   }
   // First start for this account: the proxy's history begins now. Remember
@@ -868,36 +971,38 @@ void AccountHub::start_catchup() {
   mam::ClientQuery q;
   q.rsm_before_last = true;
   q.max = 1;
-  anchor_->query_mam(q, [this, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
-    if (alive.expired()) return;
+  anchor_->query_mam(q, [this, gen, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
+    if (alive.expired() || gen != catchup_gen_) return;
     if (!a.ok) {
-      finish_catchup();
+      finish_catchup(false);
       return;
     }
     std::string last = a.fin.last;
     if (last.empty() && !a.items.empty()) last = a.items.back().id;
     if (last.empty()) {
-      // Empty upstream archive: page it from the start next time.
-      finish_catchup();
+      // Empty upstream archive: the first live stanza sets the cursor.
+      finish_catchup(true);
       return;
     }
     ctx_.store->submit({store::op::SetSyncCursor{account_no_, last}},
-                       [this, alive](store::WriteResult) {
-                         if (!alive.expired()) finish_catchup();
+                       [this, gen, alive](store::WriteResult r) {
+                         if (!alive.expired() && gen == catchup_gen_) finish_catchup(r.ok());
                        });
   });
 }
 
+// `gen`: the catch-up this page belongs to; a page of an earlier catch-up
+// (the anchor went down and came back meanwhile) stops its chain.
 void AccountHub::catchup_page(std::optional<std::string> after, std::optional<int64_t> start,
-                              int attempt) {
+                              uint64_t gen) {
   if (!anchor_ || !anchor_->ready()) return;
   mam::ClientQuery q;
   q.rsm_after = after;
   q.start_ms = start;
   q.max = kCatchupPage;
   anchor_->query_mam(
-      q, [this, after, start, attempt, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
-        if (alive.expired() || !catching_up_) return;
+      q, [this, after, start, gen, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
+        if (alive.expired() || !catching_up_ || gen != catchup_gen_) return;
         if (!a.ok) {
           if (a.error_condition == "item-not-found" && after && !start) {
             // The upstream no longer has our cursor (expired archive): catch up
@@ -911,12 +1016,12 @@ void AccountHub::catchup_page(std::optional<std::string> after, std::optional<in
             m_gaps().inc();
             S2_LOG(LogLevel::Warn, "hub.history_gap", {{"account", account_}});
             ctx_.store->submit({store::op::AddGap{account_no_, gap}}, [](store::WriteResult) {});
-            catchup_page(std::nullopt, from, 0);
+            catchup_page(std::nullopt, from, gen);
             return;
           }
           S2_LOG(LogLevel::Warn, "hub.catchup_failed",
                  {{"account", account_}, {"condition", a.error_condition}});
-          finish_catchup();
+          finish_catchup(false);
           return;
         }
         store::WriteBatch batch;
@@ -950,11 +1055,12 @@ void AccountHub::catchup_page(std::optional<std::string> after, std::optional<in
         if (!last.empty()) batch.push_back(store::op::SetSyncCursor{account_no_, last});
         const bool done = a.fin.complete || a.items.empty();
         ctx_.store->submit(
-            std::move(batch), [this, pending, done, last, start, alive](store::WriteResult r) {
+            std::move(batch), [this, pending, done, last, start, gen, alive](store::WriteResult r) {
               if (alive.expired()) return;
+              const bool current = catching_up_ && gen == catchup_gen_;
               if (!r.ok()) {
                 m_commit_failed().inc();
-                finish_catchup();
+                if (current) finish_catchup(false);
                 return;
               }
               size_t fresh = 0;
@@ -963,26 +1069,36 @@ void AccountHub::catchup_page(std::optional<std::string> after, std::optional<in
                 if (op.duplicate) continue;
                 ++fresh;
                 auto& p = *(*pending)[i];
-                fan_out(p.inner, p.outgoing, op.archive_id, p.fanout, nullptr, nullptr, false);
+                fan_out(p.inner, p.outgoing, op.archive_id, p.fanout, nullptr, nullptr, nullptr);
               }
               if (fresh)
                 S2_LOG(LogLevel::Info, "hub.catchup_page",
                        {{"account", account_}, {"new", std::to_string(fresh)}});
+              // What was committed is delivered either way; only the current
+              // catch-up goes on paging.
+              if (!current) return;
               if (done || last.empty()) {
-                finish_catchup();
+                finish_catchup(true);
               } else {
-                catchup_page(last, start, 0);
+                catchup_page(last, start, gen);
               }
             });
-        (void)attempt;
       });
 }
 
-void AccountHub::finish_catchup() {
+void AccountHub::finish_catchup(bool ok, bool retry) {
   catching_up_ = false;
+  synced_ = ok;
+  held_bytes_ = 0;
   auto held = std::move(held_live_);
   held_live_.clear();
-  for (auto& s : held) on_anchor_stanza(std::move(s));
+  for (auto& st : held) on_anchor_stanza(std::move(st));
+  if (!ok && retry && anchor_ && anchor_->ready()) {
+    // Live traffic flows meanwhile, without moving the cursor.
+    catchup_retry_.start(30000, [this] {
+      if (anchor_ && anchor_->ready() && !catching_up_) start_catchup();
+    });
+  }
 }
 
 }  // namespace s2

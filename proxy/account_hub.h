@@ -74,11 +74,15 @@ class AccountHub : public Anchor::Owner {
   void from_device(Device* d, Stanza s, std::function<void()> handled);
   // The device acknowledged (or, without SM, was written) archive id `id`.
   void delivered(Device* d, store::ArchiveId id);
+  // A device ended with sends its link has not had acknowledged: keep the
+  // link until the upstream acks them (or a timeout, then resend them).
+  void drain_link(std::unique_ptr<UpstreamSession> link);
 
   // Anchor::Owner
+  void on_anchor_bound() override;
   void on_anchor_ready() override;
   void on_anchor_stanza(Stanza s) override;
-  void on_anchor_down() override;
+  void on_anchor_down(uint64_t serial) override;
   void on_anchor_rejected() override;
 
  private:
@@ -108,19 +112,23 @@ class AccountHub : public Anchor::Owner {
                                    const std::string& upstream_id, int64_t ts) const;
   // Delivers an archived (or ephemeral, id 0) message to the devices `fanout` names.
   void fan_out(const Stanza& inner, bool outgoing, store::ArchiveId id, policy::Fanout fanout,
-               Device* only, Device* except, bool catch_up_copy);
+               Device* only, Device* except, Device* except2);
   Stanza copy_for(Device* d, const Stanza& inner, bool outgoing, store::ArchiveId id) const;
-  void bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e);
+  void bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e,
+                        std::string condition = {}, std::string text = {});
 
   // Catch-up from the upstream archive.
   void start_catchup();
-  void catchup_page(std::optional<std::string> after, std::optional<int64_t> start, int attempt);
-  void finish_catchup();
+  void catchup_page(std::optional<std::string> after, std::optional<int64_t> start, uint64_t gen);
+  // `ok`: the upstream archive was replayed up to now (live stanzas may
+  // move the cursor from here on); else the catch-up is retried later.
+  void finish_catchup(bool ok, bool retry = true);
   void catch_up_device(Device* d);
+  void continue_catchup(Device* d);
 
   // Outbox.
   void send_outbox(uint64_t seq, const std::string& route, const std::string& stanza);
-  void resend_stranded(UpstreamSession* gone);
+  void resend_stranded(uint64_t serial);
   void load_outbox();
 
   void schedule_cursor_flush();
@@ -136,20 +144,34 @@ class AccountHub : public Anchor::Owner {
   std::vector<Device*> devices_;
 
   bool catching_up_ = false;
+  bool synced_ = false;  // this anchor session finished a catch-up: the cursor may move
+  uint64_t catchup_gen_ = 0;
+  Timer catchup_retry_;
   std::deque<Stanza> held_live_;  // anchor stanzas waiting for the catch-up
+  size_t held_bytes_ = 0;
   static constexpr size_t kMaxHeldLive = 10000;
+  static constexpr size_t kMaxHeldBytes = 64 * 1024 * 1024;
 
   struct Flight {
     std::string route;   // the device resource that sent it
     std::string stanza;  // as sent upstream
-    UpstreamSession* via = nullptr;
+    uint64_t via = 0;    // serial of the upstream session carrying it (0: none)
+    int attempts = 0;
   };
-  std::map<uint64_t, Flight> outbox_;  // seq → not yet acknowledged upstream
+  static constexpr int kMaxOutboxAttempts = 4;
+  struct Draining {
+    std::unique_ptr<UpstreamSession> link;
+    std::shared_ptr<Timer> timer;
+    uint64_t since = 0;
+  };
+  std::map<uint64_t, Draining> draining_;  // by session serial
+  std::map<uint64_t, Flight> outbox_;      // seq → not yet acknowledged upstream
+  static constexpr size_t kMaxOutbox = 10000;
 
   // Device cursors waiting to be written (coalesced).
   std::unordered_map<std::string, store::ArchiveId> delivered_pending_;
   store::ArchiveId delivered_any_ = 0;  // highest id any device received (offline watermark)
-  bool delivered_flush_scheduled_ = false;
+  Timer flush_timer_;
 
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -63,7 +63,14 @@ void Anchor::stop() {
   reconnect_timer_.stop();
   if (ready_) m_anchors().dec();
   ready_ = false;
+  has_mam_.reset();
+  pending_iqs_.clear();
+  auto mams = std::move(mam_);
+  mam_.clear();
+  const uint64_t serial = session_ ? session_->serial() : 0;
   retire_session();
+  for (auto& [qid, pm] : mams) pm.done(MamAnswer{});
+  owner_->on_anchor_down(serial);
 }
 
 void Anchor::on_upstream_authenticated() { session_->bind(ctx_.config.anchor_resource); }
@@ -85,7 +92,7 @@ void Anchor::on_upstream_bind_failed(const std::string& condition, const std::st
 
 void Anchor::on_upstream_bound(const std::string& full_jid) {
   full_jid_ = full_jid;
-  backoff_s_ = 1;
+  owner_->on_anchor_bound();
   // Carbons before presence and MAM: a message that arrives in between
   // would otherwise reach another resource only.
   auto iq = Stanza::element("iq");
@@ -109,6 +116,10 @@ void Anchor::on_upstream_bound(const std::string& full_jid) {
                {{"account", account_},
                 {"effect", "history is only what the proxy saw live; no catch-up after downtime"}});
       ready_ = true;
+      // Only a session that got this far resets the backoff: one that dies
+      // right after bind (an outbox stanza the upstream refuses) must not
+      // reconnect every second forever.
+      backoff_s_ = 1;
       m_anchors().inc();
       S2_LOG(LogLevel::Info, "anchor.ready", {{"account", account_}, {"jid", full_jid_}});
       owner_->on_anchor_ready();
@@ -151,7 +162,8 @@ void Anchor::set_presence(bool available, const std::string& show, const std::st
 
 void Anchor::send_iq(Stanza iq, std::function<void(const Stanza&)> answer) {
   if (!session_ || !session_->ready()) return;
-  const std::string id = "s2a-" + std::to_string(++iq_seq_);
+  // Unguessable: anyone may send the anchor an iq result.
+  const std::string id = "s2a-" + crypto::random_nonce(12);
   iq.set_attr("id", id);
   pending_iqs_[id] = std::move(answer);
   session_->send(iq);
@@ -162,14 +174,17 @@ void Anchor::query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)>
     done(MamAnswer{});
     return;
   }
-  const std::string queryid = "s2q-" + std::to_string(++iq_seq_);
-  const std::string id = "s2a-" + std::to_string(++iq_seq_);
-  mam_[queryid] = PendingMam{std::move(done), {}};
+  const std::string queryid = "s2q-" + crypto::random_nonce(12);
+  const std::string id = "s2a-" + crypto::random_nonce(12);
+  auto timer = std::make_shared<Timer>(ctx_.loop);
+  timer->start(kMamTimeoutMs, [this, queryid] { fail_mam(queryid, "remote-server-timeout"); });
+  mam_[queryid] = PendingMam{std::move(done), {}, id, timer};
   pending_iqs_[id] = [this, queryid](const Stanza& r) {
     auto it = mam_.find(queryid);
     if (it == mam_.end()) return;
     PendingMam pm = std::move(it->second);
     mam_.erase(it);
+    if (pm.timeout) pm.timeout->stop();
     if (r.attr_or("type") == "result") {
       auto fin = mam::parse_fin(r);
       pm.answer.ok = fin.has_value();
@@ -187,12 +202,30 @@ void Anchor::query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)>
   session_->send(mam::build_mam_query_iq(id, queryid, q));
 }
 
+// An unanswered MAM page fails the catch-up (which retries later) instead
+// of freezing it.
+void Anchor::fail_mam(const std::string& queryid, const std::string& condition) {
+  auto it = mam_.find(queryid);
+  if (it == mam_.end()) return;
+  PendingMam pm = std::move(it->second);
+  mam_.erase(it);
+  pending_iqs_.erase(pm.iq_id);
+  S2_LOG(LogLevel::Warn, "anchor.mam_timeout", {{"account", account_}});
+  MamAnswer a;
+  a.error_condition = condition;
+  pm.done(std::move(a));
+}
+
 void Anchor::on_upstream_stanza(Stanza s) {
   const std::string name = s.name();
   if (name == "iq") {
     const std::string type = s.attr_or("type");
+    // Answers to our requests come from the server or the account itself.
+    const std::string from = s.attr_or("from");
+    const bool trusted =
+        from.empty() || bare_jid(from).value_or("") == account_ || from == ctx_.config.domain;
     if (type == "result" || type == "error") {
-      auto it = pending_iqs_.find(s.attr_or("id"));
+      auto it = trusted ? pending_iqs_.find(s.attr_or("id")) : pending_iqs_.end();
       if (it != pending_iqs_.end()) {
         auto cb = std::move(it->second);
         pending_iqs_.erase(it);
@@ -256,17 +289,21 @@ void Anchor::on_upstream_closed(const std::string& stream_error, const std::stri
 }
 
 void Anchor::went_down(const std::string& why) {
-  const bool was_ready = ready_;
   if (ready_) m_anchors().dec();
   ready_ = false;
+  has_mam_.reset();
   pending_iqs_.clear();
   // Unanswered MAM pages fail: the owner restarts catch-up after reconnect.
   auto mams = std::move(mam_);
   mam_.clear();
+  const uint64_t serial = session_ ? session_->serial() : 0;
   retire_session();
   S2_LOG(LogLevel::Info, "anchor.down", {{"account", account_}, {"reason", why}});
-  for (auto& [qid, pm] : mams) pm.done(MamAnswer{});
-  if (was_ready) owner_->on_anchor_down();
+  for (auto& [qid, pm] : mams) {
+    if (pm.timeout) pm.timeout->stop();
+    pm.done(MamAnswer{});
+  }
+  owner_->on_anchor_down(serial);
   schedule_reconnect();
 }
 

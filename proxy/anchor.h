@@ -34,11 +34,16 @@ class Anchor : public UpstreamSession::Listener {
   class Owner {
    public:
     virtual ~Owner() = default;
-    // Bound, Carbons enabled (or refused), presence sent.
+    // Bound: from now on live stanzas may arrive (offline storage is
+    // flushed at our presence); hold them until the catch-up.
+    virtual void on_anchor_bound() = 0;
+    // Carbons enabled (or refused), presence sent, MAM support known.
     virtual void on_anchor_ready() = 0;
     // A stanza for the account that is not the anchor's own business.
     virtual void on_anchor_stanza(Stanza s) = 0;
-    virtual void on_anchor_down() = 0;
+    // The session `serial` is gone (or stopped); stanzas it carried and
+    // did not get acknowledged must go out again.
+    virtual void on_anchor_down(uint64_t serial) = 0;
     // The upstream refused the vault's secret (password changed).
     virtual void on_anchor_rejected() = 0;
   };
@@ -100,7 +105,11 @@ class Anchor : public UpstreamSession::Listener {
   struct PendingMam {
     std::function<void(MamAnswer)> done;
     MamAnswer answer;
+    std::string iq_id;
+    std::shared_ptr<Timer> timeout;
   };
+  void fail_mam(const std::string& queryid, const std::string& condition);
+  static constexpr uint64_t kMamTimeoutMs = 30000;
   std::unordered_map<std::string, PendingMam> mam_;  // by queryid
   bool presence_available_ = true;
   std::string presence_show_ = "xa";

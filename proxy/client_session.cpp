@@ -549,6 +549,10 @@ void ClientSession::device_write(const Stanza& s) {
   conn_->send(s);
 }
 
+size_t ClientSession::device_write_backlog() const {
+  return conn_ ? conn_->write_queue_bytes() + held_.size() : 0;
+}
+
 void ClientSession::on_device_ended(const std::string& condition, const std::string& text) {
   device_ = nullptr;
   stream_error(condition, text);

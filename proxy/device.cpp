@@ -45,7 +45,10 @@ Device::Device(ProxyContext& ctx, DeviceClient* client, std::string log_id,
       client_(client),
       log_id_(std::move(log_id)),
       hibernate_timer_(ctx.loop),
-      ack_timer_(ctx.loop) {
+      ack_timer_(ctx.loop),
+      catchup_timer_(ctx.loop) {
+  static uint64_t next_serial = 1;
+  serial_ = next_serial++;
   if (warm && warm->usable()) {
     upstream_ = std::move(warm);
     upstream_->set_listener(this);
@@ -108,6 +111,8 @@ void Device::from_client(Stanza s) {
 }
 
 void Device::handled(uint64_t seq) {
+  // Below next_handled_: dropped at a resumption (the client resends it).
+  if (seq < next_handled_) return;
   handled_ahead_.insert(seq);
   static const Stanza counted = Stanza::element("message");
   while (!handled_ahead_.empty() && *handled_ahead_.begin() == next_handled_) {
@@ -251,6 +256,10 @@ bool Device::resume(DeviceClient* client, uint32_t client_h, std::vector<Stanza>
     *error_text = r.error().text;
     return false;
   }
+  // Stanzas still waiting for their commit are not in <resumed h/>: the
+  // client resends them, so the pending copies must not be counted too.
+  next_handled_ = in_seq_;
+  handled_ahead_.clear();
   if (client_ && client_ != client) {
     // The old connection is still open (half-dead TCP): it loses the device.
     auto* old = client_;
@@ -328,14 +337,57 @@ void Device::on_upstream_closed(const std::string& stream_error, const std::stri
   }
 }
 
+size_t Device::catchup_room() const {
+  const size_t half = std::max<size_t>(ctx_.config.sm_max_queue / 2, 1);
+  if (sm_) {
+    const size_t unacked = sm_->unacked_count();
+    return unacked >= half ? 0 : std::min<size_t>(half - unacked, 200);
+  }
+  if (!client_) return 0;
+  return client_->device_write_backlog() < 256 * 1024 ? 200 : 0;
+}
+
+void Device::poll_catchup(std::function<void()> more) {
+  catchup_timer_.start(
+      20,
+      [this, more = std::move(more)] {
+        if (ended_ || !catching_up_) {
+          catchup_timer_.stop();
+          return;
+        }
+        if (catchup_room() == 0) return;
+        catchup_timer_.stop();
+        // Not from inside this callback: `more` may start the timer again.
+        defer(ctx_.loop, [more, alive = std::weak_ptr<bool>(alive_)] {
+          if (!alive.expired()) more();
+        });
+      },
+      20);
+}
+
+void Device::abort(const std::string& condition, const std::string& text) {
+  auto* c = client_;
+  end();
+  if (c) c->on_device_ended(condition, text);
+}
+
 void Device::end() {
   if (ended_) return;
   ended_ = true;
   client_ = nullptr;
   set_hibernating(false);
   ack_timer_.stop();
+  catchup_timer_.stop();
   if (!sm_id_.empty()) ctx_.resumable.erase(sm_id_);
-  if (hub_) hub_->detach(this);
+  if (hub_) {
+    // A link with sends the upstream has not acknowledged yet is drained by
+    // the hub (ack or timeout) instead of being cut: resending them through
+    // the anchor at once would deliver them twice.
+    if (upstream_ && upstream_->ready() && upstream_->unacked_tracked() > 0) {
+      hub_->drain_link(std::move(upstream_));
+    }
+    hub_->detach(this);
+  }
   hub_ = nullptr;
   if (upstream_) upstream_->close();
   // Callbacks of this device may be on the stack: free it on the next turn.

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -41,6 +42,8 @@ class DeviceClient {
   virtual void on_device_bind_failed(const std::string& condition, const std::string& text) = 0;
   // Write to the client as is (stanzas already counted by the Device).
   virtual void device_write(const Stanza& s) = 0;
+  // Bytes written but not yet taken by the client's socket (catch-up pacing).
+  virtual size_t device_write_backlog() const = 0;
   // The device ended (upstream gone, SM violation, replaced): close the stream.
   virtual void on_device_ended(const std::string& condition, const std::string& text) = 0;
 };
@@ -93,6 +96,26 @@ class Device : public UpstreamSession::Listener {
     if (pre_live_.size() < 10000) pre_live_.insert(id);
   }
   bool pre_live(store::ArchiveId id) const { return pre_live_.count(id) != 0; }
+  // Legacy catch-up in progress (paced by the client's acks or reads):
+  // archive ids up to catchup_cursor() have been written.
+  bool catching_up() const { return catching_up_; }
+  store::ArchiveId catchup_cursor() const { return catchup_cursor_; }
+  void set_catchup(bool on, store::ArchiveId cursor) {
+    catching_up_ = on;
+    catchup_cursor_ = cursor;
+  }
+  // How many more catch-up stanzas the device can take now: half the SM
+  // queue minus what is unacknowledged, or (no SM) a chunk when the socket
+  // has drained.
+  size_t catchup_room() const;
+  // Calls `more` once there is room again (polled; stops when the device ends).
+  void poll_catchup(std::function<void()> more);
+  // Ends the device with a stream error to its client (nothing more is
+  // acknowledged: the client resends what it sent after its last <a/>).
+  void abort(const std::string& condition, const std::string& text);
+  // Alive while this Device object is (for deferred work that names it).
+  std::weak_ptr<bool> alive_token() const { return alive_; }
+  uint64_t serial() const { return serial_; }
   // Writes a stanza to the client (queued for SM; `archive_id` is reported
   // to the hub once the client acknowledged it).
   void deliver(const Stanza& s, store::ArchiveId archive_id);
@@ -161,6 +184,9 @@ class Device : public UpstreamSession::Listener {
   bool live_ = false;
   store::ArchiveId live_from_ = 0;
   std::set<store::ArchiveId> pre_live_;
+  bool catching_up_ = false;
+  store::ArchiveId catchup_cursor_ = 0;
+  uint64_t serial_ = 0;
   // Client stanzas in arrival order; SM counts the prefix the hub handled.
   uint64_t in_seq_ = 0, next_handled_ = 0, sm_base_ = 0;
   std::set<uint64_t> handled_ahead_;
@@ -175,6 +201,7 @@ class Device : public UpstreamSession::Listener {
   uint64_t hibernated_at_ = 0;  // loop time (ms) when hibernation began
   Timer hibernate_timer_;
   Timer ack_timer_;
+  Timer catchup_timer_;
 };
 
 }  // namespace s2

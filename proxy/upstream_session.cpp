@@ -101,9 +101,17 @@ Metric& m_logins_unavailable() {
 }
 }  // namespace
 
+namespace {
+uint64_t next_serial() {
+  static uint64_t n = 0;
+  return ++n;
+}
+}  // namespace
+
 UpstreamSession::UpstreamSession(uv_loop_t* loop, const UpstreamParams& params, Listener* listener,
                                  std::string log_id)
     : loop_(loop),
+      serial_(next_serial()),
       params_(params),
       listener_(listener),
       log_id_(std::move(log_id)),

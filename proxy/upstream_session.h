@@ -92,6 +92,9 @@ class UpstreamSession : public Connection::Handler {
   void close();
 
   bool ready() const { return state_ == State::Ready; }
+  // Unique per session in this process (outbox entries remember which
+  // session carries them; a pointer could be reused).
+  uint64_t serial() const { return serial_; }
   const std::string& full_jid() const { return full_jid_; }
   uint32_t stanzas_in() const { return h_in_; }
   uint32_t stanzas_acked() const { return h_acked_; }
@@ -134,6 +137,7 @@ class UpstreamSession : public Connection::Handler {
   void terminate(const std::string& stream_error, const std::string& text);
 
   uv_loop_t* loop_;
+  uint64_t serial_;
   UpstreamParams params_;
   Listener* listener_;
   std::string log_id_;

@@ -200,6 +200,18 @@ def test_muc_groupchat(target, upstream_target):
                 assert el.get("from") == "%s/%s" % (room, nick), short(el)
                 assert el.get("id") == mid, "groupchat id changed: sent %s, got %s" % (mid, short(el))
 
+        # the room's archive is the room's: a MAM query to the room JID is relayed, not answered
+        # from alice's mirror (ARCHITECTURE.md §2: groupchat history is kept upstream)
+        qid = uuid.uuid4().hex[:8]
+        t0 = time.monotonic()
+        res = await alice.iq("<query xmlns='urn:xmpp:mam:2' queryid='%s'/>" % qid, to=room, itype="set")
+        assert res.get("type") == "result" and res.get("from") == room, "room MAM: %s" % short(res)
+        results = [el for el in alice.received("message", since=t0)
+                   if el.find("{urn:xmpp:mam:2}result") is not None
+                   and el.find("{urn:xmpp:mam:2}result").get("queryid") == qid]
+        assert results and all(el.get("from") == room for el in results), [short(e) for e in results]
+        assert any(contains_text(el, "groupchat from alice") for el in results), [short(e) for e in results]
+
         # a private message within the room, bob -> alice's occupant JID, goes through the proxy
         text = "muc-pm %s" % uuid.uuid4().hex[:6]
         bob.send_xml(msg_xml(room + "/alice", text))
