@@ -497,7 +497,12 @@ store::MessageRecord AccountHub::make_record(const Stanza& inner, bool outgoing,
   r.flags = flags;
   r.upstream_stanza_id = upstream_id;
   auto ids = message_ids(inner);
-  r.origin_id = ids.origin_id;
+  // An error echoes the payload of what it bounces (ejabberd includes the
+  // <origin-id/>): its ids are the original's and must not make it a
+  // duplicate of it. Errors deduplicate by fingerprint only.
+  const bool error = inner.attr_or("type") == "error";
+  r.origin_id = error ? std::string() : ids.origin_id;
+  if (error) r.upstream_stanza_id.clear();
   r.id = ids.id;
   const std::string content = fingerprint_content(inner);
   policy::DedupInput in;
@@ -518,7 +523,7 @@ store::MessageRecord AccountHub::make_record(const Stanza& inner, bool outgoing,
 void AccountHub::process_entering(Entering e) {
   Stanza& inner = e.inner;
   // The upstream's own archive id, before any stanza-id is stripped.
-  if (e.upstream_id.empty() && trust_upstream_ids()) {
+  if (e.upstream_id.empty() && trust_upstream_ids() && inner.attr_or("type") != "error") {
     for (auto& [id, by] : message_ids(inner).stanza_ids)
       if (policy::jid_equal(by, account_)) e.upstream_id = id;
   }

@@ -450,7 +450,8 @@ def test_error_for_a_sent_message_reaches_every_device(target):
         run = uuid.uuid4().hex[:6]
         a = await connect(pool, target, "alice", "errA-" + run)
         b = await connect(pool, target, "alice", "errB-" + run)
-        nobody = "nobody-%s@%s" % (run, target.domain)
+        # a domain nobody serves: both servers bounce (remote-server-not-found or similar)
+        nobody = "nobody@nowhere-%s.invalid" % run
         mid = "err-" + run
         b.send_xml(msg_xml(nobody, "to nobody %s" % run, mid=mid))
         on_b = await b.wait_msg(lambda el: el.get("type") == "error" and el.get("id") == mid, 5,
