@@ -114,6 +114,11 @@ class ProxyFactory:
         port = _next_port
         _next_port += 2
         tname = self.request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
+        # Each proxy is the one owner of its accounts in production. Here several share one upstream
+        # account: their anchors need distinct resources, or the upstream's resource conflict rule
+        # makes them kick each other forever.
+        opts = dict(opts or {})
+        opts.setdefault("anchor-resource", "s2proxy-%d" % port)
         p = ProxyProc(self.binary, name or "%s-%d" % (tname, port), self.upstream, port, port + 1, opts=opts,
                       extra_args=extra_args, env=env, args=args)
         self.procs.append(p)
