@@ -69,7 +69,8 @@ void MirrorWriter::run() {
       // commit): an idle proxy commits a lone request at once, so a single
       // message pays one fsync, not fsync + max_delay. Never when stopping.
       auto deadline = queue_.front().enqueued + opts_.max_delay;
-      while (!stopping_ && loaded_ && queue_.size() < opts_.max_batch && Clock::now() < deadline) {
+      while (!stopping_ && (loaded_ || opts_.linger_when_idle) && queue_.size() < opts_.max_batch &&
+             Clock::now() < deadline) {
         wait_ = Wait::kFull;
         cv_.wait_until(lk, deadline);
       }

@@ -61,6 +61,7 @@ TEST_CASE("a failing batch does not fail, or leak into, the others of its group"
   MirrorOptions o = options(dir.path());
   o.writer.max_batch = 3;
   o.writer.max_delay = std::chrono::seconds(30);
+  o.writer.linger_when_idle = true;
   std::vector<CommitInfo> infos;
   std::mutex mu;
   o.writer.on_commit = [&](const CommitInfo& i) {
@@ -177,4 +178,27 @@ TEST_CASE("at the maximum map size writes fail cleanly and reads still work") {
   REQUIRE(write_sync(*m, {op::ForgetAccount{"alice@example.org"}}).ok());
   AccountNo b = create_account(*m, "bob@example.org");
   CHECK(append(*m, b, msg("x@example.org", 1)).archive_id == 1);
+}
+
+TEST_CASE("an idle writer commits a lone request at once; under load groups linger") {
+  TempDir dir;
+  MirrorOptions o = options(dir.path());
+  o.writer.max_delay = std::chrono::seconds(30);  // would time the test out if it lingered
+  std::vector<CommitInfo> infos;
+  std::mutex mu;
+  o.writer.on_commit = [&](const CommitInfo& i) {
+    std::lock_guard lk(mu);
+    infos.push_back(i);
+  };
+  auto m = open_mirror(o);
+  AccountNo a = create_account(*m, "alice@example.org");
+  const auto t0 = std::chrono::steady_clock::now();
+  std::promise<WriteResult> p1;
+  m->submit({op::Append{a, msg("bob@example.org", 1), std::nullopt}},
+            [&](WriteResult r) { p1.set_value(r); });
+  REQUIRE(p1.get_future().get().ok());
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  std::lock_guard lk(mu);
+  REQUIRE_FALSE(infos.empty());
+  CHECK(infos.back().requests == 1);
 }
