@@ -156,14 +156,26 @@ bool Server::open_state(std::string* error) {
 void Server::start_anchors() {
   auto accounts = ctx_.store->list_accounts();
   if (!accounts.ok()) return;
-  size_t n = 0;
   for (const auto& a : *accounts) {
     auto cred = ctx_.store->get_credentials(a.account);
-    if (!cred.ok() || !cred.value()) continue;
-    AccountHub::of(ctx_, a.bare_jid).start_anchor();
-    ++n;
+    if (cred.ok() && cred.value()) anchors_to_start_.push_back(a.bare_jid);
   }
-  S2_LOG(LogLevel::Info, "server.anchors", {{"accounts", std::to_string(n)}});
+  S2_LOG(LogLevel::Info, "server.anchors",
+         {{"accounts", std::to_string(anchors_to_start_.size())}});
+  // A restart must not open thousands of upstream logins in one burst: 50
+  // anchors every 100 ms (a thousand accounts are up in two seconds).
+  anchor_starter_ = std::make_unique<Timer>(&loop_);
+  anchor_starter_->start(
+      0,
+      [this] {
+        for (int i = 0; i < 50 && !anchors_to_start_.empty(); ++i) {
+          if (!ctx_.shutting_down) AccountHub::of(ctx_, anchors_to_start_.back()).start_anchor();
+          anchors_to_start_.pop_back();
+        }
+        if (anchors_to_start_.empty()) anchor_starter_->stop();
+      },
+      100);
+  anchor_starter_->unref();
 }
 
 bool Server::listen(const std::string& addr, bool direct_tls, std::string* error) {
@@ -234,6 +246,7 @@ void Server::begin_shutdown(const char* why) {
   force_exit_->start(5000, [this] { uv_stop(&loop_); });
   force_exit_->unref();
   token_sweep_.reset();
+  anchor_starter_.reset();
 }
 
 // Waits until the writer is idle and every completion has run on this
@@ -256,6 +269,7 @@ int Server::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   force_exit_.reset();
   token_sweep_.reset();
+  anchor_starter_.reset();
   // Let pending writes commit and their completions run (they may submit
   // follow-up writes), then close the mirror before the loop goes away.
   ctx_.devices.clear();

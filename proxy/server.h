@@ -41,6 +41,8 @@ class Server {
   std::unique_ptr<MetricsHttp> metrics_;
   std::unique_ptr<Timer> force_exit_;
   std::unique_ptr<Timer> token_sweep_;
+  std::unique_ptr<Timer> anchor_starter_;  // staggered anchor logins at start-up
+  std::vector<std::string> anchors_to_start_;
 };
 
 }  // namespace s2
