@@ -548,3 +548,24 @@ def test_long_absence_catch_up_is_paced_by_acks(proxy_factory, upstream_target):
         assert "sm_queue_full" not in p.log_text()
 
     run_async(body, 90)
+
+
+def test_send_and_close_delivers_once(target, upstream_target):
+    """A client that sends and closes at once (sendxmpp style): the message was committed and
+    acknowledged, reaches bob, and only once — the device's link drains instead of handing
+    its unacknowledged sends to the anchor."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        bob = await connect(pool, upstream_target, "bob", "once-" + run)
+        texts = ["once-%s-%d" % (run, i) for i in range(5)]
+        for text in texts:
+            a = await connect(pool, target, "alice", "onceA-" + run)
+            a.send_xml(msg_xml(bob.bare, text))
+            await a.disconnect()
+        for text in texts:
+            await bob.wait_msg(has_body(text), 5)
+        await asyncio.sleep(3.5)  # past the drain timeout: a resend through the anchor would be here
+        counts = {t_: len(bob.received("message", has_body(t_))) for t_ in texts}
+        assert all(c == 1 for c in counts.values()), "each message exactly once: %s" % counts
+
+    run_async(body, 60)
