@@ -569,3 +569,28 @@ def test_send_and_close_delivers_once(target, upstream_target):
         assert all(c == 1 for c in counts.values()), "each message exactly once: %s" % counts
 
     run_async(body, 60)
+
+
+def test_bare_jid_messages_have_one_upstream_path(target, upstream_target):
+    """Device links advertise priority -1: the upstream (Prosody and ejabberd alike) delivers
+    bare-JID messages to the anchor only, never to a device's link as well."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        proc = target.proc
+        a = await connect(pool, target, "alice", "pathA-" + run)
+        bob = await connect(pool, upstream_target, "bob", "path-" + run)
+        await asyncio.sleep(0.3)
+        mark = proc.log_size()
+        texts = ["path-%s-%d" % (run, i) for i in range(3)]
+        for text in texts:
+            bob.send_xml(msg_xml(a.bare, text))
+        for text in texts:
+            await a.wait_msg(has_body(text), 5)
+        await asyncio.sleep(0.3)
+        log = proc.log_since(mark, max_lines=1000)
+        via = [ln.split(" via=")[1].split()[0] for ln in log.splitlines()
+               if "hub.entering" in ln and "class=chat_body" in ln]
+        assert via and all(v == "anchor" for v in via), "bare-JID messages arrived via %s" % via
+        assert len(via) == len(texts), "each arrived once upstream-side: %s" % via
+
+    run_async(body, 30)
