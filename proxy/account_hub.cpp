@@ -190,8 +190,18 @@ void AccountHub::update_anchor_presence() {
 
 void AccountHub::attach(Device* d) {
   if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) devices_.push_back(d);
+  // Its own stranded sends go out through its new link.
+  std::vector<uint64_t> mine;
+  for (auto& [seq, fl] : outbox_)
+    if (fl.via == 0 && fl.route == d->resource()) mine.push_back(seq);
+  for (auto seq : mine)
+    if (auto it = outbox_.find(seq); it != outbox_.end())
+      send_outbox(seq, std::string(it->second.route), std::string(it->second.stanza));
   // Session2 devices sync with MAM: live stanzas from now on, no backlog.
   if (d->profile() == policy::Profile::Session2) d->set_live(0);
+  // A device never seen before is owed what no device had received when it
+  // bound; what arrives from now on it gets live or in its catch-up.
+  d->set_first_cursor(delivered_any_);
   // Known devices stay known while they are away: a full-JID stanza for
   // one of them is that device's, never the account's (not rerouted). A
   // device never seen starts at the offline watermark: it is owed what no
@@ -223,26 +233,38 @@ void AccountHub::detach(Device* d) {
 }
 
 namespace {
-// A device's link that outlives its device until the upstream acknowledged
-// what it carried (or a timeout): its stanzas are the device's no more.
-class DrainingLink : public UpstreamSession::Listener {
- public:
-  void on_upstream_authenticated() override {}
-  void on_upstream_login_failed(const UpstreamFailure&) override {}
-  void on_upstream_bound(const std::string&) override {}
-  void on_upstream_bind_failed(const std::string&, const std::string&) override {}
-  void on_upstream_stanza(Stanza) override {}
-  void on_upstream_closed(const std::string&, const std::string&) override {}
-};
-DrainingLink g_draining_listener;
 constexpr uint64_t kDrainTimeoutMs = 3000;
 }  // namespace
 
+// A device's link that outlives its device until the upstream acknowledged
+// what it carried (or a timeout). What still arrives on it is for a device
+// that is gone: history goes to the hub, requests get service-unavailable.
+void AccountHub::DrainListener::on_upstream_stanza(Stanza s) {
+  if (!hub || !link) return;
+  const std::string name = s.name();
+  if (name == "message") {
+    Entering e;
+    e.inner = std::move(s);
+    hub->process_entering(std::move(e));
+    return;
+  }
+  const std::string type = s.attr_or("type");
+  if (name == "iq" && (type == "get" || type == "set")) {
+    if (auto err = session2::build_stanza_error(s, "cancel", "service-unavailable")) {
+      err.remove_attr("from");
+      link->send(err);
+    }
+  }
+}
+
 void AccountHub::drain_link(std::unique_ptr<UpstreamSession> link) {
-  link->set_listener(&g_draining_listener);
+  auto listener = std::make_unique<DrainListener>();
+  listener->hub = this;
+  listener->link = link.get();
+  link->set_listener(listener.get());
   const uint64_t serial = link->serial();
   auto timer = std::make_shared<Timer>(ctx_.loop);
-  draining_[serial] = Draining{std::move(link), timer, uv_now(ctx_.loop)};
+  draining_[serial] = Draining{std::move(link), timer, uv_now(ctx_.loop), std::move(listener)};
   timer->start(
       20,
       [this, serial, alive = std::weak_ptr<bool>(alive_)] {
@@ -325,7 +347,7 @@ void AccountHub::flush_delivered() {
 // socket drained), so a long absence never overflows the device's queue.
 void AccountHub::catch_up_device(Device* d) {
   if (d->live() || d->catching_up() || account_no_ == 0) return;
-  store::ArchiveId from = delivered_any_;
+  store::ArchiveId from = d->first_cursor();
   if (auto rec = ctx_.store->get_device(account_no_, d->resource()); rec.ok() && rec.value())
     from = rec.value()->last_delivered;
   if (auto it = delivered_pending_.find(d->resource()); it != delivered_pending_.end())
@@ -343,7 +365,7 @@ void AccountHub::catch_up_device(Device* d) {
 }
 
 void AccountHub::continue_catchup(Device* d) {
-  if (!d->catching_up()) return;
+  if (!d->catching_up() || d->ended()) return;
   store::ArchiveId cursor = d->catchup_cursor();
   size_t room = d->catchup_room();
   size_t sent = 0;
@@ -358,6 +380,11 @@ void AccountHub::continue_catchup(Device* d) {
       break;
     }
     for (auto& m : page->items) {
+      // Without SM the socket's backlog is the only brake: check it per stanza.
+      if (!d->sm_enabled() && d->catchup_room() == 0) {
+        room = 0;
+        break;
+      }
       cursor = m.archive_id;
       if (d->pre_live(m.archive_id)) continue;  // it got this one already, addressed to it
       auto inner = Stanza::parse(m.record.stanza);
@@ -375,6 +402,7 @@ void AccountHub::continue_catchup(Device* d) {
       --room;
     }
     d->set_catchup(true, cursor);
+    if (room == 0) break;
     if (page->complete) {
       at_end = true;
       break;
@@ -882,23 +910,23 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void
 
 void AccountHub::send_outbox(uint64_t seq, const std::string& route, const std::string& stanza) {
   auto& fl = outbox_[seq];
-  fl.route = route;
+  if (!route.empty() || fl.route.empty()) fl.route = route;
   fl.stanza = stanza;
   fl.via = 0;
   m_outbox().set(static_cast<int64_t>(outbox_.size()));
   UpstreamSession* via = nullptr;
-  if (Device* d = device_by_resource(route); d && d->upstream() && d->upstream()->ready())
+  if (Device* d = device_by_resource(fl.route); d && d->upstream() && d->upstream()->ready())
     via = d->upstream();
   else if (anchor_ && anchor_->ready())
     via = anchor_->session();
   if (!via) return;  // resent when the anchor is ready
   auto parsed = Stanza::parse(stanza);
-  if (!parsed || ++fl.attempts > kMaxOutboxAttempts) {
+  if (!parsed || fl.attempts > kMaxOutboxAttempts) {
     // A stanza that took down every session it was sent on (the upstream
     // refuses it with a stream error) must not keep the account offline.
     S2_LOG(LogLevel::Warn, "hub.outbox_given_up",
            {{"account", account_}, {"seq", std::to_string(seq)}});
-    if (Device* d = device_by_resource(route); d && parsed) {
+    if (Device* d = device_by_resource(fl.route); d && parsed) {
       bounce_to_device(d, parsed,
                        policy::StanzaError{policy::ErrorCondition::ServiceUnavailable,
                                            policy::ErrorType::Cancel},
@@ -929,9 +957,15 @@ void AccountHub::resend_stranded(uint64_t serial) {
   for (auto& [seq, fl] : outbox_)
     if (fl.via == serial) seqs.push_back(seq);
   for (auto seq : seqs) {
-    auto& fl = outbox_[seq];
-    fl.via = 0;
-    if (anchor_ && anchor_->ready()) send_outbox(seq, std::string(), std::string(fl.stanza));
+    auto it = outbox_.find(seq);
+    if (it == outbox_.end()) continue;
+    // Its carrier died with it unacknowledged: one strike (a stanza the
+    // upstream refuses with a stream error kills every carrier).
+    it->second.via = 0;
+    ++it->second.attempts;
+    // Through whatever is up: the sender's link if it is back, else the
+    // anchor; nothing up: load_outbox() sends it when the anchor is ready.
+    send_outbox(seq, std::string(it->second.route), std::string(it->second.stanza));
   }
 }
 

@@ -158,11 +158,22 @@ class AccountHub : public Anchor::Owner {
     uint64_t via = 0;    // serial of the upstream session carrying it (0: none)
     int attempts = 0;
   };
-  static constexpr int kMaxOutboxAttempts = 4;
+  static constexpr int kMaxOutboxAttempts = 6;
+  struct DrainListener : UpstreamSession::Listener {
+    AccountHub* hub = nullptr;
+    UpstreamSession* link = nullptr;
+    void on_upstream_authenticated() override {}
+    void on_upstream_login_failed(const UpstreamFailure&) override {}
+    void on_upstream_bound(const std::string&) override {}
+    void on_upstream_bind_failed(const std::string&, const std::string&) override {}
+    void on_upstream_stanza(Stanza s) override;
+    void on_upstream_closed(const std::string&, const std::string&) override {}
+  };
   struct Draining {
     std::unique_ptr<UpstreamSession> link;
     std::shared_ptr<Timer> timer;
     uint64_t since = 0;
+    std::unique_ptr<DrainListener> listener;
   };
   std::map<uint64_t, Draining> draining_;  // by session serial
   std::map<uint64_t, Flight> outbox_;      // seq → not yet acknowledged upstream

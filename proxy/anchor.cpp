@@ -33,7 +33,9 @@ Anchor::Anchor(ProxyContext& ctx, Owner* owner, std::string account)
       owner_(owner),
       account_(std::move(account)),
       log_id_("anchor:" + account_),
-      reconnect_timer_(ctx.loop) {
+      reconnect_timer_(ctx.loop),
+      setup_timer_(ctx.loop) {
+  if (auto j = parse_jid(account_)) account_domain_ = j->domain;
   presence_show_ = ctx_.config.idle_presence == "unavailable" ? "" : ctx_.config.idle_presence;
   presence_available_ = ctx_.config.idle_presence != "unavailable";
 }
@@ -61,6 +63,7 @@ void Anchor::start() {
 void Anchor::stop() {
   stopped_ = true;
   reconnect_timer_.stop();
+  setup_timer_.stop();
   if (ready_) m_anchors().dec();
   ready_ = false;
   has_mam_.reset();
@@ -93,6 +96,11 @@ void Anchor::on_upstream_bind_failed(const std::string& condition, const std::st
 void Anchor::on_upstream_bound(const std::string& full_jid) {
   full_jid_ = full_jid;
   owner_->on_anchor_bound();
+  // Live stanzas are held from now until ready: a setup iq that is never
+  // answered must not hold them forever.
+  setup_timer_.start(30000, [this] {
+    if (!ready_) went_down("no answer to the session set-up (Carbons, disco) in 30 s");
+  });
   // Carbons before presence and MAM: a message that arrives in between
   // would otherwise reach another resource only.
   auto iq = Stanza::element("iq");
@@ -115,6 +123,7 @@ void Anchor::on_upstream_bound(const std::string& full_jid) {
         S2_LOG(LogLevel::Warn, "anchor.no_upstream_mam",
                {{"account", account_},
                 {"effect", "history is only what the proxy saw live; no catch-up after downtime"}});
+      setup_timer_.stop();
       ready_ = true;
       // Only a session that got this far resets the backoff: one that dies
       // right after bind (an outbox stanza the upstream refuses) must not
@@ -223,7 +232,7 @@ void Anchor::on_upstream_stanza(Stanza s) {
     // Answers to our requests come from the server or the account itself.
     const std::string from = s.attr_or("from");
     const bool trusted =
-        from.empty() || bare_jid(from).value_or("") == account_ || from == ctx_.config.domain;
+        from.empty() || bare_jid(from).value_or("") == account_ || from == account_domain_;
     if (type == "result" || type == "error") {
       auto it = trusted ? pending_iqs_.find(s.attr_or("id")) : pending_iqs_.end();
       if (it != pending_iqs_.end()) {
@@ -289,6 +298,7 @@ void Anchor::on_upstream_closed(const std::string& stream_error, const std::stri
 }
 
 void Anchor::went_down(const std::string& why) {
+  setup_timer_.stop();
   if (ready_) m_anchors().dec();
   ready_ = false;
   has_mam_.reset();

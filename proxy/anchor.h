@@ -116,6 +116,8 @@ class Anchor : public UpstreamSession::Listener {
   std::string presence_status_;
   double backoff_s_ = 1;
   Timer reconnect_timer_;
+  Timer setup_timer_;
+  std::string account_domain_;
 };
 
 }  // namespace s2

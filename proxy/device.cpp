@@ -338,13 +338,24 @@ void Device::on_upstream_closed(const std::string& stream_error, const std::stri
 }
 
 size_t Device::catchup_room() const {
-  const size_t half = std::max<size_t>(ctx_.config.sm_max_queue / 2, 1);
+  if (ended_) return 0;
   if (sm_) {
+    // Leave room for a full MAM page and a presence burst on top of the
+    // catch-up: the queue is bounded and overflowing it ends the device.
+    const size_t q = ctx_.config.sm_max_queue;
+    const size_t reserve = ctx_.config.mam_max_page + 32;
+    const size_t limit = q > reserve + 8 ? q - reserve : std::max<size_t>(q / 4, 1);
     const size_t unacked = sm_->unacked_count();
-    return unacked >= half ? 0 : std::min<size_t>(half - unacked, 200);
+    return unacked >= limit ? 0 : std::min<size_t>(limit - unacked, 200);
   }
   if (!client_) return 0;
   return client_->device_write_backlog() < 256 * 1024 ? 200 : 0;
+}
+
+size_t Device::queue_room() const {
+  if (!sm_) return SIZE_MAX;
+  const size_t q = ctx_.config.sm_max_queue, unacked = sm_->unacked_count();
+  return unacked >= q ? 0 : q - unacked;
 }
 
 void Device::poll_catchup(std::function<void()> more) {
@@ -355,7 +366,11 @@ void Device::poll_catchup(std::function<void()> more) {
           catchup_timer_.stop();
           return;
         }
-        if (catchup_room() == 0) return;
+        if (catchup_room() == 0) {
+          // A client that acks only when asked (after a resume, say).
+          if (sm_ && client_ && sm_->unacked_count() > 0) request_ack_soon();
+          return;
+        }
         catchup_timer_.stop();
         // Not from inside this callback: `more` may start the timer again.
         defer(ctx_.loop, [more, alive = std::weak_ptr<bool>(alive_)] {
@@ -378,6 +393,7 @@ void Device::end() {
   set_hibernating(false);
   ack_timer_.stop();
   catchup_timer_.stop();
+  catching_up_ = false;
   if (!sm_id_.empty()) ctx_.resumable.erase(sm_id_);
   if (hub_) {
     // A link with sends the upstream has not acknowledged yet is drained by

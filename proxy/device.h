@@ -108,6 +108,12 @@ class Device : public UpstreamSession::Listener {
   // queue minus what is unacknowledged, or (no SM) a chunk when the socket
   // has drained.
   size_t catchup_room() const;
+  // Stanzas that still fit in the SM queue (SIZE_MAX without SM).
+  size_t queue_room() const;
+  bool ended() const { return ended_; }
+  // The offline watermark when the device bound (its cursor if it is new).
+  void set_first_cursor(store::ArchiveId id) { first_cursor_ = id; }
+  store::ArchiveId first_cursor() const { return first_cursor_; }
   // Calls `more` once there is room again (polled; stops when the device ends).
   void poll_catchup(std::function<void()> more);
   // Ends the device with a stream error to its client (nothing more is
@@ -186,6 +192,7 @@ class Device : public UpstreamSession::Listener {
   std::set<store::ArchiveId> pre_live_;
   bool catching_up_ = false;
   store::ArchiveId catchup_cursor_ = 0;
+  store::ArchiveId first_cursor_ = 0;
   uint64_t serial_ = 0;
   // Client stanzas in arrival order; SM counts the prefix the hub handled.
   uint64_t in_seq_ = 0, next_handled_ = 0, sm_base_ = 0;

@@ -101,6 +101,10 @@ void MamServer::answer(ProxyContext& ctx, const std::string& account, store::Acc
   }
   q.ids = req.ids;
   q.max = std::min<size_t>(req.max.value_or(ctx.config.mam_default_page), ctx.config.mam_max_page);
+  // Never more than the device's SM queue takes now (results + the fin): a
+  // shorter page with complete='false' is valid RSM, an overflow ends it.
+  const size_t room = d.queue_room();
+  if (room != SIZE_MAX) q.max = std::min(q.max, room > 1 ? room - 1 : size_t{0});
   auto page = ctx.store->query(account_no, q);
   if (!page.ok()) {
     if (page.error().code == store::Errc::kItemNotFound) {
