@@ -21,10 +21,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <variant>
 #include <vector>
 
+#include "common/session2/result.h"
 #include "common/xml/stanza.h"
 
 namespace s2::mam {
@@ -37,35 +36,12 @@ inline constexpr std::string_view kNsData = "jabber:x:data";
 inline constexpr size_t kMaxRsmMax = 1000000;  // largest accepted <max/>
 inline constexpr size_t kMaxQueryIds = 1000;   // values of the 'ids' field
 
-struct MamParseError {
-  std::string condition;  // RFC 6120 stanza error element name, e.g. "bad-request"
-  std::string text;       // human-readable, for the peer and the log
-};
-
-// Either a value or a MamParseError (std::expected is C++23; same shape as
-// s2::session2::Result).
+// A parse error names the stanza error condition to answer with (RFC 6120
+// stanza error element name, e.g. "bad-request") and a text for the peer and
+// the log: the same Error/Result the session2 parsers use.
+using MamParseError = session2::Error;
 template <typename T>
-class [[nodiscard]] Result {
- public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}              // NOLINT
-  Result(MamParseError error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T* operator->() { return &std::get<0>(v_); }
-  const T* operator->() const { return &std::get<0>(v_); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-
-  const MamParseError& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, MamParseError> v_;
-};
+using Result = session2::Result<T>;
 
 struct MamRequest {
   std::string queryid;  // may be empty
