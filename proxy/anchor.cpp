@@ -63,17 +63,7 @@ void Anchor::start() {
 void Anchor::stop() {
   stopped_ = true;
   reconnect_timer_.stop();
-  setup_timer_.stop();
-  if (ready_) m_anchors().dec();
-  ready_ = false;
-  has_mam_.reset();
-  pending_iqs_.clear();
-  auto mams = std::move(mam_);
-  mam_.clear();
-  const uint64_t serial = session_ ? session_->serial() : 0;
-  retire_session();
-  for (auto& [qid, pm] : mams) pm.done(MamAnswer{});
-  owner_->on_anchor_down(serial);
+  end_session();
 }
 
 void Anchor::on_upstream_authenticated() { session_->bind(ctx_.config.anchor_resource); }
@@ -298,23 +288,29 @@ void Anchor::on_upstream_closed(const std::string& stream_error, const std::stri
 }
 
 void Anchor::went_down(const std::string& why) {
+  S2_LOG(LogLevel::Info, "anchor.down", {{"account", account_}, {"reason", why}});
+  end_session();
+  schedule_reconnect();
+}
+
+// The session is over (gone, or stopped): forget its state, fail what waited
+// for it — the owner restarts catch-up after a reconnect — and tell the owner
+// which session's unacknowledged stanzas must go out again.
+void Anchor::end_session() {
   setup_timer_.stop();
   if (ready_) m_anchors().dec();
   ready_ = false;
   has_mam_.reset();
   pending_iqs_.clear();
-  // Unanswered MAM pages fail: the owner restarts catch-up after reconnect.
   auto mams = std::move(mam_);
   mam_.clear();
   const uint64_t serial = session_ ? session_->serial() : 0;
   retire_session();
-  S2_LOG(LogLevel::Info, "anchor.down", {{"account", account_}, {"reason", why}});
   for (auto& [qid, pm] : mams) {
     if (pm.timeout) pm.timeout->stop();
     pm.done(MamAnswer{});
   }
   owner_->on_anchor_down(serial);
-  schedule_reconnect();
 }
 
 // The session's callback may be on the stack: close it now, free it on the

@@ -90,6 +90,7 @@ class Anchor : public UpstreamSession::Listener {
   void went_down(const std::string& why);
   void schedule_reconnect();
   void retire_session();
+  void end_session();
 
   ProxyContext& ctx_;
   Owner* owner_;

@@ -215,33 +215,7 @@ std::vector<Stanza> Stanza::parse_all(std::string_view xml) {
     void on_stream_close() override { closed = true; }
     void on_xml_error(const XmlError&) override {}
   } all;
-  static constexpr std::string_view kOpen =
-      "<stream:stream xmlns='urn:s2:stanza-parse' "
-      "xmlns:stream='http://etherx.jabber.org/streams'>";
-  static constexpr std::string_view kClose = "</stream:stream>";
-  XmlLimits limits;
-  limits.max_stanza_bytes = std::numeric_limits<size_t>::max();
-  limits.max_depth = 1024;
-  XmlStream stream(all, limits, "urn:s2:stanza-parse");
-  bool ok = stream.feed(kOpen.data(), kOpen.size()) && stream.feed(xml.data(), xml.size()) &&
-            stream.feed(kClose.data(), kClose.size());
-  if (!ok || !all.closed) return {};
-  return std::move(all.got);
-}
-
-Stanza Stanza::parse(std::string_view xml) {
-  struct One : XmlStreamHandler {
-    Stanza got;
-    int count = 0;
-    bool closed = false;
-    void on_stream_open(const StreamHeader&) override {}
-    void on_stanza(Stanza s) override {
-      if (++count == 1) got = std::move(s);
-    }
-    void on_stream_close() override { closed = true; }
-    void on_xml_error(const XmlError&) override {}
-  } one;
-  // A wrapper stream whose content namespace nobody uses: the element keeps
+  // A wrapper stream whose content namespace nobody uses: each element keeps
   // exactly the xmlns it declares (none, "", or a URI), and descendants are
   // normalised as on the wire.
   static constexpr std::string_view kWrapperNs = "urn:s2:stanza-parse";
@@ -252,11 +226,17 @@ Stanza Stanza::parse(std::string_view xml) {
   XmlLimits limits;
   limits.max_stanza_bytes = std::numeric_limits<size_t>::max();
   limits.max_depth = 1024;
-  XmlStream stream(one, limits, std::string(kWrapperNs));
+  XmlStream stream(all, limits, std::string(kWrapperNs));
   bool ok = stream.feed(kOpen.data(), kOpen.size()) && stream.feed(xml.data(), xml.size()) &&
             stream.feed(kClose.data(), kClose.size());
-  if (!ok || !one.closed || one.count != 1) return {};
-  return std::move(one.got);
+  if (!ok || !all.closed) return {};
+  return std::move(all.got);
+}
+
+Stanza Stanza::parse(std::string_view xml) {
+  auto all = parse_all(xml);
+  if (all.size() != 1) return {};
+  return std::move(all.front());
 }
 
 Stanza::Stanza(const Stanza& o) : s_(o.s_) {
