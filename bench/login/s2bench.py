@@ -152,6 +152,16 @@ class BenchEnv:
         self.stop()
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process, seconds."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, TypeError):
+        return float("nan")
+
+
 def rss_kib(pid):
     """VmRSS of a process in KiB (None if unreadable)."""
     try:

@@ -68,16 +68,6 @@ class BenchFailure(Exception):
     pass
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, seconds."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError, TypeError):
-        return float("nan")
-
-
 def mem_kib(pid):
     """VmRSS and VmHWM of a process in KiB."""
     out = {}
@@ -214,7 +204,7 @@ class MamClient:
     async def page_through(self, with_jid, start, page, n_expected, pids):
         """The whole filtered archive, page by page. Returns a sample dict (time, counts, checks)."""
         max_pages = n_expected // page + 20
-        cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+        cpu0 = {k: s2bench.cpu_seconds(p) for k, p in pids.items()}
         ccpu0 = time.process_time()
         t0 = time.perf_counter()
         after = None
@@ -254,7 +244,7 @@ class MamClient:
             after = fin["last"]
         t1 = time.perf_counter()
         ccpu1 = time.process_time()
-        cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+        cpu1 = {k: s2bench.cpu_seconds(p) for k, p in pids.items()}
         expected = [BODY_PREFIX + str(i) for i in range(n_expected)]
         if bodies != expected:
             got = set(bodies)
@@ -329,7 +319,7 @@ class LeanClient:
 
     async def page_through(self, with_jid, start, page, n_expected, pids):
         max_pages = n_expected // page + 20
-        cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+        cpu0 = {k: s2bench.cpu_seconds(p) for k, p in pids.items()}
         ccpu0 = time.process_time()
         t0 = time.perf_counter()
         after, results, pages, problems = None, 0, 0, []
@@ -348,7 +338,7 @@ class LeanClient:
             after = last
         t1 = time.perf_counter()
         ccpu1 = time.process_time()
-        cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+        cpu1 = {k: s2bench.cpu_seconds(p) for k, p in pids.items()}
         if results != n_expected:
             problems.append("%d results, want %d" % (results, n_expected))
         return {"path": self.name, "ms": (t1 - t0) * 1000, "results": results, "pages": pages,
@@ -475,7 +465,7 @@ async def bench(env, args, out):
     bob = Bob(env)
     await bob.c.login_plain(HOST, s2bench.PROSODY_C2S, "bob", "bobpw", resource="sender")
     bob.c.start_reader(bob.on_element)
-    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    cpu0 = {k: s2bench.cpu_seconds(p) for k, p in pids.items()}
     t0 = time.perf_counter()
     await bob.send_all(args.n)
     t_sent = time.perf_counter()
@@ -491,7 +481,7 @@ async def bench(env, args, out):
             break
         await asyncio.sleep(0.1)
     t_mirrored = time.perf_counter()
-    cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+    cpu1 = {k: s2bench.cpu_seconds(p) for k, p in pids.items()}
     if last != want:
         raise BenchFailure("the mirror did not get %r within %.0f s after the last send: its last body with bob is %r"
                            % (want, args.mirror_timeout, last))

@@ -44,16 +44,6 @@ NS_BODY = q(NS_CLIENT, "body")
 NS_MESSAGE = q(NS_CLIENT, "message")
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, seconds."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError, TypeError):
-        return float("nan")
-
-
 def segments_to(port, pid=None, local_port=None):
     """Sum of data_segs_out over established TCP sockets towards 127.0.0.1:port owned by `pid` or
     bound to `local_port` (ss -ti): how many TCP data segments (~ reads for the receiver) were sent."""
@@ -211,7 +201,7 @@ async def bench_async(env, args, out):
         a = alices[path][0]
         echo.count, echo.want = 0, args.msgs
         echo.done = asyncio.get_running_loop().create_future()
-        cpu0 = (cpu_seconds(ppid), cpu_seconds(prpid))
+        cpu0 = (s2bench.cpu_seconds(ppid), s2bench.cpu_seconds(prpid))
         seg_args = {"pid": ppid} if path == "proxy" else {
             "local_port": a.writer.get_extra_info("sockname")[1]}
         seg0 = segments_to(s2bench.PROSODY_C2S, **seg_args)
@@ -226,7 +216,7 @@ async def bench_async(env, args, out):
             t_end = echo.t_last
         except asyncio.TimeoutError:
             t_end = time.perf_counter()
-        cpu1 = (cpu_seconds(ppid), cpu_seconds(prpid))
+        cpu1 = (s2bench.cpu_seconds(ppid), s2bench.cpu_seconds(prpid))
         seg1 = segments_to(s2bench.PROSODY_C2S, **seg_args)
         tput.append({"path": path, "delivered": echo.count, "sent": args.msgs,
                      "seconds": t_end - t0, "send_seconds": t_sent - t0,
