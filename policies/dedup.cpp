@@ -74,6 +74,17 @@ DedupKey dedup_key(const DedupInput& in, std::string_view account_bare, bool tru
   return {DedupSource::Fingerprint, std::move(key)};
 }
 
+std::string resend_key(std::string_view to, std::string_view type, std::string_view id,
+                       std::string_view origin_id, std::string_view content) {
+  std::string in;
+  for (const std::string_view field : {to, type, id, origin_id}) {
+    in += field;
+    in += kSep;
+  }
+  in += content;
+  return hex64(fnv1a64(in));
+}
+
 bool should_strip_stanza_id(std::string_view by, std::string_view account_bare,
                             std::string_view domain, std::string_view proxy) {
   if (by.empty()) return true;

@@ -56,6 +56,14 @@ struct DedupKey {
 // `trust_upstream_ids`: the upstream assigns stanza-ids for the account (MAM enabled).
 DedupKey dedup_key(const DedupInput& in, std::string_view account_bare, bool trust_upstream_ids);
 
+// The identity of a message a device sent, as its client would send it again after a lost
+// XEP-0198 ack (the same stanza, byte for byte in what matters: addressee, type, id, origin-id
+// and content). Only ever compared among one device's own sends whose ack it may not have seen,
+// never used to drop a message the device sent twice in one session (a reused `id` with the same
+// text is a second message there). 16 hex digits.
+std::string resend_key(std::string_view to, std::string_view type, std::string_view id,
+                       std::string_view origin_id, std::string_view content);
+
 bool should_strip_stanza_id(std::string_view by, std::string_view account_bare,
                             std::string_view domain, std::string_view proxy = {});
 

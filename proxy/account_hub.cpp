@@ -34,10 +34,6 @@ Metric& m_duplicates() {
       counter("s2proxy_messages_deduplicated_total", "copies recognised as already archived");
   return m;
 }
-Metric& m_outbox() {
-  static Metric& m = gauge("s2proxy_outbox_pending", "device messages not yet acked upstream");
-  return m;
-}
 Metric& m_commit_failed() {
   static Metric& m = counter("s2proxy_mirror_write_errors_total", "failed mirror writes");
   return m;
@@ -48,6 +44,10 @@ Metric& m_gaps() {
 }
 
 std::string new_id() { return crypto::hex_encode(crypto::random_bytes(9)); }
+// 128 random bits: unique across every device and session of every account.
+std::string new_origin_id() { return crypto::hex_encode(crypto::random_bytes(16)); }
+// How long after a message a client's resend of it is recognised.
+constexpr int64_t kResendWindowMs = 15 * 60 * 1000;
 
 std::optional<int64_t> delay_stamp(const Stanza& m) {
   if (auto d = m.child("delay", ns::kDelay)) return mam::parse_datetime(d.attr_or("stamp"));
@@ -70,11 +70,16 @@ AccountHub* AccountHub::find(ProxyContext& ctx, const std::string& account) {
 }
 
 AccountHub::AccountHub(ProxyContext& ctx, std::string account)
-    : ctx_(ctx), account_(std::move(account)), catchup_retry_(ctx.loop), flush_timer_(ctx.loop) {
+    : ctx_(ctx),
+      account_(std::move(account)),
+      catchup_retry_(ctx.loop),
+      outbox_(ctx, *this, account_),
+      flush_timer_(ctx.loop) {
   if (auto j = parse_jid(account_)) domain_ = j->domain;
   auto found = ctx_.store->find_account(account_);
   if (found.ok() && found.value()) {
     account_no_ = found.value()->account;
+    outbox_.set_account_no(account_no_);
     if (auto rec = ctx_.store->get_device(account_no_, kAnyDevice); rec.ok() && rec.value())
       delivered_any_ = rec.value()->last_delivered;
   } else {
@@ -89,6 +94,7 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
             return;
           }
           account_no_ = r.ops[0].account;
+          outbox_.set_account_no(account_no_);
           auto waiting = std::move(waiting_for_account_);
           waiting_for_account_.clear();
           for (auto& fn : waiting) fn();
@@ -142,7 +148,9 @@ void AccountHub::on_anchor_bound() {
 
 void AccountHub::on_anchor_ready() {
   update_anchor_presence();
-  load_outbox();
+  // What the mirror's outbox holds waits for the catch-up: the upstream
+  // archive shows which of it the upstream already has (finish_catchup).
+  outbox_.load_held();
   start_catchup();
 }
 
@@ -153,7 +161,7 @@ void AccountHub::on_anchor_down(uint64_t serial) {
   // cursor; the next catch-up (after reconnect) covers what this session
   // did not see.
   finish_catchup(false, false);
-  resend_stranded(serial);
+  outbox_.carrier_down(serial);
 }
 
 void AccountHub::on_anchor_rejected() {
@@ -190,13 +198,8 @@ void AccountHub::update_anchor_presence() {
 
 void AccountHub::attach(Device* d) {
   if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) devices_.push_back(d);
-  // Its own stranded sends go out through its new link.
-  std::vector<uint64_t> mine;
-  for (auto& [seq, fl] : outbox_)
-    if (fl.via == 0 && fl.route == d->resource()) mine.push_back(seq);
-  for (auto seq : mine)
-    if (auto it = outbox_.find(seq); it != outbox_.end())
-      send_outbox(seq, std::string(it->second.route), std::string(it->second.stanza));
+  // Its own sends waiting for a carrier go out through its new link.
+  outbox_.pump();
   // Session2 devices sync with MAM: live stanzas from now on, no backlog.
   if (d->profile() == policy::Profile::Session2) d->set_live(0);
   // A device never seen before is owed what no device had received when it
@@ -228,7 +231,7 @@ bool AccountHub::known_device(const std::string& resource) const {
 
 void AccountHub::detach(Device* d) {
   devices_.erase(std::remove(devices_.begin(), devices_.end(), d), devices_.end());
-  if (d->upstream()) resend_stranded(d->upstream()->serial());
+  if (d->upstream()) outbox_.carrier_down(d->upstream()->serial());
   update_anchor_presence();
 }
 
@@ -276,7 +279,7 @@ void AccountHub::drain_link(std::unique_ptr<UpstreamSession> link) {
         const bool dead = !dr.link->ready();
         if (!acked && !dead && uv_now(ctx_.loop) - dr.since < kDrainTimeoutMs) return;
         // Not acknowledged in time: through the anchor after all.
-        if (!acked) resend_stranded(serial);
+        if (!acked) outbox_.carrier_down(serial);
         dr.link->close();
         dr.timer->stop();
         defer(ctx_.loop, [keep = std::make_shared<Draining>(std::move(dr))] {});
@@ -322,8 +325,11 @@ void AccountHub::schedule_cursor_flush() {
 }
 
 void AccountHub::flush_delivered() {
-  if (delivered_pending_.empty() || account_no_ == 0) return;
+  if ((delivered_pending_.empty() && forget_keys_.empty()) || account_no_ == 0) return;
   store::WriteBatch b;
+  for (auto& [scope, keys] : forget_keys_)
+    b.push_back(store::op::ClearResendKeys{account_no_, scope, std::move(keys)});
+  forget_keys_.clear();
   const int64_t now = unix_ms();
   for (auto& [dev, id] : delivered_pending_) {
     store::op::UpdateDevice u;
@@ -467,6 +473,9 @@ void AccountHub::on_anchor_stanza(Stanza s) {
         c->kind == mam::CarbonKind::Sent ? policy::Forwarded::Sent : policy::Forwarded::Received;
     e.inner = std::move(c->inner);
     if (e.forwarded == policy::Forwarded::Sent) {
+      // The upstream routed a message one of our carriers sent: whatever
+      // became of the carrier, the outbox entry is done.
+      outbox_.settle_origin_id(message_ids(e.inner).origin_id);
       // What our own device links sent was handled when the device sent it.
       auto from_jid = e.inner.attr_or("from");
       if (device_by_jid(from_jid)) return;
@@ -644,6 +653,8 @@ void AccountHub::process_entering(Entering e) {
           const auto& op = r.ops[0];
           if (op.duplicate) {
             m_duplicates().inc();
+            // The upstream's copy of a message a device sent: it has it.
+            if (outgoing) outbox_.settle_archive_id(op.archive_id);
             return;
           }
           m_archived(outgoing ? "outgoing" : "incoming").inc();
@@ -729,10 +740,11 @@ void AccountHub::bounce_to_device(Device* d, const Stanza& s, const policy::Stan
 // ---------------------------------------------------------------------------
 // Leaving
 
-void AccountHub::from_device(Device* d, Stanza s, std::function<void()> handled) {
+void AccountHub::from_device(Device* d, Stanza s, const std::string& resend_key,
+                             std::function<void()> handled) {
   const std::string name = s.name();
   if (name == "message") {
-    process_leaving_message(d, std::move(s), std::move(handled));
+    process_leaving_message(d, std::move(s), resend_key, std::move(handled));
     return;
   }
   if (name == "iq") {
@@ -807,7 +819,8 @@ void AccountHub::handle_device_presence(Device* d, Stanza p) {
   if (d->upstream()) d->upstream()->send(p);
 }
 
-void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void()> handled) {
+void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string& resend_key,
+                                         std::function<void()> handled) {
   strip_claimed_stanza_ids(s, account_, domain_);
   auto f = stanza_features(s);
   const std::string to = s.attr_or("to");
@@ -829,8 +842,11 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void
     return;
   }
   if (dec.rewrites.add_origin_id) {
+    // The message's identity is ours to make unique: a client's 'id' may be
+    // "1" every time (XEP-0359 §3: the origin-id is what must not repeat).
+    // The client's 'id' stays as it is: receipts and corrections refer to it.
     if (!s.attr("id")) s.set_attr("id", new_id());
-    ensure_origin_id(s, s.attr_or("id"));
+    ensure_origin_id(s, new_origin_id());
   }
   if (dec.rewrites.add_no_store) add_hint_no_store(s);
   if (dec.rewrites.add_private) add_carbons_private(s);
@@ -846,9 +862,10 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void
     handled();
     return;
   }
-  if (dec.upstream && outbox_.size() >= kMaxOutbox) {
+  if (dec.upstream && outbox_.full()) {
     // Bounded (ARCHITECTURE.md §10): the upstream is not taking what we
-    // send; refuse instead of growing or dropping silently.
+    // send. Refused before it is acknowledged, with an error the client
+    // shows: never taken and then dropped.
     bounce_to_device(
         d, s,
         policy::StanzaError{policy::ErrorCondition::ServiceUnavailable, policy::ErrorType::Wait},
@@ -857,18 +874,28 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void
     return;
   }
   auto record = make_record(stored, true, store::msgflag::kPersistent, "", unix_ms());
+  // Its origin-id is unique (ours, or the client's): that is its dedup key.
+  // A fingerprint would make a reused id with the same text a duplicate.
+  record.fingerprint.clear();
   std::optional<store::OutboxItem> outbox;
   const std::string wire = s.to_string();
-  if (dec.upstream) outbox = store::OutboxItem{d->resource(), wire, unix_ms()};
+  const int64_t now = unix_ms();
+  if (dec.upstream) outbox = store::OutboxItem{d->resource(), wire, now};
   const std::string resource = d->resource();
-  when_account_known([this, record = std::move(record), outbox, stored, resource, wire,
-                      handled = std::move(handled), dev = d, dev_alive = d->alive_token(),
-                      alive = std::weak_ptr<bool>(alive_)]() mutable {
+  const std::string origin_id = record.origin_id;
+  if (!resend_key.empty()) committing_keys_[resource + '\x1f' + resend_key] = d->serial();
+  when_account_known([this, record = std::move(record), outbox, stored, resource, wire, origin_id,
+                      now, resend_key, handled = std::move(handled), dev = d,
+                      dev_alive = d->alive_token(), alive = std::weak_ptr<bool>(alive_)]() mutable {
     store::WriteBatch b;
-    b.push_back(store::op::Append{account_no_, std::move(record), std::move(outbox)});
-    ctx_.store->submit(std::move(b), [this, stored, resource, wire, handled, dev, dev_alive,
-                                      alive](store::WriteResult r) {
+    store::op::Append append{account_no_, std::move(record), std::move(outbox)};
+    append.resend_scope = resource;
+    append.resend_key = resend_key;
+    b.push_back(std::move(append));
+    ctx_.store->submit(std::move(b), [this, stored, resource, wire, origin_id, now, resend_key,
+                                      handled, dev, dev_alive, alive](store::WriteResult r) {
       if (alive.expired()) return;
+      if (!resend_key.empty()) committing_keys_.erase(resource + '\x1f' + resend_key);
       if (!r.ok() || r.ops.empty()) {
         // Not committed, so not acknowledged. Acks cover a prefix: the
         // device's counter could never move again, so its session ends and
@@ -883,14 +910,13 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void
       handled();
       const auto& op = r.ops[0];
       if (op.duplicate) {
+        // The client's own origin-id, seen before: it is this message again.
         m_duplicates().inc();
         return;
       }
       m_archived("outgoing").inc();
-      // load_outbox() may have found the entry first (anchor ready between
-      // the commit and this completion): send it once.
-      if (op.outbox_seq != 0 && !outbox_.count(op.outbox_seq))
-        send_outbox(op.outbox_seq, resource, wire);
+      if (op.outbox_seq != 0)
+        outbox_.add(Outbox::Entry{op.outbox_seq, op.archive_id, resource, wire, origin_id, now});
       Device* sender = dev_alive.expired() ? nullptr : dev;
       // A message to another of the account's devices arrives there as a
       // message; the others get the <sent/> copy.
@@ -905,88 +931,55 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, std::function<void
   });
 }
 
+// A copy is what an *earlier* session of the same device sent: committed
+// (its key is in the mirror, fresh) or committing now. The device itself
+// tells apart its own session's sends (Device::is_resent_copy).
+bool AccountHub::resend_seen(Device* d, const std::string& key) const {
+  if (auto it = committing_keys_.find(d->resource() + '\x1f' + key);
+      it != committing_keys_.end() && it->second != d->serial())
+    return true;
+  if (account_no_ == 0) return false;
+  auto id = ctx_.store->resolve_ref(account_no_, d->resource(), store::RefKind::kResendKey, key);
+  if (!id.ok() || !id.value()) return false;
+  // A client resends right after it reconnects; a key left behind by a
+  // crash must not swallow the same words sent much later.
+  auto m = ctx_.store->get_message(account_no_, *id.value());
+  return m.ok() && m.value() && unix_ms() - m.value()->record.timestamp_ms < kResendWindowMs;
+}
+
+void AccountHub::forget_resend_keys(Device* d, std::vector<std::string> keys) {
+  if (keys.empty()) return;
+  auto& v = forget_keys_[d->resource()];
+  for (auto& k : keys) v.push_back(std::move(k));
+  schedule_cursor_flush();
+}
+
+size_t AccountHub::unsent_backlog() const {
+  size_t n = outbox_.unsent_bytes();
+  if (anchor_ && anchor_->session()) n += anchor_->session()->write_backlog();
+  return n;
+}
+
 // ---------------------------------------------------------------------------
-// Outbox
+// Outbox carriers
 
-void AccountHub::send_outbox(uint64_t seq, const std::string& route, const std::string& stanza) {
-  auto& fl = outbox_[seq];
-  if (!route.empty() || fl.route.empty()) fl.route = route;
-  fl.stanza = stanza;
-  fl.via = 0;
-  m_outbox().set(static_cast<int64_t>(outbox_.size()));
-  UpstreamSession* via = nullptr;
-  if (Device* d = device_by_resource(fl.route); d && d->upstream() && d->upstream()->ready())
-    via = d->upstream();
-  else if (anchor_ && anchor_->ready())
-    via = anchor_->session();
-  if (!via) return;  // resent when the anchor is ready
-  auto parsed = Stanza::parse(stanza);
-  if (!parsed || fl.attempts > kMaxOutboxAttempts) {
-    // A stanza that took down every session it was sent on (the upstream
-    // refuses it with a stream error) must not keep the account offline.
-    S2_LOG(LogLevel::Warn, "hub.outbox_given_up",
-           {{"account", account_}, {"seq", std::to_string(seq)}});
-    if (Device* d = device_by_resource(fl.route); d && parsed) {
-      bounce_to_device(d, parsed,
-                       policy::StanzaError{policy::ErrorCondition::ServiceUnavailable,
-                                           policy::ErrorType::Cancel},
-                       "not-acceptable", "the server refused this message");
-    }
-    outbox_.erase(seq);
-    m_outbox().set(static_cast<int64_t>(outbox_.size()));
-    ctx_.store->submit({store::op::RemoveOutbox{account_no_, seq}}, [](store::WriteResult) {});
-    return;
-  }
-  fl.via = via->serial();
-  via->send_tracked(parsed, [this, seq, alive = std::weak_ptr<bool>(alive_)] {
-    if (alive.expired()) return;
-    outbox_.erase(seq);
-    m_outbox().set(static_cast<int64_t>(outbox_.size()));
-    ctx_.store->submit({store::op::RemoveOutbox{account_no_, seq}}, [](store::WriteResult r) {
-      if (!r.ok()) m_commit_failed().inc();
-    });
-  });
+UpstreamSession* AccountHub::outbox_carrier(const std::string& route) {
+  if (Device* d = device_by_resource(route); d && d->upstream() && d->upstream()->ready())
+    return d->upstream();
+  if (anchor_ && anchor_->ready()) return anchor_->session();
+  return nullptr;
 }
 
-// The upstream session `serial` went away with outbox stanzas
-// unacknowledged: send them again through the anchor (now, or when it is
-// ready again: load_outbox()).
-void AccountHub::resend_stranded(uint64_t serial) {
-  if (serial == 0) return;
-  std::vector<uint64_t> seqs;
-  for (auto& [seq, fl] : outbox_)
-    if (fl.via == serial) seqs.push_back(seq);
-  for (auto seq : seqs) {
-    auto it = outbox_.find(seq);
-    if (it == outbox_.end()) continue;
-    // Its carrier died with it unacknowledged: one strike (a stanza the
-    // upstream refuses with a stream error kills every carrier).
-    it->second.via = 0;
-    ++it->second.attempts;
-    // Through whatever is up: the sender's link if it is back, else the
-    // anchor; nothing up: load_outbox() sends it when the anchor is ready.
-    send_outbox(seq, std::string(it->second.route), std::string(it->second.stanza));
-  }
+Anchor* AccountHub::outbox_anchor() {
+  return anchor_ && anchor_->ready() ? anchor_.get() : nullptr;
 }
 
-// After a restart (or an anchor outage) the outbox in the mirror is the
-// truth: everything in it was committed and acknowledged to a device but
-// never acknowledged by the upstream.
-void AccountHub::load_outbox() {
-  if (account_no_ == 0) return;
-  uint64_t after = 0;
-  for (;;) {
-    auto items = ctx_.store->list_outbox(account_no_, after, 500);
-    if (!items.ok() || items->empty()) break;
-    for (auto& e : *items) {
-      after = e.seq;
-      auto it = outbox_.find(e.seq);
-      if (it != outbox_.end() && it->second.via != 0) continue;  // in flight
-      S2_LOG(LogLevel::Debug, "hub.outbox_resend",
-             {{"account", account_}, {"seq", std::to_string(e.seq)}});
-      send_outbox(e.seq, e.item.route, e.item.stanza);
-    }
-  }
+void AccountHub::outbox_refused(const std::string& route, const Stanza& s) {
+  if (Device* d = device_by_resource(route))
+    bounce_to_device(
+        d, s,
+        policy::StanzaError{policy::ErrorCondition::ServiceUnavailable, policy::ErrorType::Cancel},
+        "not-acceptable", "the server refused this message");
 }
 
 // ---------------------------------------------------------------------------
@@ -1105,7 +1098,11 @@ void AccountHub::catchup_page(std::optional<std::string> after, std::optional<in
               size_t fresh = 0;
               for (size_t i = 0; i < pending->size() && i < r.ops.size(); ++i) {
                 const auto& op = r.ops[i];
-                if (op.duplicate) continue;
+                if (op.duplicate) {
+                  // In the upstream archive: an outbox entry for it is done.
+                  outbox_.settle_archive_id(op.archive_id);
+                  continue;
+                }
                 ++fresh;
                 auto& p = *(*pending)[i];
                 fan_out(p.inner, p.outgoing, op.archive_id, p.fanout, nullptr, nullptr, nullptr);
@@ -1128,6 +1125,10 @@ void AccountHub::catchup_page(std::optional<std::string> after, std::optional<in
 void AccountHub::finish_catchup(bool ok, bool retry) {
   catching_up_ = false;
   synced_ = ok;
+  // The outbox entries the catch-up did not find in the upstream archive go
+  // out again; after a failed catch-up too (resending beats losing), but not
+  // when the anchor went down (its next catch-up looks again).
+  if (ok || retry) outbox_.release_held();
   held_bytes_ = 0;
   auto held = std::move(held_live_);
   held_live_.clear();

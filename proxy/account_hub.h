@@ -38,13 +38,14 @@
 #include "common/xml/stanza.h"
 #include "policies/route.h"
 #include "proxy/anchor.h"
+#include "proxy/outbox.h"
 
 namespace s2 {
 
 class ProxyContext;
 class Device;
 
-class AccountHub : public Anchor::Owner {
+class AccountHub : public Anchor::Owner, private Outbox::Host {
  public:
   // The hub of `account` (bare JID), created on first use.
   static AccountHub& of(ProxyContext& ctx, const std::string& account);
@@ -71,7 +72,18 @@ class AccountHub : public Anchor::Owner {
   // A stanza from a device's client. `handled` runs once the proxy took
   // responsibility for it (after the commit, for persistent messages): the
   // device's SM counter may then cover it.
-  void from_device(Device* d, Stanza s, std::function<void()> handled);
+  // `resend_key`: the message's policy::resend_key when the device's client
+  // may resend it (SM on), else "".
+  void from_device(Device* d, Stanza s, const std::string& resend_key,
+                   std::function<void()> handled);
+  // Device `d`'s client resends in a new session what it did not see
+  // acknowledged: was `key` taken from an earlier session of this device
+  // (committed, or committing now)?
+  bool resend_seen(Device* d, const std::string& key) const;
+  // The client of `d` saw these acknowledged: they are no copies to look for.
+  void forget_resend_keys(Device* d, std::vector<std::string> keys);
+  // Device sends waiting for an upstream carrier with room (flow control).
+  size_t unsent_backlog() const;
   // The device acknowledged (or, without SM, was written) archive id `id`.
   void delivered(Device* d, store::ArchiveId id);
   // A device ended with sends its link has not had acknowledged: keep the
@@ -96,7 +108,8 @@ class AccountHub : public Anchor::Owner {
 
   void when_account_known(std::function<void()> fn);
   void process_entering(Entering e);
-  void process_leaving_message(Device* d, Stanza s, std::function<void()> handled);
+  void process_leaving_message(Device* d, Stanza s, const std::string& resend_key,
+                               std::function<void()> handled);
   bool handle_device_iq(Device* d, const Stanza& iq);
   void handle_device_presence(Device* d, Stanza p);
   void update_anchor_presence();
@@ -126,10 +139,10 @@ class AccountHub : public Anchor::Owner {
   void catch_up_device(Device* d);
   void continue_catchup(Device* d);
 
-  // Outbox.
-  void send_outbox(uint64_t seq, const std::string& route, const std::string& stanza);
-  void resend_stranded(uint64_t serial);
-  void load_outbox();
+  // Outbox::Host
+  UpstreamSession* outbox_carrier(const std::string& route) override;
+  Anchor* outbox_anchor() override;
+  void outbox_refused(const std::string& route, const Stanza& s) override;
 
   void schedule_cursor_flush();
   void flush_delivered();
@@ -152,13 +165,6 @@ class AccountHub : public Anchor::Owner {
   static constexpr size_t kMaxHeldLive = 10000;
   static constexpr size_t kMaxHeldBytes = 64 * 1024 * 1024;
 
-  struct Flight {
-    std::string route;   // the device resource that sent it
-    std::string stanza;  // as sent upstream
-    uint64_t via = 0;    // serial of the upstream session carrying it (0: none)
-    int attempts = 0;
-  };
-  static constexpr int kMaxOutboxAttempts = 6;
   struct DrainListener : UpstreamSession::Listener {
     AccountHub* hub = nullptr;
     UpstreamSession* link = nullptr;
@@ -176,8 +182,11 @@ class AccountHub : public Anchor::Owner {
     std::unique_ptr<DrainListener> listener;
   };
   std::map<uint64_t, Draining> draining_;  // by session serial
-  std::map<uint64_t, Flight> outbox_;      // seq → not yet acknowledged upstream
-  static constexpr size_t kMaxOutbox = 10000;
+  Outbox outbox_;
+  // Resend keys of device messages whose commit is in flight (key → the
+  // serial of the device that sent it), and keys to clear, per device.
+  std::unordered_map<std::string, uint64_t> committing_keys_;
+  std::unordered_map<std::string, std::vector<std::string>> forget_keys_;
 
   // Device cursors waiting to be written (coalesced).
   std::unordered_map<std::string, store::ArchiveId> delivered_pending_;

@@ -553,6 +553,10 @@ size_t ClientSession::device_write_backlog() const {
   return conn_ ? conn_->write_queue_bytes() + held_.size() : 0;
 }
 
+void ClientSession::device_set_reading(bool on) {
+  if (conn_) conn_->set_reading(on);
+}
+
 void ClientSession::on_device_ended(const std::string& condition, const std::string& text) {
   device_ = nullptr;
   stream_error(condition, text);

@@ -65,6 +65,7 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   void on_device_bind_failed(const std::string& condition, const std::string& text) override;
   void device_write(const Stanza& s) override;
   size_t device_write_backlog() const override;
+  void device_set_reading(bool on) override;
   void on_device_ended(const std::string& condition, const std::string& text) override;
 
   // stream

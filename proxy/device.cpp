@@ -9,6 +9,7 @@
 #include "common/store/archive_id.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
+#include "policies/dedup.h"
 #include "proxy/account_hub.h"
 #include "proxy/proxy_context.h"
 #include "proxy/stanza_facts.h"
@@ -22,6 +23,16 @@ Metric& m_hibernating() {
 }
 Metric& m_resumed() {
   static Metric& m = counter("s2proxy_sm_resumed_total", "client SM resumptions");
+  return m;
+}
+Metric& m_resends_absorbed() {
+  static Metric& m = counter("s2proxy_device_resends_absorbed_total",
+                             "messages a client sent again after a lost ack, taken once");
+  return m;
+}
+Metric& m_backpressure() {
+  static Metric& m = counter("s2proxy_device_reading_paused_total",
+                             "times a client's socket was paused for upstream flow control");
   return m;
 }
 Metric& m_sm_overflow() {
@@ -46,7 +57,8 @@ Device::Device(ProxyContext& ctx, DeviceClient* client, std::string log_id,
       log_id_(std::move(log_id)),
       hibernate_timer_(ctx.loop),
       ack_timer_(ctx.loop),
-      catchup_timer_(ctx.loop) {
+      catchup_timer_(ctx.loop),
+      pressure_timer_(ctx.loop) {
   static uint64_t next_serial = 1;
   serial_ = next_serial++;
   if (warm && warm->usable()) {
@@ -94,6 +106,25 @@ void Device::on_upstream_bind_failed(const std::string& condition, const std::st
   if (client_) client_->on_device_bind_failed(condition, text);
 }
 
+namespace {
+// Flow control marks (bytes an upstream session has not written yet;
+// stanzas taken from the client but not handled yet). Above the high mark
+// the client's socket is not read; reading resumes below the low mark.
+constexpr size_t kBacklogHigh = 256 * 1024;
+constexpr size_t kBacklogLow = 64 * 1024;
+constexpr uint64_t kPendingHigh = 256;
+constexpr uint64_t kPendingLow = 64;
+
+// Only persistent messages are worth recognising when resent; the key of
+// anything else is never looked at.
+std::string resend_key_of(const Stanza& s) {
+  if (s.name() != "message") return {};
+  auto ids = message_ids(s);
+  return policy::resend_key(s.attr_or("to"), s.attr_or("type"), ids.id, ids.origin_id,
+                            fingerprint_content(s));
+}
+}  // namespace
+
 void Device::from_client(Stanza s) {
   if (ended_ || !upstream_) return;
   // XEP-0198: the proxy has taken responsibility once the hub handled it —
@@ -105,9 +136,37 @@ void Device::from_client(Stanza s) {
     handled(seq);
     return;
   }
-  hub_->from_device(this, std::move(s), [this, seq, alive = std::weak_ptr<bool>(alive_)] {
+  // Without SM a client never resends: nothing to recognise.
+  std::string key = sm_ ? resend_key_of(s) : std::string();
+  if (!key.empty()) {
+    if (is_resent_copy(key)) {
+      // Taken before (committed, sent upstream): acknowledge the copy only.
+      S2_LOG(LogLevel::Debug, "device.resend_absorbed", {{"session", log_id_}});
+      m_resends_absorbed().inc();
+      handled(seq);
+      return;
+    }
+    own_keys_.insert(key);
+    seq_keys_[seq] = key;
+  }
+  hub_->from_device(this, std::move(s), key, [this, seq, alive = std::weak_ptr<bool>(alive_)] {
     if (!alive.expired()) handled(seq);
   });
+  apply_backpressure();
+}
+
+bool Device::is_resent_copy(const std::string& key) {
+  // Unannounced at a resumption: the client resends these first.
+  if (auto it = resend_candidates_.find(key); it != resend_candidates_.end()) {
+    resend_candidates_.erase(it);
+    hub_->forget_resend_keys(this, {key});
+    return true;
+  }
+  // Sent again within this session: a second message, not a copy.
+  if (own_keys_.count(key)) return false;
+  // A new session: a copy of what an earlier session of this device sent
+  // (the proxy or the connection died before the client saw the ack).
+  return hub_->resend_seen(this, key);
 }
 
 void Device::handled(uint64_t seq) {
@@ -117,9 +176,49 @@ void Device::handled(uint64_t seq) {
   static const Stanza counted = Stanza::element("message");
   while (!handled_ahead_.empty() && *handled_ahead_.begin() == next_handled_) {
     handled_ahead_.erase(handled_ahead_.begin());
+    if (auto it = seq_keys_.find(next_handled_); it != seq_keys_.end()) {
+      counted_keys_.push_back(std::move(it->second));
+      seq_keys_.erase(it);
+    }
     if (sm_ && next_handled_ >= sm_base_) sm_->on_inbound(counted);
     ++next_handled_;
   }
+  if (reading_paused_) apply_backpressure();
+}
+
+void Device::announce_handled() {
+  if (counted_keys_.empty()) return;
+  for (const auto& k : counted_keys_)
+    if (auto it = own_keys_.find(k); it != own_keys_.end()) own_keys_.erase(it);
+  if (hub_) hub_->forget_resend_keys(this, std::move(counted_keys_));
+  counted_keys_.clear();
+}
+
+bool Device::under_pressure(bool resuming) const {
+  const size_t backlog = upstream_ ? upstream_->write_backlog() : 0;
+  const uint64_t pending = in_seq_ - std::min(in_seq_, next_handled_);
+  const size_t carrier = hub_ ? hub_->unsent_backlog() : 0;
+  if (resuming) return backlog > kBacklogLow || pending > kPendingLow || carrier > kBacklogLow;
+  return backlog > kBacklogHigh || pending > kPendingHigh || carrier > kBacklogHigh;
+}
+
+void Device::apply_backpressure() {
+  if (ended_) return;
+  if (!reading_paused_) {
+    if (!under_pressure(false)) return;
+    reading_paused_ = true;
+    m_backpressure().inc();
+    S2_LOG(LogLevel::Debug, "device.reading_paused", {{"session", log_id_}});
+    if (client_) client_->device_set_reading(false);
+    // Upstream writes drain without an event of ours: look again shortly.
+    pressure_timer_.start(
+        5, [this] { apply_backpressure(); }, 5);
+    return;
+  }
+  if (under_pressure(true)) return;
+  reading_paused_ = false;
+  pressure_timer_.stop();
+  if (client_) client_->device_set_reading(true);
 }
 
 void Device::csi_from_client(const Stanza& s) {
@@ -221,7 +320,10 @@ Stanza Device::enable_sm(const session2::SmEnable& req) {
 }
 
 void Device::sm_request() {
-  if (sm_ && client_) client_->device_write(sm_->build_ack());
+  if (sm_ && client_) {
+    client_->device_write(sm_->build_ack());
+    announce_handled();
+  }
 }
 
 bool Device::sm_ack(uint32_t h, std::string* error_text) {
@@ -257,9 +359,15 @@ bool Device::resume(DeviceClient* client, uint32_t client_h, std::vector<Stanza>
     return false;
   }
   // Stanzas still waiting for their commit are not in <resumed h/>: the
-  // client resends them, so the pending copies must not be counted too.
+  // client resends them. The originals are carried out (committed, sent
+  // upstream) but no longer counted; their copies are recognised by their
+  // resend keys, taken once and counted instead.
   next_handled_ = in_seq_;
   handled_ahead_.clear();
+  seq_keys_.clear();
+  announce_handled();  // <resumed h/> tells the client what was counted
+  for (const auto& k : own_keys_) resend_candidates_.insert(k);
+  own_keys_.clear();
   if (client_ && client_ != client) {
     // The old connection is still open (half-dead TCP): it loses the device.
     auto* old = client_;
@@ -268,6 +376,7 @@ bool Device::resume(DeviceClient* client, uint32_t client_h, std::vector<Stanza>
   }
   set_hibernating(false);
   client_ = client;
+  if (reading_paused_) client_->device_set_reading(false);
   *resend = std::move(r.value());
   m_resumed().inc();
   S2_LOG(LogLevel::Info, "device.resumed",
@@ -393,6 +502,7 @@ void Device::end() {
   set_hibernating(false);
   ack_timer_.stop();
   catchup_timer_.stop();
+  pressure_timer_.stop();
   catching_up_ = false;
   if (!sm_id_.empty()) ctx_.resumable.erase(sm_id_);
   if (hub_) {

@@ -17,10 +17,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/session2/sm.h"
 #include "common/store/store.h"
@@ -44,6 +46,9 @@ class DeviceClient {
   virtual void device_write(const Stanza& s) = 0;
   // Bytes written but not yet taken by the client's socket (catch-up pacing).
   virtual size_t device_write_backlog() const = 0;
+  // Flow control toward the client: stop / resume reading its socket (the
+  // upstream path is not taking its stanzas as fast as it sends them).
+  virtual void device_set_reading(bool on) = 0;
   // The device ended (upstream gone, SM violation, replaced): close the stream.
   virtual void on_device_ended(const std::string& condition, const std::string& text) = 0;
 };
@@ -171,6 +176,17 @@ class Device : public UpstreamSession::Listener {
 
   void request_ack_soon();
   void handled(uint64_t seq);
+  // Resend keys (XEP-0198 §4: a client resends what it has not seen
+  // acknowledged, in its resumed or next session). `key` of a message this
+  // device sent: true when it is such a copy of a message already taken.
+  bool is_resent_copy(const std::string& key);
+  // The client was told (an <a/> or <resumed/>) that everything counted so
+  // far is handled: it will not resend those; their keys are forgotten.
+  void announce_handled();
+  // Flow control: stop reading the client while what it sent waits (upstream
+  // write backlog, commits in flight); resume below the low-water mark.
+  void apply_backpressure();
+  bool under_pressure(bool resuming) const;
   store::ArchiveId archive_id_in(const Stanza& s) const;
   void set_hibernating(bool on);
   void limit_hibernating_per_account();
@@ -197,6 +213,11 @@ class Device : public UpstreamSession::Listener {
   // Client stanzas in arrival order; SM counts the prefix the hub handled.
   uint64_t in_seq_ = 0, next_handled_ = 0, sm_base_ = 0;
   std::set<uint64_t> handled_ahead_;
+  std::map<uint64_t, std::string> seq_keys_;      // resend key of each stanza not yet counted
+  std::vector<std::string> counted_keys_;         // counted, not yet announced to the client
+  std::multiset<std::string> own_keys_;           // sent in this session, not yet announced
+  std::multiset<std::string> resend_candidates_;  // unannounced at a resumption
+  bool reading_paused_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<UpstreamSession> upstream_;
   std::optional<session2::SmState> sm_;
@@ -209,6 +230,7 @@ class Device : public UpstreamSession::Listener {
   Timer hibernate_timer_;
   Timer ack_timer_;
   Timer catchup_timer_;
+  Timer pressure_timer_;
 };
 
 }  // namespace s2

@@ -85,6 +85,9 @@ class UpstreamSession : public Connection::Handler {
   void send_tracked(const Stanza& s, std::function<void()> acked);
   // Number of tracked stanzas not acknowledged yet.
   size_t unacked_tracked() const { return tracked_.size(); }
+  // Bytes written but not yet taken by the upstream's socket (flow control:
+  // what feeds this session pauses above a high-water mark).
+  size_t write_backlog() const { return conn_ ? conn_->write_queue_bytes() : 0; }
   // Top-level elements that are not stanzas (CSI): not counted by SM.
   void send_nonza(const Stanza& s);
   bool offers_csi() const { return offers_csi_; }

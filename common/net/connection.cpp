@@ -148,7 +148,21 @@ void Connection::connect_to(const sockaddr* addr) {
   }
 }
 
+void Connection::set_reading(bool on) {
+  if (paused_ == !on) return;
+  paused_ = !on;
+  if (handle_closed_ || closing_) return;
+  if (!on && reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  } else if (on && !reading_ && connected_) {
+    start_reading();
+  }
+}
+
 void Connection::start_reading() {
+  if (paused_ || reading_) return;
+  reading_ = true;
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp_),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {

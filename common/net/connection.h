@@ -78,6 +78,11 @@ class Connection {
   // Closes at once, without callbacks to the handler.
   void detach();
 
+  // Flow control: stop taking bytes from the peer (TCP pushes back on it)
+  // until reading is turned on again. Bytes already read are still parsed.
+  void set_reading(bool on);
+  bool reading_paused() const { return paused_; }
+
   const std::string& peer() const { return peer_; }
   uint64_t id() const { return id_; }
   size_t write_queue_bytes() const;
@@ -106,6 +111,8 @@ class Connection {
   uint64_t id_;
   bool closing_ = false;
   bool handle_closed_ = false;
+  bool reading_ = false;  // uv_read_start is in effect
+  bool paused_ = false;   // set_reading(false)
   bool connected_ = false;
   bool shutdown_started_ = false;
   uv_shutdown_t shutdown_req_{};

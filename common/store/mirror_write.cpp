@@ -51,6 +51,7 @@ class Applier {
   void apply(const op::DeleteDevice& o, OpResult& r);
   void apply(const op::EnqueueOutbox& o, OpResult& r);
   void apply(const op::RemoveOutbox& o, OpResult& r);
+  void apply(const op::ClearResendKeys& o, OpResult& r);
 
  private:
   AccountInfoValue& account(AccountNo a, bool modify) {
@@ -258,6 +259,11 @@ void Applier::apply(const op::Append& o, OpResult& r) {
   w.last_archive_ms = archive_ms;
   txn_.put(d_.messages, message_key(a, id), encode_message(m, archive_ms));
   index(a, m, id);
+  if (!o.resend_key.empty()) {
+    std::string idb;
+    put_u64(idb, id);
+    txn_.put(d_.by_ref, ref_key(a, o.resend_scope, RefKind::kResendKey, o.resend_key), idb);
+  }
   if (o.outbox) {
     r.outbox_seq = w.next_outbox_seq++;
     txn_.put(d_.outbox, outbox_key(a, r.outbox_seq), encode_outbox(id, *o.outbox));
@@ -335,6 +341,11 @@ void Applier::apply(const op::RemoveOutbox& o, OpResult& r) {
   r.count = txn_.del(d_.outbox, outbox_key(o.account, o.seq)) ? 1 : 0;
 }
 
+void Applier::apply(const op::ClearResendKeys& o, OpResult& r) {
+  for (const auto& k : o.keys)
+    if (txn_.del(d_.by_ref, ref_key(o.account, o.scope, RefKind::kResendKey, k))) ++r.count;
+}
+
 }  // namespace
 
 AccountInfoValue* TxnContext::account(AccountNo a, bool modify) {
@@ -372,7 +383,7 @@ std::optional<ArchiveId> lookup_ref(const Dbs& d, const lmdb::Txn& txn, AccountN
                                     std::string_view peer, RefKind kind, std::string_view ref) {
   std::optional<ArchiveId> found;
   if (auto v = txn.get(d.by_ref, ref_key(a, peer, kind, ref))) found = get_u64(*v, 0);
-  if (kind == RefKind::kOriginId) return found;
+  if (kind == RefKind::kOriginId || kind == RefKind::kResendKey) return found;
   // An 'id' equal to its message's origin-id is indexed only as the
   // origin-id. Such a message may be newer than the one the 'id' entry
   // names, and the newest wins.

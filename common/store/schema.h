@@ -21,7 +21,7 @@
 //   by_upstream_id  A·'S'·component(stanza-id)          id·timestamp_ms
 //                   A·'F'·component(fingerprint)         id·timestamp_ms
 //   by_peer         A·component(peer)·id                 ""  (MAM `with`)
-//   by_ref          A·component(peer)·kind·component(ref) id (kind = RefKind: 'o','s','r';
+//   by_ref          A·component(peer)·kind·component(ref) id (kind = RefKind: 'o','s','r','k';
 //                                                        no 's'/'r' entry when id == origin-id)
 //   devices         A·component(device id)               DeviceRecord
 //   sync            A·0x00                               last upstream stanza-id

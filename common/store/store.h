@@ -128,6 +128,10 @@ enum class RefKind : uint8_t {
   kOriginId = 'o',    // origin-id, either direction (survives MUC reflection)
   kSentId = 's',      // 'id' of a message the account sent (receipts, markers from the peer)
   kReceivedId = 'r',  // 'id' of a message the peer sent (corrections/retractions by the peer)
+  // A device's resend key (peer = the device's resource): a message the
+  // device sent whose XEP-0198 ack it may not have seen. A client resends
+  // such a message in its next session; the key recognises that copy.
+  kResendKey = 'k',
 };
 
 struct FastToken {
@@ -240,6 +244,10 @@ struct Append {  // OpResult::archive_id, duplicate, matched, outbox_seq
   AccountNo account = 0;
   MessageRecord message{};
   std::optional<OutboxItem> outbox{};  // enqueued in the same txn unless the append is a duplicate
+  // Indexed as by_ref(resend_scope, kResendKey, resend_key) unless the append
+  // is a duplicate; empty = none. Never a dedup key of the append itself.
+  std::string resend_scope{};
+  std::string resend_key{};
 };
 struct SetMessageFlags {  // flags = (flags & ~clear) | set; OpResult::old_flags
   AccountNo account = 0;
@@ -276,13 +284,18 @@ struct RemoveOutbox {  // the upstream acked it; OpResult::count (0 or 1)
   AccountNo account = 0;
   uint64_t seq = 0;
 };
+struct ClearResendKeys {  // the device saw these acked; OpResult::count (how many existed)
+  AccountNo account = 0;
+  std::string scope{};
+  std::vector<std::string> keys{};
+};
 }  // namespace op
 
 using WriteOp =
     std::variant<op::CreateAccount, op::ForgetAccount, op::PutCredentials, op::DeleteCredentials,
                  op::PutFastToken, op::DeleteFastToken, op::DeleteFastTokens, op::ExpireFastTokens,
                  op::Append, op::SetMessageFlags, op::SetSyncCursor, op::AddGap, op::UpdateDevice,
-                 op::DeleteDevice, op::EnqueueOutbox, op::RemoveOutbox>;
+                 op::DeleteDevice, op::EnqueueOutbox, op::RemoveOutbox, op::ClearResendKeys>;
 
 // Applied atomically, in order.
 using WriteBatch = std::vector<WriteOp>;

@@ -119,6 +119,33 @@ TEST_CASE("dedup: client-supplied stanza-ids that must be stripped") {
   }
 }
 
+TEST_CASE("resend_key: same stanza, same key; any field that differs, another key") {
+  struct Row {
+    const char *to, *type, *id, *origin, *content;
+    bool same;
+    const char* why;
+  };
+  const std::string base = resend_key("bob@example.org", "chat", "1", "", "hi");
+  // clang-format off
+  const Row rows[] = {
+    {"bob@example.org",  "chat",      "1",  "",   "hi",  true,  "the client sends it again"},
+    {"bob@example.org",  "chat",      "1",  "",   "hi!", false, "other text (id reused)"},
+    {"bob@example.org",  "chat",      "2",  "",   "hi",  false, "other id"},
+    {"carol@example.org","chat",      "1",  "",   "hi",  false, "other addressee"},
+    {"bob@example.org",  "normal",    "1",  "",   "hi",  false, "other type"},
+    {"bob@example.org",  "chat",      "1",  "o1", "hi",  false, "an origin-id"},
+    {"bob@example.org",  "chat",      "1h", "",   "i",   false, "fields do not run together"},
+    {"bob@example.org",  "chat",      "",   "",   "1hi", false, "…nor into the content"},
+  };
+  // clang-format on
+  for (const auto& r : rows) {
+    INFO(r.why);
+    const std::string k = resend_key(r.to, r.type, r.id, r.origin, r.content);
+    CHECK(k.size() == 16);
+    CHECK((k == base) == r.same);
+  }
+}
+
 #undef HASH_A
 #undef HASH_EMPTY
 #undef US

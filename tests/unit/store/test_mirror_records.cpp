@@ -239,6 +239,33 @@ TEST_CASE("outbox: in order, removable, survives reopen") {
   CHECK(write_sync(*m, {op::EnqueueOutbox{a, OutboxItem{"p", "<x/>", 4}}}).ops[0].outbox_seq == 4);
 }
 
+TEST_CASE("resend keys: indexed with a new message, never with a duplicate, cleared by scope") {
+  TempDir dir;
+  auto m = open_mirror(options(dir.path()));
+  AccountNo a = create_account(*m, "alice@example.org");
+  op::Append first{a, msg("bob@example.org", 1, "", "O1")};
+  first.resend_scope = "phone";
+  first.resend_key = "k1";
+  // The same message again (its origin-id matches): a duplicate claims no key.
+  op::Append again{a, msg("bob@example.org", 2, "", "O1")};
+  again.resend_scope = "phone";
+  again.resend_key = "k2";
+  WriteResult r = write_sync(*m, {first, again});
+  REQUIRE(r.ok());
+  CHECK_FALSE(r.ops[0].duplicate);
+  CHECK(r.ops[1].duplicate);
+  CHECK(*m->resolve_ref(a, "phone", RefKind::kResendKey, "k1") == r.ops[0].archive_id);
+  CHECK_FALSE(m->resolve_ref(a, "phone", RefKind::kResendKey, "k2")->has_value());
+  // Scoped by device: another resource's key space is separate.
+  CHECK_FALSE(m->resolve_ref(a, "laptop", RefKind::kResendKey, "k1")->has_value());
+  // The key is not an origin-id or an id of the message.
+  CHECK_FALSE(m->resolve_ref(a, "bob@example.org", RefKind::kSentId, "k1")->has_value());
+  WriteResult c = write_sync(*m, {op::ClearResendKeys{a, "phone", {"k1", "absent"}}});
+  REQUIRE(c.ok());
+  CHECK(c.ops[0].count == 1);
+  CHECK_FALSE(m->resolve_ref(a, "phone", RefKind::kResendKey, "k1")->has_value());
+}
+
 TEST_CASE("forget removes every record of the account and nothing else") {
   TempDir dir;
   auto m = open_mirror(options(dir.path()));
