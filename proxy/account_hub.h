@@ -38,6 +38,11 @@
 #include "common/xml/stanza.h"
 #include "policies/route.h"
 #include "proxy/anchor.h"
+#include "proxy/archive_catchup.h"
+#include "proxy/carbons_fanout.h"
+#include "proxy/device_cursors.h"
+#include "proxy/legacy_catchup.h"
+#include "proxy/link_drain.h"
 #include "proxy/outbox.h"
 
 namespace s2 {
@@ -45,7 +50,7 @@ namespace s2 {
 class ProxyContext;
 class Device;
 
-class AccountHub : public Anchor::Owner, private Outbox::Host {
+class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCatchup::Host {
  public:
   // The hub of `account` (bare JID), created on first use.
   static AccountHub& of(ProxyContext& ctx, const std::string& account);
@@ -97,6 +102,18 @@ class AccountHub : public Anchor::Owner, private Outbox::Host {
   void on_anchor_down(uint64_t serial) override;
   void on_anchor_rejected() override;
 
+  // Where each part of the account's traffic is handled (one file each):
+  //   account_hub.cpp           lifecycle, anchor, devices, this dispatch
+  //   account_hub_entering.cpp  upstream → devices: classify, route, archive
+  //   account_hub_leaving.cpp   devices → upstream: classify, route, archive,
+  //                             resend keys, bounces
+  //   account_hub_presence.cpp  device presence, the anchor's presence
+  //   carbons_fanout.*          Carbons and the copies each device gets
+  //   outbox.*                  sent messages until the upstream has them
+  //   archive_catchup.*         the upstream MAM after the anchor (re)binds
+  //   legacy_catchup.*          what a legacy device missed, at its presence
+  //   device_cursors.*          what each device has (and the watermark)
+  //   link_drain.*              links of ended devices until their acks
  private:
   struct Entering {
     Stanza inner;  // the message itself (unwrapped from a carbon / MAM result)
@@ -107,6 +124,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host {
   };
 
   void when_account_known(std::function<void()> fn);
+  void set_account_no(store::AccountNo a);
   void process_entering(Entering e);
   void process_leaving_message(Device* d, Stanza s, const std::string& resend_key,
                                std::function<void()> handled);
@@ -123,29 +141,19 @@ class AccountHub : public Anchor::Owner, private Outbox::Host {
 
   store::MessageRecord make_record(const Stanza& inner, bool outgoing, uint32_t flags,
                                    const std::string& upstream_id, int64_t ts) const;
-  // Delivers an archived (or ephemeral, id 0) message to the devices `fanout` names.
-  void fan_out(const Stanza& inner, bool outgoing, store::ArchiveId id, policy::Fanout fanout,
-               Device* only, Device* except, Device* except2);
-  Stanza copy_for(Device* d, const Stanza& inner, bool outgoing, store::ArchiveId id) const;
   void bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e,
                         std::string condition = {}, std::string text = {});
-
-  // Catch-up from the upstream archive.
-  void start_catchup();
-  void catchup_page(std::optional<std::string> after, std::optional<int64_t> start, uint64_t gen);
-  // `ok`: the upstream archive was replayed up to now (live stanzas may
-  // move the cursor from here on); else the catch-up is retried later.
-  void finish_catchup(bool ok, bool retry = true);
-  void catch_up_device(Device* d);
-  void continue_catchup(Device* d);
 
   // Outbox::Host
   UpstreamSession* outbox_carrier(const std::string& route) override;
   Anchor* outbox_anchor() override;
   void outbox_refused(const std::string& route, const Stanza& s) override;
-
-  void schedule_cursor_flush();
-  void flush_delivered();
+  // ArchiveCatchup::Host
+  Anchor* catchup_anchor() override;
+  void catchup_commit(std::vector<mam::MamResultItem> items, const std::string& last,
+                      std::function<void(bool ok)> done) override;
+  void catchup_finished(bool ok, bool retry) override;
+  void catchup_release(Stanza s) override;
 
   ProxyContext& ctx_;
   std::string account_;
@@ -156,42 +164,15 @@ class AccountHub : public Anchor::Owner, private Outbox::Host {
   std::unique_ptr<Anchor> anchor_;
   std::vector<Device*> devices_;
 
-  bool catching_up_ = false;
-  bool synced_ = false;  // this anchor session finished a catch-up: the cursor may move
-  uint64_t catchup_gen_ = 0;
-  Timer catchup_retry_;
-  std::deque<Stanza> held_live_;  // anchor stanzas waiting for the catch-up
-  size_t held_bytes_ = 0;
-  static constexpr size_t kMaxHeldLive = 10000;
-  static constexpr size_t kMaxHeldBytes = 64 * 1024 * 1024;
-
-  struct DrainListener : UpstreamSession::Listener {
-    AccountHub* hub = nullptr;
-    UpstreamSession* link = nullptr;
-    void on_upstream_authenticated() override {}
-    void on_upstream_login_failed(const UpstreamFailure&) override {}
-    void on_upstream_bound(const std::string&) override {}
-    void on_upstream_bind_failed(const std::string&, const std::string&) override {}
-    void on_upstream_stanza(Stanza s) override;
-    void on_upstream_closed(const std::string&, const std::string&) override {}
-  };
-  struct Draining {
-    std::unique_ptr<UpstreamSession> link;
-    std::shared_ptr<Timer> timer;
-    uint64_t since = 0;
-    std::unique_ptr<DrainListener> listener;
-  };
-  std::map<uint64_t, Draining> draining_;  // by session serial
+  CarbonsFanout fanout_;
+  DeviceCursors cursors_;
+  LegacyCatchup legacy_catchup_;
+  ArchiveCatchup archive_catchup_;
   Outbox outbox_;
+  LinkDrain drain_;
   // Resend keys of device messages whose commit is in flight (key → the
-  // serial of the device that sent it), and keys to clear, per device.
+  // serial of the device that sent it).
   std::unordered_map<std::string, uint64_t> committing_keys_;
-  std::unordered_map<std::string, std::vector<std::string>> forget_keys_;
-
-  // Device cursors waiting to be written (coalesced).
-  std::unordered_map<std::string, store::ArchiveId> delivered_pending_;
-  store::ArchiveId delivered_any_ = 0;  // highest id any device received (offline watermark)
-  Timer flush_timer_;
 
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

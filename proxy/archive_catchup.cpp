@@ -1,0 +1,156 @@
+// See archive_catchup.h.
+#include "proxy/archive_catchup.h"
+
+#include "common/mam/mam_query.h"
+#include "common/util/clock.h"
+#include "common/util/log.h"
+#include "common/util/metrics.h"
+#include "proxy/anchor.h"
+#include "proxy/proxy_context.h"
+
+namespace s2 {
+namespace {
+Metric& m_gaps() {
+  static Metric& m = counter("s2proxy_history_gaps_total", "history gaps recorded");
+  return m;
+}
+}  // namespace
+
+ArchiveCatchup::ArchiveCatchup(ProxyContext& ctx, Host& host, std::string account)
+    : ctx_(ctx), host_(host), account_(std::move(account)), retry_(ctx.loop) {}
+
+// From bind on, live stanzas wait for the catch-up: our presence releases
+// the upstream's offline storage, and none of it may move the sync cursor
+// past what MAM has not replayed yet.
+void ArchiveCatchup::anchor_bound() {
+  catching_up_ = true;
+  synced_ = false;
+}
+
+void ArchiveCatchup::anchor_down() {
+  retry_.stop();
+  ++gen_;  // pages of this session's catch-up stop their chain
+  // Whatever waited for the catch-up is processed now, without moving the
+  // cursor; the next catch-up (after reconnect) covers what this session
+  // did not see.
+  finish(false, false);
+}
+
+bool ArchiveCatchup::hold(Stanza& s) {
+  if (!catching_up_ || s.name() != "message" || held_live_.size() >= kMaxHeldLive ||
+      held_bytes_ >= kMaxHeldBytes)
+    return false;
+  held_bytes_ += s.to_string().size();
+  held_live_.push_back(std::move(s));
+  return true;
+}
+
+void ArchiveCatchup::start() {
+  Anchor* anchor = host_.catchup_anchor();
+  if (!anchor || account_no_ == 0) return;
+  if (!anchor->upstream_has_mam().value_or(false)) {
+    finish(true);  // nothing to replay: what arrives live is all there is
+    return;
+  }
+  catching_up_ = true;
+  const uint64_t gen = ++gen_;
+  auto cursor = ctx_.store->get_sync_cursor(account_no_);
+  if (cursor.ok() && cursor.value()) {
+    page(*cursor.value(), std::nullopt, gen);
+    return;
+  }
+  // First start for this account: the proxy's history begins now. Remember
+  // where the upstream archive ends, without importing it.
+  mam::ClientQuery q;
+  q.rsm_before_last = true;
+  q.max = 1;
+  anchor->query_mam(q, [this, gen, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
+    if (alive.expired() || gen != gen_) return;
+    if (!a.ok) {
+      finish(false);
+      return;
+    }
+    std::string last = a.fin.last;
+    if (last.empty() && !a.items.empty()) last = a.items.back().id;
+    if (last.empty()) {
+      // Empty upstream archive: the first live stanza sets the cursor.
+      finish(true);
+      return;
+    }
+    ctx_.store->submit({store::op::SetSyncCursor{account_no_, last}},
+                       [this, gen, alive](store::WriteResult r) {
+                         if (!alive.expired() && gen == gen_) finish(r.ok());
+                       });
+  });
+}
+
+// `gen`: the catch-up this page belongs to; a page of an earlier catch-up
+// (the anchor went down and came back meanwhile) stops its chain.
+void ArchiveCatchup::page(std::optional<std::string> after, std::optional<int64_t> start,
+                          uint64_t gen) {
+  Anchor* anchor = host_.catchup_anchor();
+  if (!anchor) return;
+  mam::ClientQuery q;
+  q.rsm_after = after;
+  q.start_ms = start;
+  q.max = kPage;
+  anchor->query_mam(q, [this, after, start, gen,
+                        alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
+    if (alive.expired() || !catching_up_ || gen != gen_) return;
+    if (!a.ok) {
+      if (a.error_condition == "item-not-found" && after && !start) {
+        // The upstream no longer has our cursor (expired archive): catch up
+        // by time from the last archived message and record the hole.
+        auto b = ctx_.store->bounds(account_no_);
+        const int64_t from = b.ok() ? b->last_ms : 0;
+        store::Gap gap;
+        gap.from_ms = from;
+        gap.to_ms = unix_ms();
+        gap.reason = "the upstream archive no longer has the last synchronised id";
+        m_gaps().inc();
+        S2_LOG(LogLevel::Warn, "hub.history_gap", {{"account", account_}});
+        ctx_.store->submit({store::op::AddGap{account_no_, gap}}, [](store::WriteResult) {});
+        page(std::nullopt, from, gen);
+        return;
+      }
+      S2_LOG(LogLevel::Warn, "hub.catchup_failed",
+             {{"account", account_}, {"condition", a.error_condition}});
+      finish(false);
+      return;
+    }
+    std::string last = a.fin.last;
+    if (!a.items.empty()) last = a.items.back().id;
+    const bool done = a.fin.complete || a.items.empty();
+    host_.catchup_commit(std::move(a.items), last, [this, done, last, start, gen, alive](bool ok) {
+      if (alive.expired()) return;
+      // What was committed is delivered either way; only
+      // the current catch-up goes on paging.
+      if (!catching_up_ || gen != gen_) return;
+      if (!ok) {
+        finish(false);
+      } else if (done || last.empty()) {
+        finish(true);
+      } else {
+        page(last, start, gen);
+      }
+    });
+  });
+}
+
+void ArchiveCatchup::finish(bool ok, bool retry) {
+  catching_up_ = false;
+  synced_ = ok;
+  host_.catchup_finished(ok, retry);
+  held_bytes_ = 0;
+  auto held = std::move(held_live_);
+  held_live_.clear();
+  for (auto& st : held) host_.catchup_release(std::move(st));
+  if (!ok && retry && host_.catchup_anchor()) {
+    // Live traffic flows meanwhile, without moving the cursor.
+    retry_.start(30000, [this] {
+      if (host_.catchup_anchor() && !catching_up_) start();
+    });
+  }
+}
+
+}  // namespace s2

@@ -1,0 +1,87 @@
+// See device_cursors.h.
+#include "proxy/device_cursors.h"
+
+#include <algorithm>
+
+#include "common/util/clock.h"
+#include "common/util/metrics.h"
+#include "proxy/device.h"
+#include "proxy/proxy_context.h"
+
+namespace s2 {
+namespace {
+Metric& m_commit_failed() {
+  static Metric& m = counter("s2proxy_mirror_write_errors_total", "failed mirror writes");
+  return m;
+}
+}  // namespace
+
+DeviceCursors::DeviceCursors(ProxyContext& ctx) : ctx_(ctx), timer_(ctx.loop) {}
+
+DeviceCursors::~DeviceCursors() { flush(); }  // acknowledged since the last flush
+
+void DeviceCursors::set_account_no(store::AccountNo a) {
+  account_no_ = a;
+  if (auto rec = ctx_.store->get_device(a, kAnyDevice); rec.ok() && rec.value())
+    delivered_any_ = rec.value()->last_delivered;
+}
+
+void DeviceCursors::delivered(Device* d, store::ArchiveId id) {
+  // Before its catch-up a device's cursor stays where it was: what it got
+  // meanwhile was addressed to it, not the history it missed. During the
+  // catch-up only what the catch-up itself covered counts.
+  if (id == 0 || account_no_ == 0) return;
+  if (!d->live() && !(d->catching_up() && id <= d->catchup_cursor())) return;
+  auto& cur = pending_[d->resource()];
+  cur = std::max(cur, id);
+  if (id > delivered_any_) {
+    delivered_any_ = id;
+    auto& any = pending_[kAnyDevice];
+    any = std::max(any, id);
+  }
+  schedule();
+}
+
+store::ArchiveId DeviceCursors::cursor_of(const std::string& resource,
+                                          store::ArchiveId otherwise) const {
+  store::ArchiveId from = otherwise;
+  if (auto rec = ctx_.store->get_device(account_no_, resource); rec.ok() && rec.value())
+    from = rec.value()->last_delivered;
+  if (auto it = pending_.find(resource); it != pending_.end()) from = std::max(from, it->second);
+  return from;
+}
+
+void DeviceCursors::forget_resend_keys(const std::string& resource, std::vector<std::string> keys) {
+  if (keys.empty()) return;
+  auto& v = forget_keys_[resource];
+  for (auto& k : keys) v.push_back(std::move(k));
+  schedule();
+}
+
+void DeviceCursors::schedule() {
+  if (timer_.active()) return;
+  timer_.start(100, [this] { flush(); });
+}
+
+void DeviceCursors::flush() {
+  if ((pending_.empty() && forget_keys_.empty()) || account_no_ == 0) return;
+  store::WriteBatch b;
+  for (auto& [scope, keys] : forget_keys_)
+    b.push_back(store::op::ClearResendKeys{account_no_, scope, std::move(keys)});
+  forget_keys_.clear();
+  const int64_t now = unix_ms();
+  for (auto& [dev, id] : pending_) {
+    store::op::UpdateDevice u;
+    u.account = account_no_;
+    u.device_id = dev;
+    u.last_delivered = id;
+    u.last_seen_ms = now;
+    b.push_back(std::move(u));
+  }
+  pending_.clear();
+  ctx_.store->submit(std::move(b), [](store::WriteResult r) {
+    if (!r.ok()) m_commit_failed().inc();
+  });
+}
+
+}  // namespace s2
