@@ -27,6 +27,7 @@ RUN apt-get update \
       --shell /usr/sbin/nologin s2proxy \
  && install -d -o s2proxy -g s2proxy -m 0700 /var/lib/s2proxy
 COPY --from=build /src/build/s2proxy /usr/local/bin/s2proxy
+COPY deploy/s2proxy.8 /usr/local/share/man/man8/s2proxy.8
 ENV S2PROXY_DATA_DIR=/var/lib/s2proxy \
     S2PROXY_LISTEN=0.0.0.0:5222 \
     S2PROXY_LISTEN_TLS=0.0.0.0:5223 \
