@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <functional>
 #include <optional>
@@ -72,7 +73,21 @@ Spec flag(const char* name, T Config::*member, const char* value_name, const cha
   return s;
 }
 
-CLI::Validator seconds(double lo, double hi) { return CLI::Range(lo, hi); }
+// CLI11's own range text prints doubles as "3.16224e+07"; defaults and
+// bounds are shown in plain numbers.
+template <typename T>
+std::string plain_number(T v) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+template <typename T>
+CLI::Validator range(T lo, T hi) {
+  CLI::Validator v = CLI::Range(lo, hi);
+  v.description(plain_number(lo) + ".." + plain_number(hi));
+  return v;
+}
+CLI::Validator seconds(double lo, double hi) { return range(lo, hi); }
 
 const std::vector<Spec>& specs() {
   static const std::vector<Spec> all = [] {
@@ -109,9 +124,9 @@ const std::vector<Spec>& specs() {
              CLI::IsMember({"text", "json"})),
         flag("max-stanza-bytes", &Config::max_stanza_bytes, "BYTES", "262144",
              "largest stanza accepted from a client (1024 to 67108864)",
-             CLI::Range(uint64_t{1024}, uint64_t{64} << 20)),
+             range(uint64_t{1024}, uint64_t{64} << 20)),
         flag("max-depth", &Config::max_depth, "N", "64", "deepest XML nesting accepted (4 to 1024)",
-             CLI::Range(4, 1024)),
+             range(4, 1024)),
         flag("tls-handshake-timeout", &Config::tls_handshake_timeout, "SECONDS", "10",
              "seconds allowed to finish TLS", seconds(0.1, 3600)),
         flag("auth-timeout", &Config::auth_timeout, "SECONDS", "30",
@@ -120,11 +135,11 @@ const std::vector<Spec>& specs() {
              "seconds for an upstream login", seconds(0.1, 3600)),
         flag("max-buffered-bytes", &Config::max_buffered_bytes, "BYTES", "4194304",
              "unsent bytes buffered per connection (slow readers are disconnected)",
-             CLI::Range(uint64_t{16384}, uint64_t{1} << 32)),
+             range(uint64_t{16384}, uint64_t{1} << 32)),
         flag("sm-resume-timeout", &Config::sm_resume_timeout, "SECONDS", "300",
              "seconds a disconnected device stays resumable (XEP-0198)", seconds(1, 86400)),
         flag("sm-max-queue", &Config::sm_max_queue, "N", "500",
-             "unacknowledged stanzas kept per device", CLI::Range(uint64_t{1}, uint64_t{100000})),
+             "unacknowledged stanzas kept per device", range(uint64_t{1}, uint64_t{100000})),
         flag("vault-key-file", &Config::vault_key_file, "FILE", "`<data-dir>/vault.key`",
              "32-byte key sealing stored credentials and deriving FAST tokens; created 0600 when "
              "absent; refused when readable by group or others"),
@@ -133,7 +148,7 @@ const std::vector<Spec>& specs() {
         flag("login-free-failures", &Config::login_free_failures, "N", "5",
              "failed logins per source address (IPv6: per /64) and per account before the "
              "backoff starts",
-             CLI::Range(0u, 1000u)),
+             range(0u, 1000u)),
         flag("login-backoff-max", &Config::login_backoff_max, "SECONDS", "300",
              "seconds, cap of the doubling login lockout (1 s, 2 s, 4 s, …)", seconds(1, 86400)),
         flag("scram-without-from", &Config::scram_without_from, "BOOL", "`true`",
@@ -151,13 +166,12 @@ const std::vector<Spec>& specs() {
         flag("catchup-max", &Config::catchup_max, "N", "10000",
              "most messages a legacy device is sent at login for what it missed (older ones "
              "stay in MAM)",
-             CLI::Range(uint64_t{0}, uint64_t{1000000})),
+             range(uint64_t{0}, uint64_t{1000000})),
         flag("mam-default-page", &Config::mam_default_page, "N", "50",
-             "MAM page size when a query has no `<max/>`",
-             CLI::Range(uint64_t{1}, uint64_t{10000})),
+             "MAM page size when a query has no `<max/>`", range(uint64_t{1}, uint64_t{10000})),
         flag("mam-max-page", &Config::mam_max_page, "N", "250",
              "largest MAM page served (at most half of `--sm-max-queue`: a page is queued for SM)",
-             CLI::Range(uint64_t{1}, uint64_t{10000})),
+             range(uint64_t{1}, uint64_t{10000})),
         flag("config", &Config::config_file, "FILE", "—", "TOML config file"),
     };
     v.back().in_file = false;
