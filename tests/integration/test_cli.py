@@ -334,3 +334,12 @@ def test_scram_before_plain_for_a_new_account_is_logged_and_not_throttled(proxy_
     p.stop()
     lines = [ln for ln in p.log_text().splitlines() if " client.scram_unknown_account " in ln]
     assert len(lines) == 4 and all("peer=127.0.0.1:" in ln for ln in lines), p.log_text()[-3000:]
+
+
+def test_accounts_read_only_commands_create_nothing(binary, tmp_path):
+    data = tmp_path / "never-created"
+    r = run(binary, "accounts", "list", "--data-dir", str(data))
+    assert r.returncode == 0, r.stderr
+    s = run(binary, "accounts", "show", "alice@example.org", "--data-dir", str(data))
+    assert s.returncode == 1 and "unknown account" in s.stderr, s.stderr
+    assert not data.exists(), "a read-only accounts command created %s" % data
