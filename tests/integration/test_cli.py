@@ -301,6 +301,24 @@ def test_failed_login_is_logged_with_the_peer_address(proxy_factory):
     lines = [ln for ln in p.log_text().splitlines() if " client.auth_failed " in ln and " peer=" in ln]
     assert lines, "no client.auth_failed line with peer=:\n" + p.log_text()[-3000:]
     assert re.search(r"peer=127\.0\.0\.1:\d+ .*condition=not-authorized", lines[-1]), lines[-1]
+    check_fail2ban_filter(p.logfile, p.log_text())
+
+
+def check_fail2ban_filter(logfile, text):
+    """The filter deploy/README.md documents finds the failed login in the real log."""
+    import shutil
+    import tempfile
+    if not shutil.which("fail2ban-regex"):
+        return
+    regex = re.search(r"^    failregex = (.*)$", (REPO / "deploy/README.md").read_text(), re.M).group(1)
+    with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+        f.write("[Definition]\nfailregex = %s\nignoreregex =\n" % regex)
+        f.flush()
+        r = subprocess.run(["fail2ban-regex", str(logfile), f.name], capture_output=True, text=True, timeout=60)
+    want = len([ln for ln in text.splitlines() if "client.auth_failed" in ln and "peer" in ln])
+    m = re.search(r"^Lines: .* (\d+) matched", r.stdout, re.M)
+    assert m and int(m.group(1)) == want, "fail2ban filter matched %s of %d lines:\n%s" % (
+        m and m.group(1), want, r.stdout[-2000:])
 
 
 def test_json_log_has_numbers_and_peer(proxy_factory):
@@ -312,6 +330,7 @@ def test_json_log_has_numbers_and_peer(proxy_factory):
     events = [json.loads(ln) for ln in p.log_text().splitlines() if ln.startswith("{")]
     failed = [e for e in events if e["event"] == "client.auth_failed" and "peer" in e]
     assert failed and failed[-1]["peer"].startswith("127.0.0.1:"), events[-10:]
+    check_fail2ban_filter(p.logfile, p.log_text())
     stopping = [e for e in events if isinstance(e.get("sessions"), int)]
     assert stopping, "no integer field in the JSON log (server.stopping sessions=…): %s" % events[-5:]
 
