@@ -20,13 +20,14 @@ RUN cmake --preset default \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libstrophe0 libssl3 liblmdb0 libexpat1 ca-certificates \
+      libuv1 libstrophe0 libssl3 liblmdb0 libexpat1 libtomlplusplus3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10222 s2proxy \
  && useradd --system --uid 10222 --gid s2proxy --home-dir /var/lib/s2proxy \
       --shell /usr/sbin/nologin s2proxy \
  && install -d -o s2proxy -g s2proxy -m 0700 /var/lib/s2proxy
 COPY --from=build /src/build/s2proxy /usr/local/bin/s2proxy
+COPY deploy/s2proxy.8 /usr/local/share/man/man8/s2proxy.8
 ENV S2PROXY_DATA_DIR=/var/lib/s2proxy \
     S2PROXY_LISTEN=0.0.0.0:5222 \
     S2PROXY_LISTEN_TLS=0.0.0.0:5223 \

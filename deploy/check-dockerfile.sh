@@ -109,10 +109,9 @@ fi
 
 # --- names: S2PROXY_* variables and TOML keys are flags ------------------------------------------
 if [ -x "$bin" ]; then
-  flags=$("$bin" --help | grep -oE '^  --[a-z0-9-]+' | sed 's/^  --//' | grep -vx -e help -e config)
+  flags=$("$bin" run --help | grep -oE '^  --[a-z0-9-]+' | sed 's/^  --//' | grep -vx -e help -e config)
 else
-  flags=$(grep -oE 'opt\(app, "[a-z0-9-]+"|add_(option|flag)\("--[a-z0-9-]+"' proxy/config.cpp |
-    grep -oE '"-*[a-z0-9-]+"' | tr -d '"' | sed 's/^--//' | grep -vx config)
+  flags=$(grep -oE '^ *flag\("[a-z0-9-]+"' proxy/config.cpp | grep -oE '"[a-z0-9-]+"' | tr -d '"' | grep -vx config)
 fi
 envs=$(sed 's/-/_/g; s/.*/S2PROXY_\U&/' <<<"$flags")
 for f in $df deploy/docker-compose.yml; do
@@ -204,7 +203,12 @@ if [ -x "$bin" ]; then
 
   check "$toml passes check-config" "$bin" check-config --config $toml
   # Every documented line uncommented (but upstream-insecure, which excludes upstream-ca).
-  sed -E 's/^#([a-z0-9-]+ = )/\1/' $toml | grep -v '^upstream-insecure' >"$tmp/all.toml"
+  # The files it names must exist now (check-config checks them): point them at temp files.
+  mkdir -p "$tmp/etc" && touch "$tmp/etc/ca.pem" "$tmp/etc/crt.pem" "$tmp/etc/key.pem" && chmod 600 "$tmp/etc/key.pem"
+  sed -E 's/^#([a-z0-9-]+ = )/\1/' $toml | grep -v '^upstream-insecure' |
+    sed -e "s#^upstream-ca = .*#upstream-ca = \"$tmp/etc/ca.pem\"#; s#^tls-cert = .*#tls-cert = \"$tmp/etc/crt.pem\"#" \
+      -e "s#^tls-key = .*#tls-key = \"$tmp/etc/key.pem\"#; s#^vault-key-file = .*#vault-key-file = \"$tmp/etc/vault.key\"#" \
+      -e "s#^data-dir = .*#data-dir = \"$tmp/etc/data\"#" >"$tmp/all.toml"
   check "$toml with every key uncommented passes check-config" "$bin" check-config --config "$tmp/all.toml"
 
   if has systemd-analyze; then

@@ -6,9 +6,11 @@
 set -euo pipefail
 what=${1:-test}
 build_pkgs=(build-essential cmake ninja-build pkg-config
-  libuv1-dev libstrophe-dev libssl-dev liblmdb-dev libcli11-dev doctest-dev libexpat1-dev)
+  libuv1-dev libstrophe-dev libssl-dev liblmdb-dev libcli11-dev doctest-dev libexpat1-dev
+  libtomlplusplus-dev)
 test_pkgs=(python3 python3-slixmpp python3-pytest go-sendxmpp openssl
-  prosody prosody-modules lua-unbound lua-event clang libclang-rt-14-dev clang-format git)
+  prosody prosody-modules lua-unbound lua-event clang libclang-rt-14-dev clang-format git
+  fail2ban)
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
 # xmpp.js needs node + npm; a machine may already have them from another

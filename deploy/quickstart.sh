@@ -187,6 +187,9 @@ if ! wait_port "$metrics_port" "$proxy_pid"; then
   die "s2proxy did not start (exit $rc)"
 fi
 fp=$(openssl x509 -noout -fingerprint -sha256 -in "$data/tls/$domain.crt" | cut -d= -f2)
+# The banner suggests go-sendxmpp, which the build dependencies do not include.
+sendxmpp_note=""
+command -v go-sendxmpp >/dev/null 2>&1 || sendxmpp_note="(not installed: sudo apt-get install go-sendxmpp)"
 cat >&2 <<EOF
 
   s2proxy $("$bin" version | cut -d' ' -f2) is running in front of a private Prosody $(dpkg-query -W -f='${Version}' prosody | cut -d- -f1).
@@ -195,7 +198,7 @@ cat >&2 <<EOF
              "$domain" is not in DNS: set the client's server/host to 127.0.0.1.
              The certificate is self-signed by the proxy: accept it
              ($data/tls/$domain.crt, SHA-256 $fp).
-  Try        echo hi | go-sendxmpp -n -u alice@$domain -p alicepw -j 127.0.0.1:$port bob@$domain
+  Try        echo hi | go-sendxmpp -n -u alice@$domain -p alicepw -j 127.0.0.1:$port bob@$domain $sendxmpp_note
              go-sendxmpp -n -l -u bob@$domain -p bobpw -j 127.0.0.1:$port     (listen as bob)
              profanity: /connect alice@$domain server 127.0.0.1 port $port tls trust
   Metrics    curl -s http://127.0.0.1:$metrics_port/metrics

@@ -1,6 +1,10 @@
 // See accounts_cli.h.
 #include "proxy/accounts_cli.h"
 
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <ctime>
 #include <future>
 #include <iostream>
 
@@ -11,6 +15,25 @@
 
 namespace s2 {
 namespace {
+// Read-only commands must not create state: a data dir without a mirror
+// holds no accounts, and nothing is created to find that out.
+bool mirror_exists(const Config& cfg) {
+  struct stat st {};
+  return stat((cfg.data_dir + "/mirror").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Milliseconds since the epoch as ISO 8601 UTC ("2026-12-03T08:25:38.447Z").
+std::string iso8601(int64_t ms) {
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900,
+                t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
 std::unique_ptr<store::Mirror> open_mirror(const Config& cfg) {
   store::MirrorOptions o;
   o.dir = cfg.data_dir + "/mirror";
@@ -37,6 +60,11 @@ Target open_target(const Config& cfg, const std::string& jid_text) {
     return t;
   }
   t.jid = *jid;
+  if (!mirror_exists(cfg)) {
+    std::cerr << "unknown account: " << t.jid << " (no mirror in " << cfg.data_dir << ")\n";
+    t.error = 1;
+    return t;
+  }
   t.mirror = open_mirror(cfg);
   if (!t.mirror) t.error = 1;
   return t;
@@ -44,6 +72,10 @@ Target open_target(const Config& cfg, const std::string& jid_text) {
 }  // namespace
 
 int accounts_list(const Config& cfg) {
+  if (!mirror_exists(cfg)) {
+    std::cerr << "no accounts: no mirror in " << cfg.data_dir << "\n";
+    return 0;
+  }
   auto m = open_mirror(cfg);
   if (!m) return 1;
   auto list = m->list_accounts();
@@ -71,7 +103,7 @@ int accounts_show(const Config& cfg, const std::string& jid_text) {
   auto devices = m->list_devices(a.account);
   std::cout << "account      " << a.bare_jid << "\n"
             << "number       " << a.account << "\n"
-            << "created_ms   " << a.created_ms << "\n"
+            << "created      " << iso8601(a.created_ms) << "\n"
             << "credentials  " << (creds && creds.value() ? "stored (sealed)" : "none") << "\n";
   if (bounds) {
     std::cout << "archive      "

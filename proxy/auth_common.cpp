@@ -7,12 +7,22 @@
 // when the stream header's `from` names an account the vault knows — a
 // SCRAM exchange never yields the password the proxy needs upstream, so an
 // unknown account must log in with PLAIN once.
+//
+// Logging and lockout: every failed attempt is one `client.auth_failed` line
+// with the peer address (what fail2ban matches, deploy/README.md); only
+// attempts that tested a credential count toward the login backoff. A SCRAM
+// attempt for an account the vault does not know yet fails before any proof
+// is checked (a client tries SCRAM first, then falls back to PLAIN), so it is
+// logged as `client.scram_unknown_account` and not counted.
+#include <chrono>
+
 #include "common/crypto/sasl_plain.h"
 #include "common/jid/jid.h"
 #include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "proxy/client_session.h"
+#include "proxy/metrics_catalogue.h"
 #include "proxy/proxy_context.h"
 
 namespace s2 {
@@ -58,6 +68,11 @@ bool ClientSession::throttled(const std::string& account, std::string* text) con
   return true;
 }
 
+// Called next to begin_login_attempt() by each mechanism's start.
+void note_login_start(ProxyContext& ctx, const ClientSession* s, const std::string& mechanism) {
+  ctx.login_starts[s] = {mechanism, std::chrono::steady_clock::now()};
+}
+
 void ClientSession::begin_login_attempt() {
   if (login_in_flight_) return;
   login_in_flight_ = true;
@@ -65,6 +80,7 @@ void ClientSession::begin_login_attempt() {
 }
 
 void ClientSession::end_login_attempt() {
+  ctx_.login_starts.erase(this);
   if (!login_in_flight_) return;
   login_in_flight_ = false;
   auto it = ctx_.logins_in_flight.find(peer_ip(peer_));
@@ -72,6 +88,10 @@ void ClientSession::end_login_attempt() {
 }
 
 void ClientSession::record_auth_success() {
+  if (auto it = ctx_.login_starts.find(this); it != ctx_.login_starts.end()) {
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - it->second.at;
+    login_duration(it->second.mechanism).observe(took.count());
+  }
   end_login_attempt();
   ctx_.throttle_account.record_success(account_);
   // A success from an address clears it too; guessing other accounts from it
@@ -89,10 +109,31 @@ void ClientSession::record_auth_failure() {
 }
 
 void ClientSession::auth_failure(const std::string& condition, const std::string& text) {
-  if (condition == "not-authorized" || condition == "credentials-expired") {
-    record_auth_failure();
-  } else {
+  std::string mechanism = sasl2_ ? sasl2_->mechanism : "";
+  if (auto it = ctx_.login_starts.find(this); it != ctx_.login_starts.end())
+    mechanism = it->second.mechanism;
+  const bool no_credential_checked = scram_ && scram_->awaiting_verifier();
+  if (no_credential_checked && condition == "not-authorized") {
+    S2_LOG(LogLevel::Info, "client.scram_unknown_account",
+           {{"session", id_},
+            {"peer", peer_},
+            {"account", account_},
+            {"mechanism", mechanism},
+            {"sasl", sasl2_ ? "2" : "1"}});
     end_login_attempt();
+  } else {
+    S2_LOG(LogLevel::Info, "client.auth_failed",
+           {{"session", id_},
+            {"peer", peer_},
+            {"account", account_},
+            {"mechanism", mechanism},
+            {"sasl", sasl2_ ? "2" : "1"},
+            {"condition", condition}});
+    if (condition == "not-authorized" || condition == "credentials-expired") {
+      record_auth_failure();
+    } else {
+      end_login_attempt();
+    }
   }
   scram_.reset();
   pending_password_.wipe();
@@ -131,6 +172,7 @@ bool ClientSession::start_plain_login(const std::string& message, std::string* c
   account_ = *account;
   state_ = State::Authenticating;
   via_vault_ = false;
+  note_login_start(ctx_, this, "PLAIN");
   begin_login_attempt();
   pending_password_ = crypto::SecretString(creds->password.str());
   device_ = Device::create(ctx_, this, id_, std::move(prewarm_));
@@ -150,6 +192,7 @@ bool ClientSession::start_scram(const std::string& mechanism, const std::string&
     return false;
   }
   scram_ = std::make_unique<crypto::ScramServer>(*hash);
+  note_login_start(ctx_, this, mechanism);
   begin_login_attempt();
   if (auto e = scram_->handle_client_first(client_first)) {
     *condition = e->condition;

@@ -1,7 +1,21 @@
-// See config.h.
+// See config.h. The table in specs() is the one list of flags: CLI11 options,
+// the TOML keys, the S2PROXY_* variables and the documentation all come from
+// it, so they cannot drift apart.
 #include "proxy/config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <sstream>
+
+#include "common/crypto/vault.h"
 #include "common/net/connection.h"
+#include "proxy/config_file.h"
 
 namespace s2 {
 
@@ -16,107 +30,300 @@ std::string Config::vault_key_path() const {
   return vault_key_file.empty() ? data_dir + "/vault.key" : vault_key_file;
 }
 
-namespace {
-// Flag "--upstream-tls" ⇒ env "S2PROXY_UPSTREAM_TLS".
 std::string env_name(const std::string& flag) {
   std::string e = "S2PROXY_";
   for (char c : flag) e += c == '-' ? '_' : static_cast<char>(std::toupper(c));
   return e;
 }
 
+namespace {
+using AddFn = std::function<CLI::Option*(CLI::App&, Config&, const std::string& flag,
+                                         const std::string& help)>;
+
+struct Spec {
+  FlagDoc doc;
+  TomlKind kind;  // what the TOML file must hold for this key
+  bool in_file;   // may appear in the TOML file
+  AddFn add;
+  std::optional<CLI::Validator> check;
+};
+
 template <typename T>
-CLI::Option* opt(CLI::App& app, const std::string& name, T& var, const std::string& help) {
-  return app.add_option("--" + name, var, help)->envname(env_name(name))->capture_default_str();
+constexpr TomlKind kind_of() {
+  if constexpr (std::is_same_v<T, std::string>) return TomlKind::String;
+  if constexpr (std::is_same_v<T, bool>) return TomlKind::Boolean;
+  if constexpr (std::is_floating_point_v<T>) return TomlKind::Float;
+  return TomlKind::Integer;
+}
+
+template <typename T>
+Spec flag(const char* name, T Config::*member, const char* value_name, const char* default_text,
+          const char* meaning, std::optional<CLI::Validator> check = std::nullopt) {
+  Spec s;
+  s.doc = FlagDoc{name, value_name, default_text, meaning, {}};
+  s.kind = kind_of<T>();
+  s.in_file = true;
+  s.check = std::move(check);
+  s.add = [member](CLI::App& app, Config& c, const std::string& f, const std::string& help) {
+    if constexpr (std::is_same_v<T, bool>) {
+      if (member == &Config::upstream_insecure) return app.add_flag(f, c.*member, help);
+    }
+    return app.add_option(f, c.*member, help);
+  };
+  return s;
+}
+
+// CLI11's own range text prints doubles as "3.16224e+07"; defaults and
+// bounds are shown in plain numbers.
+template <typename T>
+std::string plain_number(T v) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+template <typename T>
+CLI::Validator range(T lo, T hi) {
+  CLI::Validator v = CLI::Range(lo, hi);
+  v.description(plain_number(lo) + ".." + plain_number(hi));
+  return v;
+}
+CLI::Validator seconds(double lo, double hi) { return range(lo, hi); }
+
+const std::vector<Spec>& specs() {
+  static const std::vector<Spec> all = [] {
+    std::vector<Spec> v = {
+        flag("domain", &Config::domain, "DOMAIN", "— (required)",
+             "XMPP domain served; the upstream's virtual host"),
+        flag("upstream", &Config::upstream, "HOST:PORT", "— (required)",
+             "upstream c2s `HOST:PORT`"),
+        flag("upstream-tls", &Config::upstream_tls, "MODE", "`starttls`",
+             "`starttls`, `direct` (XEP-0368) or `plain` (loopback testing only)",
+             CLI::IsMember({"starttls", "direct", "plain"})),
+        flag("upstream-ca", &Config::upstream_ca, "FILE", "system store",
+             "CA file that signs the upstream certificate (verified for `--domain`)"),
+        flag("upstream-insecure", &Config::upstream_insecure, "", "off",
+             "do not verify the upstream certificate (testing only; excludes `--upstream-ca`, "
+             "even when set to false)"),
+        flag("listen", &Config::listen, "ADDR:PORT", "`127.0.0.1:5222`",
+             "client listener with STARTTLS; empty turns it off"),
+        flag("listen-tls", &Config::listen_tls, "ADDR:PORT", "`127.0.0.1:5223`",
+             "client listener with direct TLS (XEP-0368); empty turns it off"),
+        flag("data-dir", &Config::data_dir, "DIR", "`./s2proxy-data`",
+             "state: `tls/` (self-signed cert), `mirror/` (LMDB), `vault.key`"),
+        flag("tls-cert", &Config::tls_cert, "FILE", "self-signed",
+             "PEM certificate and key for clients. Without them, `<data-dir>/tls/<domain>.crt` is "
+             "created on first start (EC P-256, SAN domain and `*.domain`, key 0600) and reused; "
+             "SIGHUP reloads it. The key must not be readable by others"),
+        flag("tls-key", &Config::tls_key, "FILE", "self-signed", "PEM private key for --tls-cert"),
+        flag("metrics", &Config::metrics, "ADDR:PORT", "off",
+             "Prometheus text endpoint `ADDR:PORT` (`GET /metrics`)"),
+        flag("log-level", &Config::log_level, "LEVEL", "`info`", "`debug`, `info`, `warn`, `error`",
+             CLI::IsMember({"debug", "info", "warn", "error"})),
+        flag("log-format", &Config::log_format, "FORMAT", "`text`",
+             "`text` (key=value) or `json`; one line per event, never passwords, tokens or bodies",
+             CLI::IsMember({"text", "json"})),
+        flag("max-stanza-bytes", &Config::max_stanza_bytes, "BYTES", "262144",
+             "largest stanza accepted from a client (1024 to 67108864)",
+             range(uint64_t{1024}, uint64_t{64} << 20)),
+        flag("max-depth", &Config::max_depth, "N", "64", "deepest XML nesting accepted (4 to 1024)",
+             range(4, 1024)),
+        flag("tls-handshake-timeout", &Config::tls_handshake_timeout, "SECONDS", "10",
+             "seconds allowed to finish TLS", seconds(0.1, 3600)),
+        flag("auth-timeout", &Config::auth_timeout, "SECONDS", "30",
+             "seconds from connect to authenticated", seconds(0.1, 3600)),
+        flag("upstream-timeout", &Config::upstream_timeout, "SECONDS", "15",
+             "seconds for an upstream login", seconds(0.1, 3600)),
+        flag("max-buffered-bytes", &Config::max_buffered_bytes, "BYTES", "4194304",
+             "unsent bytes buffered per connection (slow readers are disconnected)",
+             range(uint64_t{16384}, uint64_t{1} << 32)),
+        flag("sm-resume-timeout", &Config::sm_resume_timeout, "SECONDS", "300",
+             "seconds a disconnected device stays resumable (XEP-0198)", seconds(1, 86400)),
+        flag("sm-max-queue", &Config::sm_max_queue, "N", "500",
+             "unacknowledged stanzas kept per device", range(uint64_t{1}, uint64_t{100000})),
+        flag("vault-key-file", &Config::vault_key_file, "FILE", "`<data-dir>/vault.key`",
+             "32-byte key sealing stored credentials and deriving FAST tokens; created 0600 when "
+             "absent; refused when readable by group or others"),
+        flag("fast-token-lifetime", &Config::fast_token_lifetime, "SECONDS", "1209600",
+             "seconds a FAST token is valid (14 days)", seconds(60, 366.0 * 86400)),
+        flag("login-free-failures", &Config::login_free_failures, "N", "5",
+             "failed logins per source address (IPv6: per /64) and per account before the "
+             "backoff starts",
+             range(0u, 1000u)),
+        flag("login-backoff-max", &Config::login_backoff_max, "SECONDS", "300",
+             "seconds, cap of the doubling login lockout (1 s, 2 s, 4 s, …)", seconds(1, 86400)),
+        flag("scram-without-from", &Config::scram_without_from, "BOOL", "`true`",
+             "also offer SCRAM to streams whose header names no account (see "
+             "docs/architecture.md)"),
+        flag("anchor-resource", &Config::anchor_resource, "RESOURCE", "`s2proxy`",
+             "resource of the per-account anchor session upstream (two proxies must never share "
+             "accounts with the same anchor resource: the upstream would make their anchors "
+             "replace each other)"),
+        flag("idle-presence", &Config::idle_presence, "SHOW", "`xa`",
+             "the anchor's presence while no device is available: `xa`, `away`, `dnd`, or "
+             "`unavailable` (then the upstream keeps bare-JID messages in offline storage until "
+             "a device is back; the anchor collects them)",
+             CLI::IsMember({"xa", "away", "dnd", "unavailable"})),
+        flag("catchup-max", &Config::catchup_max, "N", "10000",
+             "most messages a legacy device is sent at login for what it missed (older ones "
+             "stay in MAM)",
+             range(uint64_t{0}, uint64_t{1000000})),
+        flag("mam-default-page", &Config::mam_default_page, "N", "50",
+             "MAM page size when a query has no `<max/>`", range(uint64_t{1}, uint64_t{10000})),
+        flag("mam-max-page", &Config::mam_max_page, "N", "250",
+             "largest MAM page served (at most half of `--sm-max-queue`: a page is queued for SM)",
+             range(uint64_t{1}, uint64_t{10000})),
+        flag("config", &Config::config_file, "FILE", "—", "TOML config file"),
+    };
+    v.back().in_file = false;
+    for (auto& s : v)
+      if (s.doc.name == "tls-cert") s.doc.aliases = {"tls-key"};
+    return v;
+  }();
+  return all;
+}
+
+const Spec* find_spec(std::string_view name) {
+  for (const auto& s : specs())
+    if (s.doc.name == name) return &s;
+  return nullptr;
+}
+
+// Markdown-ish text for a terminal: no backticks.
+std::string plain(std::string s) {
+  std::erase(s, '`');
+  return s;
+}
+
+const char* kind_name(TomlKind k) {
+  switch (k) {
+    case TomlKind::String:
+      return "a string";
+    case TomlKind::Integer:
+      return "an integer";
+    case TomlKind::Float:
+      return "a number";
+    case TomlKind::Boolean:
+      return "a boolean (true or false)";
+    case TomlKind::Other:
+      break;
+  }
+  return "a table, array or date";
+}
+
+// CLI11 says "--max-depth: Value 2000 not in range 4 to 1024"; the caller
+// names the key itself, so keep only what is wrong.
+std::string reason(const CLI::ParseError& e, const std::string& flag) {
+  std::string r = e.what();
+  if (r.rfind(flag + ": ", 0) == 0) r = r.substr(flag.size() + 2);
+  if (r.rfind("Could not convert: ", 0) == 0) r = "not a valid value: " + r.substr(19);
+  if (!r.empty() && r[0] >= 'A' && r[0] <= 'Z' && r.rfind("INI", 0) != 0) r[0] = r[0] - 'A' + 'a';
+  return r;
+}
+
+// Sets an option the command line left unset; `where` says where the value
+// came from (an environment variable, a file and line).
+std::string apply(CLI::Option* opt, const std::string& value, const std::string& where) {
+  const std::string flag = "--" + opt->get_single_name();
+  try {
+    if (opt->get_expected_min() == 0)
+      opt->add_result(opt->get_flag_value(opt->get_single_name(), value));
+    else
+      opt->add_result(value);
+    opt->run_callback();
+  } catch (const CLI::ParseError& e) {
+    return flag + " (" + where + "): " + reason(e, flag);
+  }
+  return "";
+}
+
+bool readable_file(const std::string& path, std::string* why, struct stat* st) {
+  if (stat(path.c_str(), st) != 0) {
+    *why = std::string(std::strerror(errno));
+    return false;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    *why = "not a regular file";
+    return false;
+  }
+  if (access(path.c_str(), R_OK) != 0) {
+    *why = "not readable: " + std::string(std::strerror(errno));
+    return false;
+  }
+  return true;
 }
 }  // namespace
 
-void add_config_options(CLI::App& app, Config& c) {
-  app.set_config("--config", "", "TOML config file; keys are the flag names without --");
-  // An unknown key in the file is an error naming it, not silently ignored.
-  app.allow_config_extras(CLI::config_extras_mode::error);
-  opt(app, "domain", c.domain, "XMPP domain served (the upstream's virtual host)");
-  opt(app, "upstream", c.upstream, "upstream c2s address HOST:PORT");
-  opt(app, "upstream-tls", c.upstream_tls, "how to secure upstream: starttls|direct|plain")
-      ->check(CLI::IsMember({"starttls", "direct", "plain"}));
-  opt(app, "upstream-ca", c.upstream_ca, "CA file that signs the upstream certificate");
-  app.add_flag("--upstream-insecure", c.upstream_insecure,
-               "do not verify the upstream certificate (testing only)")
-      ->envname(env_name("upstream-insecure"));
-  opt(app, "listen", c.listen, "client listener with STARTTLS, ADDR:PORT (empty: off)");
-  opt(app, "listen-tls", c.listen_tls, "client listener with direct TLS (XEP-0368), ADDR:PORT");
-  opt(app, "data-dir", c.data_dir, "state directory (certificate, mirror, vault)");
-  opt(app, "tls-cert", c.tls_cert,
-      "PEM certificate for clients (default: self-signed in data dir)");
-  opt(app, "tls-key", c.tls_key, "PEM private key for --tls-cert");
-  opt(app, "metrics", c.metrics, "Prometheus endpoint ADDR:PORT (empty: off)");
-  opt(app, "log-level", c.log_level, "debug|info|warn|error")
-      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-  opt(app, "log-format", c.log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
-  opt(app, "max-stanza-bytes", c.max_stanza_bytes, "largest stanza accepted from a client")
-      ->check(CLI::Range(uint64_t{1024}, uint64_t{64} << 20));
-  opt(app, "max-depth", c.max_depth, "deepest XML nesting accepted")->check(CLI::Range(4, 1024));
-  opt(app, "tls-handshake-timeout", c.tls_handshake_timeout, "seconds to finish TLS")
-      ->check(CLI::Range(0.1, 3600.0));
-  opt(app, "auth-timeout", c.auth_timeout, "seconds from connect to authenticated")
-      ->check(CLI::Range(0.1, 3600.0));
-  opt(app, "upstream-timeout", c.upstream_timeout, "seconds for an upstream login")
-      ->check(CLI::Range(0.1, 3600.0));
-  opt(app, "max-buffered-bytes", c.max_buffered_bytes, "unsent bytes buffered per connection")
-      ->check(CLI::Range(uint64_t{16384}, uint64_t{1} << 32));
-  opt(app, "sm-resume-timeout", c.sm_resume_timeout,
-      "seconds a disconnected device stays resumable (XEP-0198)")
-      ->check(CLI::Range(1.0, 86400.0));
-  opt(app, "sm-max-queue", c.sm_max_queue, "unacknowledged stanzas kept per device")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
-  opt(app, "vault-key-file", c.vault_key_file,
-      "32-byte key sealing stored credentials (default: created 0600 in the data dir)");
-  opt(app, "login-free-failures", c.login_free_failures,
-      "failed logins per source address and per account before backoff starts")
-      ->check(CLI::Range(0u, 1000u));
-  opt(app, "login-backoff-max", c.login_backoff_max, "seconds, cap of the login backoff")
-      ->check(CLI::Range(1.0, 86400.0));
-  app.add_option("--scram-without-from", c.scram_without_from,
-                 "offer SCRAM to streams whose header names no account (true|false)")
-      ->envname(env_name("scram-without-from"))
-      ->capture_default_str();
-  opt(app, "fast-token-lifetime", c.fast_token_lifetime, "seconds a FAST token is valid")
-      ->check(CLI::Range(60.0, 366.0 * 86400));
-  opt(app, "anchor-resource", c.anchor_resource,
-      "resource of the per-account anchor session upstream");
-  opt(app, "idle-presence", c.idle_presence,
-      "anchor presence while no device is available: xa | away | dnd | unavailable")
-      ->check(CLI::IsMember({"xa", "away", "dnd", "unavailable"}));
-  opt(app, "catchup-max", c.catchup_max,
-      "most messages a legacy device is sent at login for what it missed")
-      ->check(CLI::Range(uint64_t{0}, uint64_t{1000000}));
-  opt(app, "mam-default-page", c.mam_default_page, "MAM page size when a query sets no <max/>")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{10000}));
-  opt(app, "mam-max-page", c.mam_max_page, "largest MAM page the proxy serves")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{10000}));
+const std::vector<FlagDoc>& flag_docs() {
+  static const std::vector<FlagDoc> docs = [] {
+    std::vector<FlagDoc> d;
+    for (const auto& s : specs())
+      if (s.doc.name != "tls-key") d.push_back(s.doc);
+    return d;
+  }();
+  return docs;
 }
 
-std::vector<std::string> args_with_env(const CLI::App& app, int argc, char** argv) {
-  std::vector<std::string> given(argv + 1, argv + argc);
-  std::vector<std::string> out;
-  for (const CLI::Option* o : app.get_options()) {
-    const std::string& env = o->get_envname();
-    if (env.empty()) continue;
-    const char* value = std::getenv(env.c_str());
-    if (!value) continue;
-    const std::string flag = "--" + o->get_single_name();
-    bool on_cmdline = false;
-    for (const auto& a : given)
-      if (a == flag || a.rfind(flag + "=", 0) == 0) on_cmdline = true;
-    if (on_cmdline) continue;
-    if (o->get_expected_min() == 0) {
-      out.push_back(flag + "=" + value);  // a flag: --upstream-insecure=true
-    } else {
-      out.push_back(flag);  // separate value, so an empty variable means "off"
-      out.push_back(value);
+void add_config_options(CLI::App& app, Config& c) {
+  for (const auto& s : specs()) {
+    std::string help = plain(s.doc.meaning) + " [default: " + plain(s.doc.default_text) +
+                       "] [env: " + env_name(s.doc.name) + "]";
+    CLI::Option* o = s.add(app, c, "--" + s.doc.name, help);
+    if (!s.doc.value_name.empty()) o->type_name(s.doc.value_name);
+    if (s.check) o->check(*s.check);
+  }
+}
+
+std::string apply_env_and_file(CLI::App& app, Config& cfg) {
+  // --config first: the file to read may itself come from S2PROXY_CONFIG.
+  std::vector<const Spec*> order = {find_spec("config")};
+  for (const auto& s : specs())
+    if (s.doc.name != "config") order.push_back(&s);
+  for (const Spec* s : order) {
+    CLI::Option* opt = app.get_option_no_throw("--" + s->doc.name);
+    if (!opt || opt->count() > 0) continue;
+    const std::string env = env_name(s->doc.name);
+    if (const char* v = std::getenv(env.c_str())) {
+      if (auto e = apply(opt, v, "from " + env); !e.empty()) return e;
     }
   }
-  out.insert(out.end(), given.begin(), given.end());
-  return out;
+  if (!cfg.config_file.empty()) {
+    TomlFile file = read_toml_config(cfg.config_file);
+    if (!file.error.empty()) return "--config: " + file.error;
+    for (const auto& entry : file.entries) {
+      const std::string where = cfg.config_file + ":" + std::to_string(entry.line);
+      const Spec* s = find_spec(entry.key);
+      if (!s || !s->in_file)
+        return "--config: " + where + ": unknown key '" + entry.key +
+               "' (keys are the flag names "
+               "without --; see s2proxy run --help)";
+      const bool number_ok = s->kind == TomlKind::Float && entry.kind == TomlKind::Integer;
+      if (entry.kind != s->kind && !number_ok)
+        return "--config: " + where + ": " + entry.key + " must be " + kind_name(s->kind) +
+               ", not " + kind_name(entry.kind);
+      CLI::Option* opt = app.get_option_no_throw("--" + s->doc.name);
+      if (!opt || opt->count() > 0) continue;  // the command line or environment wins
+      if (auto e = apply(opt, entry.value, "in " + where); !e.empty()) return e;
+    }
+  }
+  if (CLI::Option* o = app.get_option_no_throw("--upstream-insecure"))
+    cfg.upstream_insecure_given = o->count() > 0;
+  return "";
+}
+
+std::string describe_parse_error(const CLI::ParseError& e) {
+  std::string what = e.what();
+  if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+    // "The following arguments were not expected: 1 --foo": name the flag.
+    const auto colon = what.find(": ");
+    std::string flags;
+    std::istringstream words(colon == std::string::npos ? what : what.substr(colon + 2));
+    for (std::string w; words >> w;)
+      if (w.rfind('-', 0) == 0) flags += (flags.empty() ? "" : ", ") + w;
+    if (!flags.empty()) return flags + ": unknown flag (see --help)";
+  }
+  if (what == "A subcommand is required")
+    return "a command is required: run, check-config, accounts or version (see --help)";
+  return what;
 }
 
 std::string validate_config(const Config& c) {
@@ -125,15 +332,16 @@ std::string validate_config(const Config& c) {
   if (c.domain.empty()) return "--domain: required (the XMPP domain to serve)";
   if (c.domain.find_first_of("/@ ") != std::string::npos) return "--domain: not a domain name";
   if (c.upstream.empty()) return "--upstream: required (HOST:PORT of the legacy server)";
-  if (!split_host_port(c.upstream, &host, &port)) return "--upstream: expected HOST:PORT";
+  if (!split_host_port(c.upstream, &host, &port))
+    return "--upstream: expected HOST:PORT, got '" + c.upstream + "'";
   if (c.listen.empty() && c.listen_tls.empty())
     return "--listen: at least one of --listen and --listen-tls is needed";
   if (!c.listen.empty() && !split_host_port(c.listen, &host, &port))
-    return "--listen: expected ADDR:PORT";
+    return "--listen: expected ADDR:PORT, got '" + c.listen + "'";
   if (!c.listen_tls.empty() && !split_host_port(c.listen_tls, &host, &port))
-    return "--listen-tls: expected ADDR:PORT";
+    return "--listen-tls: expected ADDR:PORT, got '" + c.listen_tls + "'";
   if (!c.metrics.empty() && !split_host_port(c.metrics, &host, &port))
-    return "--metrics: expected ADDR:PORT";
+    return "--metrics: expected ADDR:PORT, got '" + c.metrics + "'";
   if (c.tls_cert.empty() != c.tls_key.empty())
     return c.tls_cert.empty() ? "--tls-cert: required with --tls-key"
                               : "--tls-key: required with --tls-cert";
@@ -142,8 +350,25 @@ std::string validate_config(const Config& c) {
     return "--anchor-resource: a non-empty resource without '/', '@' or spaces";
   if (c.mam_max_page * 2 > c.sm_max_queue)
     return "--mam-max-page: must be at most half of --sm-max-queue (a page is queued for SM)";
-  if (c.upstream_insecure && !c.upstream_ca.empty())
-    return "--upstream-insecure: cannot be combined with --upstream-ca";
+  if ((c.upstream_insecure || c.upstream_insecure_given) && !c.upstream_ca.empty())
+    return "--upstream-insecure: cannot be combined with --upstream-ca (remove one of them)";
+  return "";
+}
+
+std::string check_config_files(const Config& c) {
+  struct stat st {};
+  std::string why;
+  if (!c.upstream_ca.empty() && !readable_file(c.upstream_ca, &why, &st))
+    return "--upstream-ca: " + c.upstream_ca + ": " + why;
+  if (!c.tls_cert.empty() && !readable_file(c.tls_cert, &why, &st))
+    return "--tls-cert: " + c.tls_cert + ": " + why;
+  if (!c.tls_key.empty()) {
+    if (!readable_file(c.tls_key, &why, &st)) return "--tls-key: " + c.tls_key + ": " + why;
+    if ((st.st_mode & S_IRWXO) != 0)
+      return "--tls-key: " + c.tls_key + " is accessible by others (chmod o-rwx)";
+  }
+  const std::string key = c.vault_key_path();
+  if (!crypto::check_key_file(key, &why)) return "--vault-key-file: " + why;
   return "";
 }
 

@@ -1,7 +1,13 @@
-// The daemon's configuration: one struct, bound to CLI11 flags that can also
-// come from the environment (S2PROXY_<FLAG>) and from a TOML config file
-// (--config). Precedence is flag > environment > file > default (CLI11's
-// own order). Every key is documented in README.md.
+// The daemon's configuration: one struct, and one table of flags (config.cpp)
+// that is the single source of `--help`, the README's flag table and the man
+// page (config_docs.cpp). Every flag can also come from the environment
+// (S2PROXY_<FLAG>) and from a TOML file (--config, config_file.h).
+//
+// Precedence is flag > environment > file > default. CLI11 parses the command
+// line only; apply_env_and_file() then fills what the command line left
+// unset, from the environment first and the file second, so every error can
+// name where the bad value came from. Every configuration error is one line
+// naming the key, and the commands exit 2 on it.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -17,6 +23,7 @@ struct Config {
   std::string upstream_tls = "starttls";      // starttls | direct | plain
   std::string upstream_ca;                    // CA file to verify upstream (default: system store)
   bool upstream_insecure = false;             // skip upstream certificate verification
+  bool upstream_insecure_given = false;       // the key was set at all (even to false)
   std::string listen = "127.0.0.1:5222";      // STARTTLS client listener ("" = off)
   std::string listen_tls = "127.0.0.1:5223";  // direct TLS listener, XEP-0368 ("" = off)
   std::string data_dir = "./s2proxy-data";
@@ -43,6 +50,7 @@ struct Config {
   uint64_t catchup_max = 10000;                   // legacy catch-up cap per login
   uint64_t mam_default_page = 50;                 // MAM page without <max/>
   uint64_t mam_max_page = 250;                    // MAM page cap
+  std::string config_file;                        // --config: the TOML file read
 
   // Derived paths.
   std::string cert_file() const;
@@ -50,18 +58,42 @@ struct Config {
   std::string vault_key_path() const;
 };
 
-// Adds every configuration flag to `app` (bound to `cfg`), with env names and
-// config-file support.
+// One configuration flag as documented: the README's table, the man page and
+// `--help` are all rendered from the list flag_docs() returns.
+struct FlagDoc {
+  std::string name;                  // without "--"
+  std::string value_name;            // HOST:PORT, SECONDS, FILE, …
+  std::string default_text;          // in plain units: "300", "`starttls`", "off"
+  std::string meaning;               // one paragraph
+  std::vector<std::string> aliases;  // other flag names documented in the same row
+};
+const std::vector<FlagDoc>& flag_docs();
+
+// "--upstream-tls" ⇒ "S2PROXY_UPSTREAM_TLS".
+std::string env_name(const std::string& flag);
+
+// Adds every configuration flag to `app` (run, check-config, accounts),
+// bound to `cfg`, with its default in plain units.
 void add_config_options(CLI::App& app, Config& cfg);
 
-// CLI11 reads a config file before the environment, so the file would win
-// over S2PROXY_* variables. The documented order is flag > env > file: this
-// turns each set variable whose flag is absent from the command line into a
-// flag (inserted right after argv[0]) before parsing.
-std::vector<std::string> args_with_env(const CLI::App& app, int argc, char** argv);
+// After app.parse(): fills each option the command line left unset from its
+// S2PROXY_* variable, then from the TOML file (--config or S2PROXY_CONFIG).
+// Returns "" or one line naming the key, where it came from and what is wrong.
+std::string apply_env_and_file(CLI::App& app, Config& cfg);
 
-// Checks values that CLI11 validators cannot (presence, formats, ranges).
-// Returns "" when valid, else a message that starts with the key's flag name.
+// Checks values that CLI11 validators cannot (presence, formats, ranges,
+// combinations). Pure. Returns "" when valid, else a message that starts with
+// the key's flag name.
 std::string validate_config(const Config& cfg);
+
+// Checks the files the configuration names: --upstream-ca, --tls-cert and
+// --tls-key must be readable regular files (the key not readable by others),
+// an existing vault key must be a private 32-byte file. Touches nothing.
+// Returns "" or a message that starts with the key's flag name.
+std::string check_config_files(const Config& cfg);
+
+// A CLI11 parse error as one line naming the flag ("--max-depth: value 2000
+// not in range 4 to 1024", "--no-such-flag: unknown flag").
+std::string describe_parse_error(const CLI::ParseError& e);
 
 }  // namespace s2

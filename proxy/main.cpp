@@ -1,30 +1,44 @@
-// s2proxy command line: `run`, `check-config`, `version`.
+// s2proxy command line: `run`, `check-config`, `accounts`, `version`.
 //
-// The configuration flags live on the top-level app and the subcommands fall
-// through to it, so `s2proxy run --domain …` works and a config file is flat
-// TOML (`domain = "…"`) with no per-subcommand sections.
+// The configuration flags hang on each subcommand that uses them, so
+// `s2proxy run --help` lists them all; a config file is flat TOML
+// (`domain = "…"`) with no per-subcommand sections. Every configuration
+// error, from a flag, the environment or the file, is one line on stderr and
+// exit status 2 (the systemd unit's RestartPreventExitStatus).
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
 #include "common/util/log.h"
 #include "proxy/accounts_cli.h"
 #include "proxy/config.h"
+#include "proxy/config_docs.h"
 #include "proxy/server.h"
 #include "proxy/version.h"
+
+namespace {
+constexpr int kConfigError = 2;
+
+int config_error(const std::string& what) {
+  std::cerr << "s2proxy: configuration error: " << what << "\n";
+  return kConfigError;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   s2::Config cfg;
   CLI::App app{"s2proxy — session2 (SASL2, Bind2, FAST, SM) in front of a legacy XMPP server"};
   app.require_subcommand(1);
-  s2::add_config_options(app, cfg);
-  auto* run = app.add_subcommand("run", "run the proxy")->fallthrough();
-  auto* check =
-      app.add_subcommand("check-config", "validate the configuration and exit")->fallthrough();
+  app.set_version_flag("--version", std::string("s2proxy ") + S2PROXY_VERSION);
+  app.get_formatter()->column_width(34);
+  auto* run = app.add_subcommand("run", "run the proxy");
+  s2::add_config_options(*run, cfg);
+  auto* check = app.add_subcommand(
+      "check-config", "validate the configuration; exit 0 when valid, else 2 naming the bad key");
+  s2::add_config_options(*check, cfg);
   auto* version = app.add_subcommand("version", "print the version");
-  auto* accounts =
-      app.add_subcommand("accounts", "inspect or forget stored accounts")->fallthrough();
+  auto* accounts = app.add_subcommand("accounts", "inspect or forget stored accounts");
+  s2::add_config_options(*accounts, cfg);
   accounts->require_subcommand(1);
   std::string account_jid;
   auto* acc_list =
@@ -35,46 +49,52 @@ int main(int argc, char** argv) {
       accounts->add_subcommand("forget", "remove an account's mirror, credentials and tokens")
           ->fallthrough();
   acc_forget->add_option("jid", account_jid, "bare JID")->required();
+  // Hidden: the flag table for README.md and the man page (deploy/s2proxy.8).
+  std::string docs_format = "markdown";
+  auto* docs = app.add_subcommand("docs", "")->group("");
+  docs->add_option("--format", docs_format)->check(CLI::IsMember({"markdown", "man"}));
 
   try {
-    auto args = s2::args_with_env(app, argc, argv);
-    std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
-    app.parse(args);
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return config_error(s2::describe_parse_error(e));
   }
 
   if (version->parsed()) {
     std::cout << "s2proxy " << S2PROXY_VERSION << "\n";
     return 0;
   }
+  if (docs->parsed()) {
+    std::cout << (docs_format == "man" ? s2::man_page() : s2::flags_markdown_table());
+    return 0;
+  }
+  CLI::App* used = run->parsed() ? run : check->parsed() ? check : accounts;
+  if (auto problem = s2::apply_env_and_file(*used, cfg); !problem.empty())
+    return config_error(problem);
   if (accounts->parsed()) {
     // Only the data dir matters here; everything else may be unset.
     if (acc_list->parsed()) return s2::accounts_list(cfg);
     if (acc_show->parsed()) return s2::accounts_show(cfg, account_jid);
     if (acc_forget->parsed()) return s2::accounts_forget(cfg, account_jid);
   }
-  const std::string problem = s2::validate_config(cfg);
-  if (!problem.empty()) {
-    std::cerr << "configuration error: " << problem << "\n";
-    return 2;
-  }
+  std::string problem = s2::validate_config(cfg);
+  if (problem.empty()) problem = s2::check_config_files(cfg);
+  if (!problem.empty()) return config_error(problem);
   if (check->parsed()) {
     std::cout << "configuration ok\n";
     return 0;
   }
-  if (run->parsed()) {
-    s2::LogLevel level = s2::LogLevel::Info;
-    s2::parse_log_level(cfg.log_level, &level);
-    s2::log_configure(level, cfg.log_format == "json" ? s2::LogFormat::Json : s2::LogFormat::Text);
-    s2::Server server(cfg);
-    std::string error;
-    if (!server.start(&error)) {
-      s2::log_event(s2::LogLevel::Error, "server.start_failed", {{"error", error}});
-      std::cerr << "s2proxy: " << error << "\n";
-      return 1;
-    }
-    return server.run();
+  s2::LogLevel level = s2::LogLevel::Info;
+  s2::parse_log_level(cfg.log_level, &level);
+  s2::log_configure(level, cfg.log_format == "json" ? s2::LogFormat::Json : s2::LogFormat::Text);
+  s2::Server server(cfg);
+  std::string error;
+  if (!server.start(&error)) {
+    s2::log_event(s2::LogLevel::Error, "server.start_failed", {{"error", error}});
+    std::cerr << "s2proxy: " << error << "\n";
+    return 1;
   }
-  return 0;
+  return server.run();
 }

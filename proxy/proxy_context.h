@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -42,6 +43,13 @@ class ProxyContext {
   policy::LoginThrottle throttle_ip;
   policy::LoginThrottle throttle_account;
   std::unordered_map<std::string, int> logins_in_flight;  // per source address
+  // Logins in progress: SASL mechanism and start (steady clock), for
+  // s2proxy_login_duration_seconds and the auth log lines (auth_common.cpp).
+  struct LoginStart {
+    std::string mechanism;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::unordered_map<const ClientSession*, LoginStart> login_starts;
   int prewarmed = 0;  // client sessions holding a pre-connected upstream session
 
   // Secret for stable Bind2 resources (derived from the vault key, so a
@@ -53,5 +61,8 @@ class ProxyContext {
   std::unordered_map<std::string, Device*> resumable;                 // SM id → device
   std::unordered_map<std::string, std::unique_ptr<AccountHub>> hubs;  // bare JID → hub
 };
+
+// Records which mechanism a login uses and when it started (auth_common.cpp).
+void note_login_start(ProxyContext& ctx, const ClientSession* s, const std::string& mechanism);
 
 }  // namespace s2

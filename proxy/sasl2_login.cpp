@@ -137,6 +137,7 @@ bool ClientSession::start_fast(const std::string& initial, std::string* conditio
     return false;
   }
   account_ = *account;
+  note_login_start(ctx_, this, crypto::kHtSha256None);
   begin_login_attempt();
   std::optional<uint64_t> count;
   if (sasl2_->fast) count = sasl2_->fast->count;
@@ -219,7 +220,7 @@ bool ClientSession::sasl2_resume() {
   conn_->send(out);
   m_sasl2("resumed").inc();
   S2_LOG(LogLevel::Info, "client.resumed",
-         {{"session", id_}, {"jid", full_jid_}, {"resent", std::to_string(resend.size())}});
+         {{"session", id_}, {"jid", full_jid_}, {"resent", resend.size()}});
   sasl2_.reset();
   return true;  // XEP-0198: no stream features after a successful resume
 }

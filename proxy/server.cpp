@@ -14,6 +14,7 @@
 #include "proxy/account_hub.h"
 #include "proxy/client_session.h"
 #include "proxy/device.h"
+#include "proxy/metrics_catalogue.h"
 #include "proxy/metrics_http.h"
 
 namespace s2 {
@@ -38,6 +39,7 @@ Server::~Server() {
 
 bool Server::start(std::string* error) {
   const Config& cfg = ctx_.config;
+  register_metrics_catalogue();  // every documented series at zero from the first scrape
   if (!make_dir(cfg.data_dir, error)) return false;
   if (cfg.tls_cert.empty()) {
     if (!make_dir(cfg.data_dir + "/tls", error)) return false;
@@ -120,6 +122,10 @@ bool Server::open_state(std::string* error) {
   mo.writer.executor = [ex = ctx_.executor.get()](std::function<void()> fn) {
     ex->post(std::move(fn));
   };
+  mo.writer.on_commit = [](const store::CommitInfo& info) {
+    mirror_commit_duration().observe(
+        std::chrono::duration<double>(info.apply + info.commit).count());
+  };
   auto mirror = store::Mirror::open(std::move(mo));
   if (!mirror) {
     *error =
@@ -139,7 +145,7 @@ bool Server::open_state(std::string* error) {
       [this] {
         ctx_.store->submit({store::op::ExpireFastTokens{unix_ms()}}, [](store::WriteResult r) {
           if (r.ok() && !r.ops.empty() && r.ops[0].count > 0)
-            S2_LOG(LogLevel::Info, "fast.expired", {{"tokens", std::to_string(r.ops[0].count)}});
+            S2_LOG(LogLevel::Info, "fast.expired", {{"tokens", r.ops[0].count}});
         });
       },
       3600 * 1000);
@@ -160,8 +166,7 @@ void Server::start_anchors() {
     auto cred = ctx_.store->get_credentials(a.account);
     if (cred.ok() && cred.value()) anchors_to_start_.push_back(a.bare_jid);
   }
-  S2_LOG(LogLevel::Info, "server.anchors",
-         {{"accounts", std::to_string(anchors_to_start_.size())}});
+  S2_LOG(LogLevel::Info, "server.anchors", {{"accounts", anchors_to_start_.size()}});
   // A restart must not open thousands of upstream logins in one burst: 50
   // anchors every 100 ms (a thousand accounts are up in two seconds).
   anchor_starter_ = std::make_unique<Timer>(&loop_);
@@ -223,8 +228,7 @@ void Server::reload_tls() {
 void Server::begin_shutdown(const char* why) {
   if (ctx_.shutting_down) return;
   ctx_.shutting_down = true;
-  S2_LOG(LogLevel::Info, "server.shutdown",
-         {{"signal", why}, {"sessions", std::to_string(ctx_.sessions.size())}});
+  S2_LOG(LogLevel::Info, "server.shutdown", {{"signal", why}, {"sessions", ctx_.sessions.size()}});
   for (auto* l : listeners_)
     uv_close(reinterpret_cast<uv_handle_t*>(l),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });

@@ -184,6 +184,9 @@ class ScramServer {
   std::optional<SaslError> handle_client_final(std::string_view client_final);
   const std::string& server_final() const { return server_final_; }
   bool authenticated() const { return state_ == State::Done; }
+  // After handle_client_first(), before server_first(): no credential has
+  // been checked yet (the caller had no verifier for username()).
+  bool awaiting_verifier() const { return state_ == State::NeedVerifier; }
 
  private:
   enum class State { ExpectClientFirst, NeedVerifier, ExpectClientFinal, Done, Failed };

@@ -106,6 +106,27 @@ std::string errno_text(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
 }
 
+// Type, mode and size of a key file, as load_or_create_key_file() requires.
+bool check_key_stat(const struct stat& st, const std::string& path, std::string* error) {
+  if (!S_ISREG(st.st_mode)) {
+    *error = "vault key file " + path + " is not a regular file";
+    return false;
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    *error = "vault key file " + path + " has mode " + mode +
+             ": it must not be accessible by group or others (chmod 600)";
+    return false;
+  }
+  if (st.st_size != static_cast<off_t>(kVaultKeySize)) {
+    *error = "vault key file " + path + " has " + std::to_string(st.st_size) +
+             " bytes; a vault key is exactly 32 bytes";
+    return false;
+  }
+  return true;
+}
+
 // Reads the key from an open descriptor after checking type, mode and size.
 std::optional<SecretString> read_key(int fd, const std::string& path, std::string* error) {
   struct stat st;
@@ -113,22 +134,7 @@ std::optional<SecretString> read_key(int fd, const std::string& path, std::strin
     *error = errno_text("cannot stat vault key file", path);
     return std::nullopt;
   }
-  if (!S_ISREG(st.st_mode)) {
-    *error = "vault key file " + path + " is not a regular file";
-    return std::nullopt;
-  }
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    *error = "vault key file " + path + " has mode " + mode +
-             ": it must not be accessible by group or others (chmod 600)";
-    return std::nullopt;
-  }
-  if (st.st_size != static_cast<off_t>(kVaultKeySize)) {
-    *error = "vault key file " + path + " has " + std::to_string(st.st_size) +
-             " bytes; a vault key is exactly 32 bytes";
-    return std::nullopt;
-  }
+  if (!check_key_stat(st, path, error)) return std::nullopt;
   std::string key(kVaultKeySize + 1, '\0');  // one spare byte to detect growth
   size_t got = 0;
   while (got < key.size()) {
@@ -189,6 +195,21 @@ std::optional<SecretString> create_key(const std::string& path, std::string* err
 }
 
 }  // namespace
+
+bool check_key_file(const std::string& path, std::string* error) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return true;  // created on first start
+    *error = errno_text("cannot stat vault key file", path);
+    return false;
+  }
+  if (!check_key_stat(st, path, error)) return false;
+  if (access(path.c_str(), R_OK) != 0) {
+    *error = errno_text("cannot read vault key file", path);
+    return false;
+  }
+  return true;
+}
 
 std::optional<SecretString> load_or_create_key_file(const std::string& path, std::string* error) {
   std::string ignored;

@@ -40,4 +40,9 @@ std::optional<std::string> vault_open(std::string_view key, std::string_view sea
 // nullopt with *error set on any problem; never replaces an existing file.
 std::optional<SecretString> load_or_create_key_file(const std::string& path, std::string* error);
 
+// Checks an existing key file as load_or_create_key_file() would (type, mode,
+// size, readable) without reading or creating anything; an absent file is
+// fine (it is created on first start). For `check-config`.
+bool check_key_file(const std::string& path, std::string* error);
+
 }  // namespace s2::crypto

@@ -152,6 +152,7 @@ def test_accounts_cli_lists_shows_and_forgets(proxy_factory, proxy_bin):
         if "stored (sealed)" in shown.stdout:
             break
     assert shown.returncode == 0 and "stored (sealed)" in shown.stdout, shown.stdout + shown.stderr
+    assert re.search(r"^created +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", shown.stdout, re.M), shown.stdout
     listed = cli("list")
     assert listed.returncode == 0 and jid in listed.stdout.split(), listed.stdout
     c = raw_secure(t, frm=jid)

@@ -1,14 +1,17 @@
 // Configuration: precedence flag > environment > file > default, and
 // validation messages that name the bad key.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "proxy/config.h"
+#include "proxy/config_file.h"
 
 namespace {
 struct Parsed {
@@ -19,17 +22,16 @@ struct Parsed {
 Parsed parse(std::vector<std::string> argv) {
   Parsed p;
   CLI::App app;
-  s2::add_config_options(app, p.cfg);
-  app.add_subcommand("run")->fallthrough();
+  CLI::App* run = app.add_subcommand("run");
+  s2::add_config_options(*run, p.cfg);
   std::vector<char*> raw;
   argv.insert(argv.begin(), "s2proxy");
   for (auto& a : argv) raw.push_back(a.data());
-  auto args = s2::args_with_env(app, static_cast<int>(raw.size()), raw.data());
-  std::reverse(args.begin(), args.end());
   try {
-    app.parse(args);
+    app.parse(static_cast<int>(raw.size()), raw.data());
+    p.error = s2::apply_env_and_file(*run, p.cfg);
   } catch (const CLI::ParseError& e) {
-    p.error = e.what();
+    p.error = s2::describe_parse_error(e);
   }
   return p;
 }
@@ -146,13 +148,13 @@ TEST_CASE("config: an empty environment variable turns a listener off") {
   CHECK(s2::validate_config(p.cfg) == "");
 }
 
-TEST_CASE("config: upstream-insecure=false next to upstream-ca is fine, true is not") {
+TEST_CASE("config: upstream-insecure next to upstream-ca is refused, even = false") {
   const std::string f1 = write_toml(
       "domain = \"d.test\"\nupstream = \"h:1\"\n"
       "upstream-ca = \"/ca.pem\"\nupstream-insecure = false\n");
   auto p = parse({"run", "--config", f1});
   CHECK(p.error == "");
-  CHECK(s2::validate_config(p.cfg) == "");
+  CHECK(s2::validate_config(p.cfg).rfind("--upstream-insecure", 0) == 0);
   std::remove(f1.c_str());
   const std::string f2 = write_toml(
       "domain = \"d.test\"\nupstream = \"h:1\"\n"
@@ -160,4 +162,141 @@ TEST_CASE("config: upstream-insecure=false next to upstream-ca is fine, true is 
   p = parse({"run", "--config", f2});
   CHECK(s2::validate_config(p.cfg).rfind("--upstream-insecure", 0) == 0);
   std::remove(f2.c_str());
+}
+
+TEST_CASE("config file: TOML values and TOML errors") {
+  struct Row {
+    const char* text;
+    const char* want_value;  // value of the first entry ("" when an error is expected)
+    s2::TomlKind want_kind;
+    const char* want_error;  // substring of the error, "" = none
+  };
+  using K = s2::TomlKind;
+  const Row rows[] = {
+      {"domain = \"d.test\"\n", "d.test", K::String, ""},
+      {"listen = ''\n", "", K::String, ""},
+      {"max-depth = 64\n", "64", K::Integer, ""},
+      {"auth-timeout = 0.5\n", "0.5", K::Float, ""},
+      {"fast-token-lifetime = 1209600.0\n", "1209600", K::Float, ""},  // never 1.2096e+06
+      {"upstream-insecure = true\n", "true", K::Boolean, ""},
+      {"# comment\n\nlog-level = \"warn\" # trailing\n", "warn", K::String, ""},
+      {"listen = [\"a:1\"]\n", "", K::Other, ""},
+      {"[server]\nx = 1\n", "", K::Other, ""},
+      {"domain = d.test\n", "", K::Other, "t.toml:1:"},
+      {"domain = \"d.test\n", "", K::Other, "TOML syntax error"},
+      {"domain = \"a\"\ndomain = \"b\"\n", "", K::Other, "t.toml:2:"},
+      {"= 1\n", "", K::Other, "TOML"},
+  };
+  for (const auto& r : rows) {
+    const std::string text = r.text;
+    CAPTURE(text);
+    auto f = s2::parse_toml_config(r.text, "t.toml");
+    if (*r.want_error) {
+      CHECK(f.error.find(r.want_error) != std::string::npos);
+      CHECK(f.error.find("INI") == std::string::npos);
+      continue;
+    }
+    REQUIRE(f.error == "");
+    REQUIRE(f.entries.size() >= 1);
+    CHECK(f.entries[0].kind == r.want_kind);
+    if (r.want_kind != K::Other) CHECK(f.entries[0].value == r.want_value);
+  }
+  auto ordered = s2::parse_toml_config("b = 1\na = 2\n", "t.toml");
+  REQUIRE(ordered.entries.size() == 2);
+  CHECK(ordered.entries[0].key == "b");  // file order, not key order
+  CHECK(ordered.entries[1].line == 2);
+}
+
+TEST_CASE("config file: every problem is one line naming the key") {
+  struct Row {
+    const char* text;
+    const char* must_mention;
+  };
+  const Row rows[] = {
+      {"upstream-tsl = \"direct\"\n", "unknown key 'upstream-tsl'"},
+      {"max-depth = \"64\"\n", "max-depth must be an integer"},
+      {"upstream-insecure = \"yes\"\n", "upstream-insecure must be a boolean"},
+      {"listen = 5222\n", "listen must be a string"},
+      {"max-depth = 5000\n", "--max-depth (in "},
+      {"upstream-tls = \"tcp\"\n", "--upstream-tls (in "},
+      {"config = \"other.toml\"\n", "unknown key 'config'"},
+      {"[limits]\nmax-depth = 64\n", "unknown key 'limits'"},
+      {"max-depth = [64]\n", "max-depth must be an integer, not a table"},
+      {"domain = \"x\n", "TOML syntax error"},
+  };
+  for (const auto& r : rows) {
+    const std::string text = r.text;
+    CAPTURE(text);
+    const std::string file = write_toml(r.text);
+    auto p = parse({"run", "--config", file});
+    CHECK(p.error.find(r.must_mention) != std::string::npos);
+    CHECK(p.error.find('\n') == std::string::npos);
+    std::remove(file.c_str());
+  }
+  auto p = parse({"run", "--config", "/nonexistent/s2proxy.toml"});
+  CHECK(p.error.rfind("--config: cannot read /nonexistent/s2proxy.toml", 0) == 0);
+}
+
+TEST_CASE("config: numbers given as TOML integers or floats both work for seconds") {
+  const std::string f = write_toml("auth-timeout = 5\nsm-resume-timeout = 0.5e3\n");
+  auto p = parse({"run", "--config", f});
+  CHECK(p.error == "");
+  CHECK(p.cfg.auth_timeout == 5);
+  CHECK(p.cfg.sm_resume_timeout == 500);
+  std::remove(f.c_str());
+}
+
+TEST_CASE("config: environment errors name the variable") {
+  setenv("S2PROXY_MAX_DEPTH", "deep", 1);
+  auto p = parse({"run"});
+  unsetenv("S2PROXY_MAX_DEPTH");
+  CHECK(p.error.rfind("--max-depth (from S2PROXY_MAX_DEPTH): ", 0) == 0);
+  auto q = parse({"run", "--no-such-flag", "1"});
+  CHECK(q.error == "--no-such-flag: unknown flag (see --help)");
+}
+
+TEST_CASE("config: check_config_files") {
+  const std::string dir = "/tmp/s2proxy-test-files-" + std::to_string(::getpid());
+  mkdir(dir.c_str(), 0700);
+  auto make = [&](const std::string& name, mode_t mode, size_t size) {
+    const std::string path = dir + "/" + name;
+    std::ofstream(path) << std::string(size, 'k');
+    chmod(path.c_str(), mode);
+    return path;
+  };
+  const std::string ca = make("ca.pem", 0644, 10), cert = make("c.pem", 0644, 10);
+  const std::string key = make("k.pem", 0640, 10), open_key = make("ko.pem", 0644, 10);
+  const std::string vault = make("vault.key", 0600, 32), open_vault = make("v2.key", 0640, 32);
+  const std::string short_vault = make("v3.key", 0600, 31);
+  struct Row {
+    std::string ca, cert, key, vault;
+    const char* want_prefix;  // "" = fine
+  };
+  const Row rows[] = {
+      {"", "", "", "", ""},
+      {ca, cert, key, vault, ""},
+      {dir + "/missing.pem", "", "", "", "--upstream-ca"},
+      {dir, "", "", "", "--upstream-ca"},  // a directory
+      {"", dir + "/missing.pem", key, "", "--tls-cert"},
+      {"", cert, dir + "/missing.pem", "", "--tls-key"},
+      {"", cert, open_key, "", "--tls-key"},
+      {"", "", "", dir + "/absent.key", ""},  // created on first start
+      {"", "", "", open_vault, "--vault-key-file"},
+      {"", "", "", short_vault, "--vault-key-file"},
+  };
+  for (const auto& r : rows) {
+    s2::Config c;
+    c.data_dir = dir;
+    c.upstream_ca = r.ca;
+    c.tls_cert = r.cert;
+    c.tls_key = r.key;
+    c.vault_key_file = r.vault;
+    const std::string got = s2::check_config_files(c);
+    CAPTURE(got);
+    if (*r.want_prefix)
+      CHECK(got.rfind(r.want_prefix, 0) == 0);
+    else
+      CHECK(got == "");
+  }
+  std::filesystem::remove_all(dir);
 }
