@@ -306,9 +306,7 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
       auto& p = (*pending)[i];
       fanout_.fan_out(p.inner, p.outgoing, op.archive_id, p.fanout, nullptr, nullptr, nullptr);
     }
-    if (fresh)
-      S2_LOG(LogLevel::Info, "hub.catchup_page",
-             {{"account", account_}, {"new", std::to_string(fresh)}});
+    if (fresh) S2_LOG(LogLevel::Info, "hub.catchup_page", {{"account", account_}, {"new", fresh}});
     done(true);
   });
 }

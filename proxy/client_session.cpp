@@ -390,8 +390,6 @@ void ClientSession::on_device_login_failed(const UpstreamFailure& f) {
     stream_error("reset", "the upstream session ended: " + f.text);
     return;
   }
-  S2_LOG(LogLevel::Info, "client.auth_failed",
-         {{"session", id_}, {"account", account_}, {"condition", f.condition}});
   const std::string cond = f.rejected ? f.condition : "temporary-auth-failure";
   std::string text = f.rejected
                          ? "the server rejected these credentials"

@@ -380,7 +380,7 @@ bool Device::resume(DeviceClient* client, uint32_t client_h, std::vector<Stanza>
   *resend = std::move(r.value());
   m_resumed().inc();
   S2_LOG(LogLevel::Info, "device.resumed",
-         {{"session", log_id_}, {"jid", full_jid_}, {"resent", std::to_string(resend->size())}});
+         {{"session", log_id_}, {"jid", full_jid_}, {"resent", resend->size()}});
   return true;
 }
 
@@ -422,9 +422,8 @@ void Device::detach(DeviceClient* client) {
     set_hibernating(true);
     hibernated_at_ = uv_now(ctx_.loop);
     limit_hibernating_per_account();
-    S2_LOG(
-        LogLevel::Info, "device.hibernating",
-        {{"session", log_id_}, {"jid", full_jid_}, {"window_s", std::to_string(resume_window_s_)}});
+    S2_LOG(LogLevel::Info, "device.hibernating",
+           {{"session", log_id_}, {"jid", full_jid_}, {"window_s", resume_window_s_}});
     hibernate_timer_.start(uint64_t{resume_window_s_} * 1000, [this] {
       S2_LOG(LogLevel::Info, "device.resume_window_over", {{"session", log_id_}});
       end();

@@ -27,7 +27,7 @@ void LegacyCatchup::start(Device* d) {
   const size_t cap = ctx_.config.catchup_max;
   if (last > cap && last - cap > from) {
     S2_LOG(LogLevel::Info, "hub.catchup_capped",
-           {{"device", d->log_id()}, {"missed", std::to_string(last - from)}});
+           {{"device", d->log_id()}, {"missed", last - from}});
     from = last - cap;
   }
   d->set_catchup(true, from);
@@ -79,8 +79,7 @@ void LegacyCatchup::more(Device* d) {
     }
   }
   if (sent)
-    S2_LOG(LogLevel::Debug, "hub.device_catchup",
-           {{"device", d->log_id()}, {"delivered", std::to_string(sent)}});
+    S2_LOG(LogLevel::Debug, "hub.device_catchup", {{"device", d->log_id()}, {"delivered", sent}});
   if (at_end) {
     // Everything up to `cursor` is out; newer ids are live deliveries. Both
     // happen on this thread, so nothing falls in between.

@@ -119,8 +119,7 @@ void Outbox::release_held() {
   }
   if (n) {
     m_resent().inc(static_cast<int64_t>(n));
-    S2_LOG(LogLevel::Info, "outbox.resend",
-           {{"account", account_}, {"entries", std::to_string(n)}});
+    S2_LOG(LogLevel::Info, "outbox.resend", {{"account", account_}, {"entries", n}});
   }
   pump();
 }
@@ -185,8 +184,7 @@ void Outbox::send_one(uint64_t seq, Flight& f, UpstreamSession* via) {
   if (!parsed || f.attempts > kMaxAttempts) {
     // A stanza that took down every session it was sent on (the upstream
     // refuses it with a stream error) must not keep the account offline.
-    S2_LOG(LogLevel::Warn, "hub.outbox_given_up",
-           {{"account", account_}, {"seq", std::to_string(seq)}});
+    S2_LOG(LogLevel::Warn, "hub.outbox_given_up", {{"account", account_}, {"seq", seq}});
     if (parsed) host_.outbox_refused(f.e.route, parsed);
     settle(seq, "refused");
     return;
@@ -305,8 +303,7 @@ void Outbox::finish_verify(const std::vector<uint64_t>& batch) {
   }
   if (n) {
     m_resent().inc(static_cast<int64_t>(n));
-    S2_LOG(LogLevel::Info, "outbox.resend",
-           {{"account", account_}, {"entries", std::to_string(n)}});
+    S2_LOG(LogLevel::Info, "outbox.resend", {{"account", account_}, {"entries", n}});
   }
   pump();
   // Entries stranded while this search ran get their own.
