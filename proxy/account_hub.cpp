@@ -49,7 +49,8 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
             e.inner = std::move(s);
             process_entering(std::move(e));
           },
-          [this](uint64_t serial) { outbox_.carrier_down(serial); }) {
+          [this](uint64_t serial) { outbox_.carrier_down(serial); }),
+      receipts_(ctx, account_) {
   if (auto j = parse_jid(account_)) domain_ = j->domain;
   auto found = ctx_.store->find_account(account_);
   if (found.ok() && found.value()) {
@@ -81,6 +82,7 @@ void AccountHub::set_account_no(store::AccountNo a) {
   legacy_catchup_.set_account_no(a);
   archive_catchup_.set_account_no(a);
   outbox_.set_account_no(a);
+  receipts_.set_account_no(a);
 }
 
 void AccountHub::when_account_known(std::function<void()> fn) {

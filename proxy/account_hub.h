@@ -44,6 +44,7 @@
 #include "proxy/legacy_catchup.h"
 #include "proxy/link_drain.h"
 #include "proxy/outbox.h"
+#include "proxy/receipts_once.h"
 
 namespace s2 {
 
@@ -110,6 +111,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   //   account_hub_presence.cpp  device presence, the anchor's presence
   //   carbons_fanout.*          Carbons and the copies each device gets
   //   outbox.*                  sent messages until the upstream has them
+  //   receipts_once.*           one receipt / marker per account, not per device
   //   archive_catchup.*         the upstream MAM after the anchor (re)binds
   //   legacy_catchup.*          what a legacy device missed, at its presence
   //   device_cursors.*          what each device has (and the watermark)
@@ -170,6 +172,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   ArchiveCatchup archive_catchup_;
   Outbox outbox_;
   LinkDrain drain_;
+  ReceiptsOnce receipts_;
   // Resend keys of device messages whose commit is in flight (key → the
   // serial of the device that sent it).
   std::unordered_map<std::string, uint64_t> committing_keys_;

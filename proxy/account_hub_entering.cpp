@@ -222,6 +222,9 @@ void AccountHub::process_entering(Entering e) {
   auto record = make_record(inner, outgoing, flags, e.upstream_id, ts);
   store::WriteBatch batch;
   batch.push_back(store::op::Append{account_no_, std::move(record), std::nullopt});
+  // The peer's receipt for what the account sent: its state, with it.
+  if (cls == policy::MessageClass::Receipt && !outgoing)
+    if (auto mark = receipts_.peer_receipt(from_bare, ids.ref_id)) batch.push_back(*mark);
   // The cursor moves with live anchor traffic once catch-up is over: what
   // is behind it has been committed.
   if (!e.upstream_id.empty() && e.via == nullptr && !archive_catchup_.catching_up() &&

@@ -98,6 +98,20 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
   a.to = target_of(to, groupchat, static_cast<bool>(s.child("x", ns::kMucUser)));
   if (a.to == policy::Target::OwnDevice) a.device_present = device_by_jid(to) != nullptr;
   const auto cls = policy::classify(f);
+  // Receipts and markers once per account (receipts_once.h): a second
+  // device's answer is only reflected to the others.
+  ReceiptsOnce::Verdict answer;
+  if ((cls == policy::MessageClass::Receipt || cls == policy::MessageClass::Marker) &&
+      (a.to == policy::Target::OtherBare || a.to == policy::Target::OtherFull)) {
+    answer = receipts_.device_answer(cls, bare_jid(to).value_or(""), message_ids(s).ref_id);
+    if (!answer.send) {
+      Stanza reflected = s.clone();
+      reflected.set_attr("from", d->full_jid());
+      fanout_.fan_out(reflected, true, 0, policy::Fanout::AllDevices, nullptr, d, nullptr);
+      handled();
+      return;
+    }
+  }
   const auto dec = policy::route(cls, a, f);
   if (dec.disposition == policy::Disposition::Bounce) {
     if (dec.error) bounce_to_device(d, s, *dec.error);
@@ -152,16 +166,19 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
   const std::string origin_id = record.origin_id;
   if (!resend_key.empty()) committing_keys_[resource + '\x1f' + resend_key] = d->serial();
   when_account_known([this, record = std::move(record), outbox, stored, resource, wire, origin_id,
-                      now, resend_key, handled = std::move(handled), dev = d,
+                      answer, now, resend_key, handled = std::move(handled), dev = d,
                       dev_alive = d->alive_token(), alive = std::weak_ptr<bool>(alive_)]() mutable {
     store::WriteBatch b;
     store::op::Append append{account_no_, std::move(record), std::move(outbox)};
     append.resend_scope = resource;
     append.resend_key = resend_key;
     b.push_back(std::move(append));
+    if (answer.mark) b.push_back(*answer.mark);
     ctx_.store->submit(std::move(b), [this, stored, resource, wire, origin_id, now, resend_key,
-                                      handled, dev, dev_alive, alive](store::WriteResult r) {
+                                      answer, handled, dev, dev_alive,
+                                      alive](store::WriteResult r) {
       if (alive.expired()) return;
+      receipts_.committed(answer);
       if (!resend_key.empty()) committing_keys_.erase(resource + '\x1f' + resend_key);
       if (!r.ok() || r.ops.empty()) {
         // Not committed, so not acknowledged. Acks cover a prefix: the
