@@ -12,7 +12,7 @@
 #include "common/xml/stanza.h"
 #include "policies/classify.h"
 #include "policies/dedup.h"
-#include "proxy/stanza_facts.h"
+#include "policies/stanza_facts.h"
 
 namespace {
 void check(bool ok) {

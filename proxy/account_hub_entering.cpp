@@ -15,10 +15,10 @@
 #include "common/util/metrics.h"
 #include "policies/classify.h"
 #include "policies/dedup.h"
+#include "policies/stanza_facts.h"
 #include "proxy/account_hub.h"
 #include "proxy/device.h"
 #include "proxy/proxy_context.h"
-#include "proxy/stanza_facts.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {

@@ -3,10 +3,10 @@
 // the anchor mirrors the best presence of the account's devices (idle:
 // --idle-presence). A legacy device's initial presence starts its catch-up
 // (legacy_catchup.h), as offline storage would.
+#include "policies/stanza_facts.h"
 #include "proxy/account_hub.h"
 #include "proxy/device.h"
 #include "proxy/proxy_context.h"
-#include "proxy/stanza_facts.h"
 
 namespace s2 {
 

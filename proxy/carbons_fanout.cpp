@@ -7,9 +7,9 @@
 #include "common/mam/carbons.h"
 #include "common/store/archive_id.h"
 #include "policies/dedup.h"
+#include "policies/stanza_facts.h"
 #include "proxy/device.h"
 #include "proxy/proxy_context.h"
-#include "proxy/stanza_facts.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {

@@ -10,9 +10,9 @@
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "policies/dedup.h"
+#include "policies/stanza_facts.h"
 #include "proxy/account_hub.h"
 #include "proxy/proxy_context.h"
-#include "proxy/stanza_facts.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {

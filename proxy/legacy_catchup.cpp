@@ -7,11 +7,11 @@
 #include "common/store/archive_id.h"
 #include "common/util/log.h"
 #include "policies/dedup.h"
+#include "policies/stanza_facts.h"
 #include "proxy/carbons_fanout.h"
 #include "proxy/device.h"
 #include "proxy/device_cursors.h"
 #include "proxy/proxy_context.h"
-#include "proxy/stanza_facts.h"
 
 namespace s2 {
 

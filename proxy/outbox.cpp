@@ -7,9 +7,9 @@
 #include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
+#include "policies/stanza_facts.h"
 #include "proxy/anchor.h"
 #include "proxy/proxy_context.h"
-#include "proxy/stanza_facts.h"
 #include "proxy/upstream_session.h"
 
 namespace s2 {

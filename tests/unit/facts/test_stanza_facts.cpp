@@ -9,7 +9,7 @@
 
 #include "policies/classify.h"
 #include "policies/dedup.h"
-#include "proxy/stanza_facts.h"
+#include "policies/stanza_facts.h"
 #include "tests/unit/policies/shapes.h"
 
 namespace s2 {

@@ -1,5 +1,5 @@
 // stanza_features(), message_ids(), fingerprint_content() and the stanza edits: see stanza_facts.h.
-#include "proxy/stanza_facts.h"
+#include "policies/stanza_facts.h"
 
 #include <algorithm>
 #include <optional>
