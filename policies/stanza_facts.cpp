@@ -390,4 +390,14 @@ void set_presence_priority(Stanza& s, int priority) {
   s.add_child(p);
 }
 
+MessageFacts read_message_facts(const Stanza& s) {
+  MessageFacts m;
+  m.features = stanza_features(s);
+  m.ids = message_ids(s);
+  m.from = s.attr_or("from");
+  m.to = s.attr_or("to");
+  m.type = s.attr_or("type");
+  return m;
+}
+
 }  // namespace s2

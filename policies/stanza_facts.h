@@ -66,6 +66,18 @@ struct MessageIds {
 };
 MessageIds message_ids(const Stanza& s);
 
+// One message's facts, read once: what the policies decide on (features) and
+// what the mirror indexes (ids, addresses). The hub reads them when a stanza
+// enters its way and passes the value on; nothing downstream parses again.
+// The features are the XML's only: the caller sets `forwarded` and the
+// fields that need its state (message_features.h).
+struct MessageFacts {
+  policy::MessageFeatures features;
+  MessageIds ids;
+  std::string from, to, type;
+};
+MessageFacts read_message_facts(const Stanza& s);
+
 // Canonical content for the dedup fingerprint (policies/dedup.h DedupInput::content), the same
 // whether the message is seen live, as a carbon's inner message or as a MAM result:
 // * the text of the first <body> with non-empty text, when there is one;

@@ -83,6 +83,12 @@ void AccountHub::set_account_no(store::AccountNo a) {
   archive_catchup_.set_account_no(a);
   outbox_.set_account_no(a);
   receipts_.set_account_no(a);
+  // What a previous run left in the mirror's outbox waits for the anchor's
+  // catch-up: the upstream archive shows which of it the upstream already
+  // has (catchup_finished). Read once, before this run commits anything for
+  // the account: from here on the outbox in memory is the truth (the store
+  // lags behind it by the removals in flight).
+  outbox_.load_held();
 }
 
 void AccountHub::when_account_known(std::function<void()> fn) {
@@ -117,9 +123,6 @@ void AccountHub::on_anchor_bound() { archive_catchup_.anchor_bound(); }
 
 void AccountHub::on_anchor_ready() {
   update_anchor_presence();
-  // What the mirror's outbox holds waits for the catch-up: the upstream
-  // archive shows which of it the upstream already has (finish_catchup).
-  outbox_.load_held();
   archive_catchup_.start();
 }
 

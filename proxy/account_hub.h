@@ -37,6 +37,7 @@
 #include "common/store/store.h"
 #include "common/xml/stanza.h"
 #include "policies/route.h"
+#include "policies/stanza_facts.h"
 #include "proxy/anchor.h"
 #include "proxy/archive_catchup.h"
 #include "proxy/carbons_fanout.h"
@@ -141,8 +142,10 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   bool known_device(const std::string& resource) const;
   bool trust_upstream_ids() const;
 
-  store::MessageRecord make_record(const Stanza& inner, bool outgoing, uint32_t flags,
-                                   const std::string& upstream_id, int64_t ts) const;
+  // The mirror record of `inner`, whose facts are `m` (read once).
+  store::MessageRecord make_record(const Stanza& inner, const MessageFacts& m, bool outgoing,
+                                   uint32_t flags, const std::string& upstream_id,
+                                   int64_t ts) const;
   void bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e,
                         std::string condition = {}, std::string text = {});
 

@@ -115,33 +115,28 @@ policy::Addressing AccountHub::entering_addressing(const Entering& e, bool outgo
   return a;
 }
 
-store::MessageRecord AccountHub::make_record(const Stanza& inner, bool outgoing, uint32_t flags,
+store::MessageRecord AccountHub::make_record(const Stanza& inner, const MessageFacts& m,
+                                             bool outgoing, uint32_t flags,
                                              const std::string& upstream_id, int64_t ts) const {
   store::MessageRecord r;
   r.timestamp_ms = ts;
   r.direction = outgoing ? store::Direction::kOutgoing : store::Direction::kIncoming;
-  const std::string peer_jid = outgoing ? inner.attr_or("to") : inner.attr_or("from");
-  r.peer_bare = bare_jid(peer_jid).value_or(account_);
+  r.peer_bare = bare_jid(outgoing ? m.to : m.from).value_or(account_);
   r.flags = flags;
   r.upstream_stanza_id = upstream_id;
-  auto ids = message_ids(inner);
   // An error echoes the payload of what it bounces (ejabberd includes the
   // <origin-id/>): its ids are the original's and must not make it a
   // duplicate of it. Errors deduplicate by fingerprint only.
-  const bool error = inner.attr_or("type") == "error";
-  r.origin_id = error ? std::string() : ids.origin_id;
+  const bool error = m.type == "error";
+  r.origin_id = error ? std::string() : m.ids.origin_id;
   if (error) r.upstream_stanza_id.clear();
-  r.id = ids.id;
+  r.id = m.ids.id;
   const std::string content = fingerprint_content(inner);
   policy::DedupInput in;
-  in.from = inner.attr_or("from");
-  in.to = inner.attr_or("to");
-  const std::string from = inner.attr_or("from"), to = inner.attr_or("to"),
-                    type = inner.attr_or("type");
-  in.from = from;
-  in.to = to;
-  in.type = type;
-  in.id = ids.id;
+  in.from = m.from;
+  in.to = m.to;
+  in.type = m.type;
+  in.id = m.ids.id;
   in.content = content;
   r.fingerprint = policy::dedup_key(in, account_, false).key;
   r.stanza = inner.to_string();
@@ -150,23 +145,25 @@ store::MessageRecord AccountHub::make_record(const Stanza& inner, bool outgoing,
 
 void AccountHub::process_entering(Entering e) {
   Stanza& inner = e.inner;
+  // Its facts, read once (stanza-ids are metadata: stripping them below
+  // changes nothing the policies look at).
+  const MessageFacts facts = read_message_facts(inner);
+  const auto& ids = facts.ids;
   // The upstream's own archive id, before any stanza-id is stripped.
-  if (e.upstream_id.empty() && trust_upstream_ids() && inner.attr_or("type") != "error") {
-    for (auto& [id, by] : message_ids(inner).stanza_ids)
+  if (e.upstream_id.empty() && trust_upstream_ids() && facts.type != "error") {
+    for (auto& [id, by] : ids.stanza_ids)
       if (policy::jid_equal(by, account_)) e.upstream_id = id;
   }
   strip_claimed_stanza_ids(inner, account_, domain_);
-  auto f = stanza_features(inner);
-  const std::string from_bare = bare_jid(inner.attr_or("from")).value_or("");
-  const bool outgoing =
-      e.forwarded == policy::Forwarded::Sent ||
-      (e.forwarded == policy::Forwarded::None && e.via == nullptr && from_bare == account_ &&
-       !inner.attr_or("from").empty() && inner.attr_or("type") != "error");
+  auto f = facts.features;
+  const std::string from_bare = bare_jid(facts.from).value_or("");
+  const bool outgoing = e.forwarded == policy::Forwarded::Sent ||
+                        (e.forwarded == policy::Forwarded::None && e.via == nullptr &&
+                         from_bare == account_ && !facts.from.empty() && facts.type != "error");
   if (outgoing && e.forwarded == policy::Forwarded::None) e.forwarded = policy::Forwarded::Sent;
   f.forwarded = e.forwarded;
-  const auto ids = message_ids(inner);
   if (!ids.ref_id.empty() && account_no_ != 0) {
-    const std::string peer = outgoing ? bare_jid(inner.attr_or("to")).value_or("") : from_bare;
+    const std::string peer = outgoing ? bare_jid(facts.to).value_or("") : from_bare;
     auto kind = f.type == policy::MessageType::Error ? store::RefKind::kSentId
                 : f.correction || f.retraction
                     ? (outgoing ? store::RefKind::kSentId : store::RefKind::kReceivedId)
@@ -219,7 +216,7 @@ void AccountHub::process_entering(Entering e) {
   if (f.type == policy::MessageType::Error) flags |= store::msgflag::kError;
   if (f.receipt_request) flags |= store::msgflag::kReceiptRequested;
   const int64_t ts = e.stamp.value_or(delay_stamp(inner).value_or(unix_ms()));
-  auto record = make_record(inner, outgoing, flags, e.upstream_id, ts);
+  auto record = make_record(inner, facts, outgoing, flags, e.upstream_id, ts);
   store::WriteBatch batch;
   batch.push_back(store::op::Append{account_no_, std::move(record), std::nullopt});
   // The peer's receipt for what the account sent: its state, with it.
@@ -272,8 +269,9 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
   for (auto& item : items) {
     Stanza inner = item.message;
     strip_claimed_stanza_ids(inner, account_, domain_);
-    auto f = stanza_features(inner);
-    const bool outgoing = bare_jid(inner.attr_or("from")).value_or("") == account_;
+    const MessageFacts facts = read_message_facts(inner);
+    auto f = facts.features;
+    const bool outgoing = bare_jid(facts.from).value_or("") == account_;
     f.forwarded = outgoing ? policy::Forwarded::Sent : policy::Forwarded::Received;
     Entering e;
     e.inner = inner;
@@ -284,7 +282,7 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
     if (f.receipt_request) flags |= store::msgflag::kReceiptRequested;
     batch.push_back(store::op::Append{
         account_no_,
-        make_record(inner, outgoing, flags, item.id, item.stamp_ms.value_or(unix_ms())),
+        make_record(inner, facts, outgoing, flags, item.id, item.stamp_ms.value_or(unix_ms())),
         std::nullopt});
     pending->push_back(Pending{inner, outgoing, dec.devices});
   }

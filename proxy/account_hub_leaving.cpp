@@ -89,9 +89,12 @@ bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
 void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string& resend_key,
                                          std::function<void()> handled) {
   strip_claimed_stanza_ids(s, account_, domain_);
-  auto f = stanza_features(s);
-  const std::string to = s.attr_or("to");
-  const bool groupchat = s.attr_or("type") == "groupchat";
+  // Its facts, read once; the rewrites below (origin-id, hints, `from`) are
+  // carried into the value instead of reading the stanza again.
+  MessageFacts facts = read_message_facts(s);
+  const auto& f = facts.features;
+  const std::string to = facts.to;
+  const bool groupchat = facts.type == "groupchat";
   policy::Addressing a;
   a.dir = policy::Direction::FromDevice;
   a.sender = d->profile();
@@ -103,7 +106,7 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
   ReceiptsOnce::Verdict answer;
   if ((cls == policy::MessageClass::Receipt || cls == policy::MessageClass::Marker) &&
       (a.to == policy::Target::OtherBare || a.to == policy::Target::OtherFull)) {
-    answer = receipts_.device_answer(cls, bare_jid(to).value_or(""), message_ids(s).ref_id);
+    answer = receipts_.device_answer(cls, bare_jid(to).value_or(""), facts.ids.ref_id);
     if (!answer.send) {
       Stanza reflected = s.clone();
       reflected.set_attr("from", d->full_jid());
@@ -126,8 +129,8 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
     // The message's identity is ours to make unique: a client's 'id' may be
     // "1" every time (XEP-0359 §3: the origin-id is what must not repeat).
     // The client's 'id' stays as it is: receipts and corrections refer to it.
-    if (!s.attr("id")) s.set_attr("id", new_id());
-    ensure_origin_id(s, new_origin_id());
+    if (!s.attr("id")) s.set_attr("id", facts.ids.id = new_id());
+    facts.ids.origin_id = ensure_origin_id(s, new_origin_id());
   }
   if (dec.rewrites.add_no_store) add_hint_no_store(s);
   if (dec.rewrites.add_private) add_carbons_private(s);
@@ -154,7 +157,8 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
     handled();
     return;
   }
-  auto record = make_record(stored, true, store::msgflag::kPersistent, "", unix_ms());
+  facts.from = d->full_jid();
+  auto record = make_record(stored, facts, true, store::msgflag::kPersistent, "", unix_ms());
   // Its origin-id is unique (ours, or the client's): that is its dedup key.
   // A fingerprint would make a reused id with the same text a duplicate.
   record.fingerprint.clear();

@@ -87,15 +87,7 @@ void Outbox::load_held() {
     if (!items.ok() || items->empty()) break;
     for (auto& s : *items) {
       after = s.seq;
-      auto it = entries_.find(s.seq);
-      if (it != entries_.end()) {
-        // Waiting for a carrier, or stranded: the catch-up looks for it too.
-        if (it->second.via == 0 && !it->second.held) {
-          if (unsent_.erase(s.seq)) unsent_bytes_ -= it->second.e.stanza.size();
-          it->second.held = true;
-        }
-        continue;
-      }
+      if (entries_.count(s.seq)) continue;
       Entry e;
       e.seq = s.seq;
       e.archive_id = s.archive_id;

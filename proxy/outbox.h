@@ -68,8 +68,9 @@ class Outbox {
 
   // A message committed just now: send it.
   void add(Entry e);
-  // The mirror's entries not in memory (start-up, anchor back): held until
-  // release_held(), i.e. until the catch-up had the chance to find them.
+  // The mirror's entries, once per process, before anything else is added:
+  // held until release_held(), i.e. until the catch-up had the chance to
+  // find them.
   void load_held();
   // Evidence searched (catch-up done, or failed: resending beats losing).
   void release_held();
