@@ -251,10 +251,10 @@ Anchor* AccountHub::catchup_anchor() {
 }
 
 void AccountHub::catchup_finished(bool ok, bool retry) {
-  // The outbox entries the catch-up did not find in the upstream archive go
-  // out again; after a failed catch-up too (resending beats losing), but not
-  // when the anchor went down (its next catch-up looks again).
-  if (ok || retry) outbox_.release_held();
+  // Held outbox entries the catch-up did not settle are searched for in the
+  // upstream archive now (and resent if it has no copy); not when the anchor
+  // went down (the search waits for it).
+  if (ok || retry) outbox_.anchor_ready();
 }
 
 void AccountHub::catchup_release(Stanza s) { on_anchor_stanza(std::move(s)); }

@@ -95,25 +95,23 @@ void Outbox::load_held() {
       e.stanza = s.item.stanza;
       e.created_ms = s.item.created_ms;
       if (auto parsed = Stanza::parse(e.stanza)) e.origin_id = message_ids(parsed).origin_id;
+      const uint64_t seq = e.seq;
       insert(std::move(e), true);
+      // Sent before the restart or not: the upstream archive tells (the
+      // catch-up from the sync cursor may not reach back to it — the cursor
+      // can be past what was sent before the anchor first started).
+      stranded_.insert(seq);
     }
   }
+  if (!stranded_.empty()) schedule_verify();
 }
 
-void Outbox::release_held() {
-  size_t n = 0;
-  for (auto& [seq, f] : entries_) {
-    if (!f.held) continue;
-    f.held = false;
-    stranded_.erase(seq);
-    queue(seq);
-    ++n;
-  }
-  if (n) {
-    m_resent().inc(static_cast<int64_t>(n));
-    S2_LOG(LogLevel::Info, "outbox.resend", {{"account", account_}, {"entries", n}});
-  }
-  pump();
+void Outbox::anchor_ready() {
+  // Held entries are searched for now rather than at the next retry.
+  if (stranded_.empty() || verifying_) return;
+  verify_timer_.stop();
+  anchor_waits_ = 0;
+  verify();
 }
 
 bool Outbox::settle_origin_id(const std::string& origin_id) {
@@ -223,7 +221,7 @@ void Outbox::verify() {
   if (batch.empty()) return;
   Anchor* anchor = host_.outbox_anchor();
   if (!anchor) {
-    // The anchor's catch-up will look when it is back (release_held); if it
+    // The anchor's readiness restarts the search (anchor_ready); if it
     // stays away, resend after a while rather than never.
     if (++anchor_waits_ >= kMaxAnchorWaits) {
       anchor_waits_ = 0;

@@ -9,9 +9,10 @@
 // An entry whose carrier died unacknowledged is *held*, not resent: the
 // carrier may have delivered it just before it died (a send-and-close
 // client, a link cut after the upstream routed the message). It goes out
-// again only when the upstream shows no evidence of it — after the anchor's
-// MAM was searched from just before the entry's time (live), or after the
-// anchor's catch-up replayed the archive past it (start-up, anchor back).
+// again only when the upstream shows no evidence of it: the anchor's MAM is
+// searched from just before the oldest held entry's time (live, after a
+// restart and when the anchor is back; the catch-up from the sync cursor
+// also settles what it replays, but the cursor may be past an entry).
 // Without an upstream archive the Carbons copy is the only evidence and a
 // held entry is resent after a short wait for it.
 //
@@ -69,11 +70,10 @@ class Outbox {
   // A message committed just now: send it.
   void add(Entry e);
   // The mirror's entries, once per process, before anything else is added:
-  // held until release_held(), i.e. until the catch-up had the chance to
-  // find them.
+  // held until the upstream archive was searched for them.
   void load_held();
-  // Evidence searched (catch-up done, or failed: resending beats losing).
-  void release_held();
+  // The anchor is ready (its catch-up is over): search for what is held.
+  void anchor_ready();
   // Evidence that the upstream has the message: the entry is done.
   bool settle_origin_id(const std::string& origin_id);
   bool settle_archive_id(store::ArchiveId id);
