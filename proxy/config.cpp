@@ -68,6 +68,7 @@ void add_config_options(CLI::App& app, Config& c) {
       ->check(CLI::Range(1.0, 86400.0));
   opt(app, "sm-max-queue", c.sm_max_queue, "unacknowledged stanzas kept per device")
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
+  opt(app, "csi-max-queue", c.csi_max_queue, "stanzas held per CSI-inactive device (0: none)");
   opt(app, "vault-key-file", c.vault_key_file,
       "32-byte key sealing stored credentials (default: created 0600 in the data dir)");
   opt(app, "login-free-failures", c.login_free_failures,
