@@ -45,9 +45,10 @@ def arrival(client, pred, kind="message"):
 
 async def go_inactive(c):
     c.send_xml("<inactive xmlns='%s'/>" % NS_CSI)
-    # a ping round trip: the proxy has read <inactive/> before anything bob sends next
-    res = await c.iq("<ping xmlns='%s'/>" % NS_PING, to=c.target.domain)
-    assert res.get("type") == "result", short(res)
+    # No round trip to make sure it was read: Prosody's mod_csi_simple flushes on any bytes from the
+    # client and then stays "flushing" for csi_resume_inactive_delay (5 s), which would make the
+    # baseline hold nothing. Loopback delivers it well within this.
+    await _sleep(0.5)
 
 
 async def subscribe(alice, bob):
