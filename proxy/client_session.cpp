@@ -197,10 +197,8 @@ std::string ClientSession::post_auth_features() const {
          "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>";
   }
   if (!device_ || !device_->sm_enabled()) f += "<sm xmlns='urn:xmpp:sm:3'/>";
-  // CSI is passed through to the upstream session until the proxy owns the
-  // device queues (urgency work); offered only when upstream has it.
-  if (device_ && device_->upstream() && device_->upstream()->offers_csi())
-    f += "<csi xmlns='urn:xmpp:csi:0'/>";
+  // XEP-0352: CSI is the proxy's (Device's CsiQueue), whatever the upstream offers.
+  f += "<csi xmlns='urn:xmpp:csi:0'/>";
   return f;
 }
 

@@ -140,6 +140,10 @@ const std::vector<Spec>& specs() {
              "seconds a disconnected device stays resumable (XEP-0198)", seconds(1, 86400)),
         flag("sm-max-queue", &Config::sm_max_queue, "N", "500",
              "unacknowledged stanzas kept per device", range(uint64_t{1}, uint64_t{100000})),
+        flag("csi-max-queue", &Config::csi_max_queue, "N", "256",
+             "stanzas held per CSI-inactive device (XEP-0352); a full queue is flushed, never "
+             "dropped; 0 holds nothing",
+             range(uint64_t{0}, uint64_t{100000})),
         flag("vault-key-file", &Config::vault_key_file, "FILE", "`<data-dir>/vault.key`",
              "32-byte key sealing stored credentials and deriving FAST tokens; created 0600 when "
              "absent; refused when readable by group or others"),

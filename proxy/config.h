@@ -40,6 +40,7 @@ struct Config {
   uint64_t max_buffered_bytes = 4 * 1024 * 1024;  // per connection, unsent bytes
   double sm_resume_timeout = 300;                 // seconds a device waits for SM resumption
   uint64_t sm_max_queue = 500;                    // unacknowledged stanzas kept per device
+  uint64_t csi_max_queue = 256;                   // stanzas held per CSI-inactive device
   std::string vault_key_file;                     // 32-byte key; default <data-dir>/vault.key
   uint32_t login_free_failures = 5;               // failed logins per IP / account before backoff
   double login_backoff_max = 300;                 // seconds, cap of the doubling lockout

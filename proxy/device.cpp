@@ -6,12 +6,15 @@
 
 #include "common/crypto/encoding.h"
 #include "common/jid/jid.h"
+#include "common/mam/datetime.h"
 #include "common/store/archive_id.h"
+#include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "policies/dedup.h"
 #include "policies/stanza_facts.h"
 #include "proxy/account_hub.h"
+#include "proxy/delivery_urgency.h"
 #include "proxy/proxy_context.h"
 #include "proxy/xmpp_ns.h"
 
@@ -35,6 +38,40 @@ Metric& m_backpressure() {
                              "times a client's socket was paused for upstream flow control");
   return m;
 }
+Metric& m_deliveries(policy::Urgency u) {
+  static Metric* m[4] = {};
+  auto& slot = m[static_cast<int>(u)];
+  if (!slot)
+    slot = &counter("s2proxy_deliveries_total", "stanzas delivered to devices, by urgency",
+                    "urgency=\"" + std::string(policy::to_string(u)) + "\"");
+  return *slot;
+}
+Metric& m_csi_held() {
+  static Metric& m =
+      counter("s2proxy_csi_held_total", "stanzas held for a CSI-inactive device (XEP-0352)");
+  return m;
+}
+Metric& m_csi_coalesced() {
+  static Metric& m = counter("s2proxy_csi_coalesced_total",
+                             "held stanzas superseded by a newer one of the same key (dropped)");
+  return m;
+}
+Metric& m_csi_flushed(CsiQueue::FlushReason r) {
+  static Metric* m[6] = {};
+  auto& slot = m[static_cast<int>(r)];
+  if (!slot)
+    slot = &counter("s2proxy_csi_flushed_total",
+                    "held stanzas written to the client, by what flushed them (end: dropped "
+                    "when the device ended)",
+                    "reason=\"" + std::string(to_string(r)) + "\"");
+  return *slot;
+}
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
 Metric& m_sm_overflow() {
   static Metric& m =
       counter("s2proxy_sm_queue_overflow_total", "devices ended because their SM queue was full");
@@ -55,6 +92,7 @@ Device::Device(ProxyContext& ctx, DeviceClient* client, std::string log_id,
     : ctx_(ctx),
       client_(client),
       log_id_(std::move(log_id)),
+      csi_(ctx.config.csi_max_queue),
       hibernate_timer_(ctx.loop),
       ack_timer_(ctx.loop),
       catchup_timer_(ctx.loop),
@@ -131,6 +169,7 @@ void Device::from_client(Stanza s) {
   // for a persistent message, once it is committed to the mirror. Acks
   // cover a prefix, so a later stanza handled sooner waits for earlier ones.
   const uint64_t seq = in_seq_++;
+  if (s.name() == "presence") note_room_presence(s);
   if (!hub_) {
     upstream_->send(s);
     handled(seq);
@@ -222,7 +261,34 @@ void Device::apply_backpressure() {
 }
 
 void Device::csi_from_client(const Stanza& s) {
-  if (!ended_ && upstream_ && upstream_->offers_csi()) upstream_->send_nonza(s);
+  if (ended_) return;
+  const bool inactive = s.name() == "inactive";
+  S2_LOG(LogLevel::Debug, "device.csi",
+         {{"session", log_id_},
+          {"state", inactive ? "inactive" : "active"},
+          {"held", std::to_string(csi_.size())}});
+  auto held = csi_.set_inactive(inactive);
+  if (!held.empty()) flush_held(std::move(held), CsiQueue::FlushReason::Active);
+}
+
+// XEP-0045 §7.2: joining is presence to room/nick with a muc <x/>; a later
+// available presence to room/other-nick is a nick change (§7.6).
+void Device::note_room_presence(const Stanza& presence) {
+  auto j = parse_jid(presence.attr_or("to"));
+  if (!j || j->resource.empty() || j->local.empty()) return;
+  const std::string room = ascii_lower(j->bare());
+  const std::string type = presence.attr_or("type");
+  auto it = room_nicks_.find(room);
+  if (type == "unavailable") {
+    if (it != room_nicks_.end()) room_nicks_.erase(it);
+    return;
+  }
+  if (!type.empty()) return;
+  if (it != room_nicks_.end()) {
+    it->second = j->resource;
+  } else if (presence.child("x", "http://jabber.org/protocol/muc") && room_nicks_.size() < 1000) {
+    room_nicks_.emplace(room, j->resource);
+  }
 }
 
 namespace {
@@ -270,6 +336,42 @@ store::ArchiveId Device::archive_id_in(const Stanza& s) const {
 
 void Device::deliver(const Stanza& s, store::ArchiveId archive_id) {
   if (ended_) return;
+  const DeliveryFacts facts = delivery_facts(s, DeliveryView{account_, &room_nicks_});
+  m_deliveries(facts.urgency).inc();
+  if (!csi_.inactive() && csi_.size() == 0) {
+    write_out(s, archive_id);
+    return;
+  }
+  auto u = facts.urgency;
+  // Without SM the hub counts an archived stanza delivered when it is written
+  // (and a legacy catch-up marks its whole range at its end): holding one
+  // could let the device's cursor pass it. Such a stanza flushes instead.
+  if (!sm_ && archive_id != 0 && u == policy::Urgency::Silent) u = policy::Urgency::Normal;
+  auto out = csi_.offer(CsiQueue::Item{s.clone(), archive_id, unix_ms(), facts.coalesce_key}, u);
+  if (!out.now) {
+    m_csi_held().inc();
+    if (out.coalesced) m_csi_coalesced().inc();
+    return;
+  }
+  if (out.reason) flush_held(std::move(out.flushed), *out.reason);
+  if (!ended_) write_out(out.now->stanza, archive_id);
+}
+
+void Device::flush_held(std::vector<CsiQueue::Item> items, CsiQueue::FlushReason reason) {
+  m_csi_flushed(reason).inc(static_cast<int64_t>(items.size()));
+  S2_LOG(LogLevel::Debug, "device.csi_flush",
+         {{"session", log_id_},
+          {"reason", std::string(to_string(reason))},
+          {"stanzas", std::to_string(items.size())}});
+  for (auto& it : items) {
+    if (ended_) return;  // SM overflow ended it: the rest is dropped (see end())
+    // XEP-0203: when the proxy got it, not when the client does.
+    add_delay(it.stanza, ctx_.config.domain, mam::format_datetime(it.held_at_ms));
+    write_out(it.stanza, it.archive_id);
+  }
+}
+
+void Device::write_out(const Stanza& s, store::ArchiveId archive_id) {
   if (sm_) {
     if (sm_->on_outbound(s) == session2::SmState::Outbound::QueueFull) {
       // Bounded: a device that neither reads nor acks must not grow without
@@ -503,6 +605,10 @@ void Device::end() {
   catchup_timer_.stop();
   pressure_timer_.stop();
   catching_up_ = false;
+  // Held stanzas are dropped: the persistent ones are in the mirror (the
+  // device's next session catches up), the rest is stale presence/state.
+  if (auto held = csi_.take_all(); !held.empty())
+    m_csi_flushed(CsiQueue::FlushReason::End).inc(static_cast<int64_t>(held.size()));
   if (!sm_id_.empty()) ctx_.resumable.erase(sm_id_);
   if (hub_) {
     // A link with sends the upstream has not acknowledged yet is drained by

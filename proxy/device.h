@@ -10,6 +10,15 @@
 // device (PROTOCOLS.md §2): this one (client⇄proxy) and the UpstreamSession's
 // own (proxy⇄upstream).
 //
+// What the client sees is decided per delivery: every stanza is classified
+// once (delivery_urgency.h) and, while the client said CSI <inactive/>, the
+// Silent ones wait in the device's CsiQueue (csi_queue.h). SM counts only
+// what was written: held stanzas enter the SM queue when they are flushed.
+// CSI state and the held stanzas survive hibernation and resumption (it is
+// session state, like Carbons); a flush while hibernating goes into the SM
+// queue as any delivery does. When the device ends, held stanzas are dropped:
+// the persistent ones are in the mirror and the next session catches up.
+//
 // Ownership: ProxyContext owns every Device (ctx.devices). A Device is
 // attached to at most one DeviceClient (the ClientSession); both sides
 // clear their pointers on detach.
@@ -27,6 +36,7 @@
 #include "common/session2/sm.h"
 #include "common/store/store.h"
 #include "policies/route.h"
+#include "proxy/csi_queue.h"
 #include "proxy/upstream_session.h"
 
 namespace s2 {
@@ -127,13 +137,19 @@ class Device : public UpstreamSession::Listener {
   // Alive while this Device object is (for deferred work that names it).
   std::weak_ptr<bool> alive_token() const { return alive_; }
   uint64_t serial() const { return serial_; }
-  // Writes a stanza to the client (queued for SM; `archive_id` is reported
-  // to the hub once the client acknowledged it).
+  // Delivers a stanza to the client: classified by urgency, held while the
+  // client is CSI-inactive and the stanza is Silent, else written (after
+  // what was held) and queued for SM; `archive_id` is reported to the hub
+  // once the client acknowledged it.
   void deliver(const Stanza& s, store::ArchiveId archive_id);
 
   // Stanza from the client (after bind).
   void from_client(Stanza s);
+  // XEP-0352 <active/> / <inactive/> (top-level or inline in Bind2): served
+  // by the proxy, never forwarded upstream.
   void csi_from_client(const Stanza& s);
+  bool csi_inactive() const { return csi_.inactive(); }
+  size_t csi_held() const { return csi_.size(); }
   // Bind2 inline <enable xmlns='urn:xmpp:carbons:2'/>: enabled upstream on
   // the device's behalf; the iq result is the proxy's, not the client's.
   void enable_carbons_inline();
@@ -188,6 +204,12 @@ class Device : public UpstreamSession::Listener {
   void apply_backpressure();
   bool under_pressure(bool resuming) const;
   store::ArchiveId archive_id_in(const Stanza& s) const;
+  // Writes to the client now (SM counts it).
+  void write_out(const Stanza& s, store::ArchiveId archive_id);
+  // Writes held stanzas, in order, each with a <delay/> of when it was held.
+  void flush_held(std::vector<CsiQueue::Item> items, CsiQueue::FlushReason reason);
+  // The nick this device uses in a room (presence to room/nick), for mentions.
+  void note_room_presence(const Stanza& presence);
   void set_hibernating(bool on);
   void limit_hibernating_per_account();
   static constexpr size_t kMaxHibernatingPerAccount = 10;
@@ -203,6 +225,8 @@ class Device : public UpstreamSession::Listener {
   bool carbons_ = false;
   bool presence_available_ = false;
   std::string presence_show_, presence_status_;
+  CsiQueue csi_;
+  std::map<std::string, std::string> room_nicks_;  // room bare JID (lower case) → nick
   bool live_ = false;
   store::ArchiveId live_from_ = 0;
   std::set<store::ArchiveId> pre_live_;

@@ -268,6 +268,7 @@ void ClientSession::finish_sasl2_bound(const std::string& full_jid) {
   }
   if (req.bind->carbons) device_->enable_carbons_inline();
   if (req.bind->csi) {
+    // Served by the proxy (Device's CsiQueue), like the top-level element.
     auto csi = Stanza::element(
         *req.bind->csi == session2::CsiState::Inactive ? "inactive" : "active", ns::kCsi);
     device_->csi_from_client(csi);

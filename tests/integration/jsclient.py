@@ -212,7 +212,7 @@ class XmppJs:
 
     # ---- conveniences -----------------------------------------------------------------------------
     def start(self, name, target, user, password=None, resource=None, user_agent=None, token=None,
-              sm_id=None, sm_inbound=0, direct_tls=False, timeout=10.0):
+              sm_id=None, sm_inbound=0, direct_tls=False, csi=None, timeout=10.0):
         from xmppclient import PASSWORDS
         service = "%s://%s:%d" % ("xmpps" if direct_tls else "xmpp", target.host,
                                   target.tls_port if direct_tls else target.starttls_port)
@@ -221,6 +221,8 @@ class XmppJs:
                     userAgentId=user_agent, token=token)
         if sm_id:
             args.update(smId=sm_id, smInbound=sm_inbound)
+        if csi:
+            args.update(csi=csi)  # "active" | "inactive", inline in Bind2
         return self.call("start", timeout=timeout, **args)
 
     def trace(self, name, since=0):

@@ -10,7 +10,8 @@
 //
 // ops (all but "exit" take "name"):
 //   start    {service, domain, username, password, resource, userAgentId, software?, device?,
-//             token?: {mechanism, token, expiry} | null, smId?, smInbound?, timeout?}
+//             token?: {mechanism, token, expiry} | null, smId?, smInbound?, csi?, timeout?}
+//            csi: "active" | "inactive" sent inline in Bind2 when the server offers CSI there
 //            creates a client (automatic reconnect off), records a trace of every element in and
 //            out plus stream status changes, starts it and waits until it is online.
 //            result: state (see "state"); on failure ok=false and the error text.
@@ -76,6 +77,8 @@ function makeClient(args) {
     userAgent,
   });
   c.reconnect.stop(); // the tests decide when to reconnect
+  // Bind2 inline CSI (XEP-0386 §3.2): <active/> or <inactive/> inside <bind/>, when offered
+  if (args.csi) c.bind2.use("urn:xmpp:csi:0", async () => xml(args.csi, { xmlns: "urn:xmpp:csi:0" }));
   st.c = c;
   const rec = (dir, x) => st.log.push({ n: st.n++, t: Math.round((performance.now() - T0) * 10) / 10, dir, x });
   // the bytes as they came (after TLS), for post-mortems of what the parser made of them
