@@ -17,6 +17,7 @@
 #include "proxy/device.h"
 #include "proxy/mam_server.h"
 #include "proxy/proxy_context.h"
+#include "proxy/push_service.h"
 #include "proxy/stanza_facts.h"
 #include "proxy/xmpp_ns.h"
 
@@ -76,6 +77,9 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
       outbox_(ctx, *this, account_),
       flush_timer_(ctx.loop) {
   if (auto j = parse_jid(account_)) domain_ = j->domain;
+  // Push (XEP-0357): published through the anchor once it is ready.
+  push_ = std::make_unique<PushService>(
+      ctx_, account_, [this] { return account_no_; }, [this] { return outbox_anchor(); });
   auto found = ctx_.store->find_account(account_);
   if (found.ok() && found.value()) {
     account_no_ = found.value()->account;
@@ -198,6 +202,7 @@ void AccountHub::update_anchor_presence() {
 
 void AccountHub::attach(Device* d) {
   if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) devices_.push_back(d);
+  push_->device_attached(d);  // push: a bound device is connected
   // Its own sends waiting for a carrier go out through its new link.
   outbox_.pump();
   // Session2 devices sync with MAM: live stanzas from now on, no backlog.
@@ -231,6 +236,7 @@ bool AccountHub::known_device(const std::string& resource) const {
 
 void AccountHub::detach(Device* d) {
   devices_.erase(std::remove(devices_.begin(), devices_.end(), d), devices_.end());
+  push_->device_detached(d);  // push: an ended device is offline (it keeps its registration)
   if (d->upstream()) outbox_.carrier_down(d->upstream()->serial());
   update_anchor_presence();
 }
@@ -635,14 +641,16 @@ void AccountHub::process_entering(Entering e) {
   // is behind it has been committed.
   if (!e.upstream_id.empty() && e.via == nullptr && !catching_up_ && synced_)
     batch.push_back(store::op::SetSyncCursor{account_no_, e.upstream_id});
+  // Push: what PushService needs once it is committed (urgency: policies/urgency.h).
+  const PushService::Facts push_facts{policy::urgency(cls, f, addr.dir), d.persistence};
   when_account_known([this, batch = std::move(batch), inner, outgoing, fanout = d.devices,
-                      alive = std::weak_ptr<bool>(alive_)]() mutable {
+                      push_facts, alive = std::weak_ptr<bool>(alive_)]() mutable {
     for (auto& op : batch) {
       if (auto* a = std::get_if<store::op::Append>(&op)) a->account = account_no_;
       if (auto* c = std::get_if<store::op::SetSyncCursor>(&op)) c->account = account_no_;
     }
     ctx_.store->submit(
-        std::move(batch), [this, inner, outgoing, fanout, alive](store::WriteResult r) {
+        std::move(batch), [this, inner, outgoing, fanout, push_facts, alive](store::WriteResult r) {
           if (alive.expired()) return;
           if (!r.ok() || r.ops.empty()) {
             m_commit_failed().inc();
@@ -659,6 +667,7 @@ void AccountHub::process_entering(Entering e) {
           }
           m_archived(outgoing ? "outgoing" : "incoming").inc();
           fan_out(inner, outgoing, op.archive_id, fanout, nullptr, nullptr, nullptr);
+          push_->on_committed(inner, push_facts, op.archive_id);  // push: wake sleepers
         });
   });
 }
@@ -769,6 +778,12 @@ bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
     r.set_attr("type", "result").set_attr("id", iq.attr_or("id")).set_attr("to", d->full_jid());
     d->deliver(r, 0);
   };
+  // Push (XEP-0357) registrations are the proxy's, never relayed: the upstream's own push module
+  // must not know them (proxy/push_service.h).
+  if (to_account && PushService::wants(iq)) {
+    push_->handle_iq(d, iq);
+    return true;
+  }
   // Carbons are the proxy's (links never enable them upstream: the anchor
   // hears everything once, and the hub copies it to the devices that asked).
   if (to.empty() && type == "set") {

@@ -44,6 +44,7 @@ namespace s2 {
 
 class ProxyContext;
 class Device;
+class PushService;
 
 class AccountHub : public Anchor::Owner, private Outbox::Host {
  public:
@@ -192,6 +193,9 @@ class AccountHub : public Anchor::Owner, private Outbox::Host {
   std::unordered_map<std::string, store::ArchiveId> delivered_pending_;
   store::ArchiveId delivered_any_ = 0;  // highest id any device received (offline watermark)
   Timer flush_timer_;
+
+  // Push (XEP-0357) by the proxy: registrations, coalescing, publishing (proxy/push_service.h).
+  std::unique_ptr<PushService> push_;
 
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -93,6 +93,9 @@ void add_config_options(CLI::App& app, Config& c) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{10000}));
   opt(app, "mam-max-page", c.mam_max_page, "largest MAM page the proxy serves")
       ->check(CLI::Range(uint64_t{1}, uint64_t{10000}));
+  opt(app, "push-body", c.push_body, "XEP-0357 notifications carry the message body (true|false)");
+  opt(app, "push-coalesce", c.push_coalesce, "seconds in which one device gets one push")
+      ->check(CLI::Range(0.0, 3600.0));
 }
 
 std::vector<std::string> args_with_env(const CLI::App& app, int argc, char** argv) {
