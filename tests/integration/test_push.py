@@ -4,7 +4,8 @@ alice's device registers push through s2proxy; the app server is bob, a real XMP
 directly upstream, that answers pubsub publishes with a result (or an error) and records them.
 carol writes to alice. The proxy publishes from alice's anchor session (resource s2proxy); the
 upstream's own push module (Prosody mod_cloud_notify, ejabberd mod_push) never hears the
-registration, so nothing may reach the app server from any other address.
+registration, so nothing may reach the app server from any other address (mod_cloud_notify
+publishes from the domain itself).
 """
 import asyncio
 import time
