@@ -132,6 +132,7 @@ def test_hibernated_device_gets_one_push_per_message_and_per_burst(target, upstr
         app = await app_server(pool, upstream_target, run)
         dev = await connect(pool, target, "alice", "pushdev-" + run, sm=True)
         await enable(dev, app, node, secret)
+        await wait_until(lambda: "anchor.ready" in target.proc.log_text(), 15, "alice's anchor")
         carol = await connect(pool, upstream_target, "carol", "pc-" + run)
         await asyncio.sleep(0.5)  # SM enabled (resumable) before the cut
         dev.abort()
@@ -200,6 +201,7 @@ def test_registration_survives_restart(proxy_factory, upstream_target):
         app = await app_server(pool, upstream_target, run)
         dev = await connect(pool, t, "alice", "pushrs-" + run)
         await enable(dev, app, node, "s-" + run)
+        await wait_until(lambda: "anchor.ready" in p.log_text(), 15, "the anchor (first login)")
         await dev.disconnect()
         rc, _, killed = p.stop()
         assert rc == 0 and not killed
@@ -225,6 +227,7 @@ def test_registration_disabled_after_repeated_errors(proxy_factory, upstream_tar
         app = await app_server(pool, upstream_target, run, fail_with="cancel")
         dev = await connect(pool, t, "alice", "pusherr-" + run)
         await enable(dev, app, node, "s-" + run)
+        await wait_until(lambda: "anchor.ready" in p.log_text(), 15, "the anchor")
         await dev.disconnect()
         carol = await connect(pool, upstream_target, "carol", "pc-" + run)
         await asyncio.sleep(0.5)
