@@ -10,6 +10,7 @@
 #include "policies/dedup.h"
 #include "proxy/device.h"
 #include "proxy/proxy_context.h"
+#include "proxy/push_service.h"
 
 namespace s2 {
 namespace {
@@ -52,6 +53,9 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
           [this](uint64_t serial) { outbox_.carrier_down(serial); }),
       receipts_(ctx, account_) {
   if (auto j = parse_jid(account_)) domain_ = j->domain;
+  // Push (XEP-0357): published through the anchor once it is ready.
+  push_ = std::make_unique<PushService>(
+      ctx_, account_, [this] { return account_no_; }, [this] { return outbox_anchor(); });
   auto found = ctx_.store->find_account(account_);
   if (found.ok() && found.value()) {
     set_account_no(found.value()->account);
@@ -141,6 +145,7 @@ void AccountHub::on_anchor_rejected() {
 
 void AccountHub::attach(Device* d) {
   if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) devices_.push_back(d);
+  push_->device_attached(d);  // a bound device is connected
   // Its own sends waiting for a carrier go out through its new link.
   outbox_.pump();
   // Session2 devices sync with MAM: live stanzas from now on, no backlog.
@@ -174,6 +179,7 @@ bool AccountHub::known_device(const std::string& resource) const {
 
 void AccountHub::detach(Device* d) {
   devices_.erase(std::remove(devices_.begin(), devices_.end(), d), devices_.end());
+  push_->device_detached(d);  // an ended device is offline (it keeps its registration)
   if (d->upstream()) outbox_.carrier_down(d->upstream()->serial());
   update_anchor_presence();
 }

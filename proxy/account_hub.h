@@ -51,6 +51,7 @@ namespace s2 {
 
 class ProxyContext;
 class Device;
+class PushService;
 
 class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCatchup::Host {
  public:
@@ -113,6 +114,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   //   carbons_fanout.*          Carbons and the copies each device gets
   //   outbox.*                  sent messages until the upstream has them
   //   receipts_once.*           one receipt / marker per account, not per device
+  //   push_service.*            XEP-0357: registrations, wake-ups through the anchor
   //   archive_catchup.*         the upstream MAM after the anchor (re)binds
   //   legacy_catchup.*          what a legacy device missed, at its presence
   //   device_cursors.*          what each device has (and the watermark)
@@ -176,6 +178,8 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   Outbox outbox_;
   LinkDrain drain_;
   ReceiptsOnce receipts_;
+  // Push (XEP-0357) by the proxy: registrations, coalescing, publishing.
+  std::unique_ptr<PushService> push_;
   // Resend keys of device messages whose commit is in flight (key → the
   // serial of the device that sent it).
   std::unordered_map<std::string, uint64_t> committing_keys_;

@@ -19,6 +19,7 @@
 #include "proxy/account_hub.h"
 #include "proxy/device.h"
 #include "proxy/proxy_context.h"
+#include "proxy/push_service.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {
@@ -227,14 +228,16 @@ void AccountHub::process_entering(Entering e) {
   if (!e.upstream_id.empty() && e.via == nullptr && !archive_catchup_.catching_up() &&
       archive_catchup_.synced())
     batch.push_back(store::op::SetSyncCursor{account_no_, e.upstream_id});
+  // Push (push_service.h): the urgency of this message for a device that sleeps.
+  const PushService::Facts push_facts{policy::urgency(cls, f, addr.dir), d.persistence};
   when_account_known([this, batch = std::move(batch), inner, outgoing, fanout = d.devices,
-                      alive = std::weak_ptr<bool>(alive_)]() mutable {
+                      push_facts, alive = std::weak_ptr<bool>(alive_)]() mutable {
     for (auto& op : batch) {
       if (auto* a = std::get_if<store::op::Append>(&op)) a->account = account_no_;
       if (auto* c = std::get_if<store::op::SetSyncCursor>(&op)) c->account = account_no_;
     }
     ctx_.store->submit(
-        std::move(batch), [this, inner, outgoing, fanout, alive](store::WriteResult r) {
+        std::move(batch), [this, inner, outgoing, fanout, push_facts, alive](store::WriteResult r) {
           if (alive.expired()) return;
           if (!r.ok() || r.ops.empty()) {
             m_commit_failed().inc();
@@ -251,6 +254,7 @@ void AccountHub::process_entering(Entering e) {
           }
           m_archived(outgoing ? "outgoing" : "incoming").inc();
           fanout_.fan_out(inner, outgoing, op.archive_id, fanout, nullptr, nullptr, nullptr);
+          push_->on_committed(inner, push_facts, op.archive_id);  // wake sleeping devices
         });
   });
 }

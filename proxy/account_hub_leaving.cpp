@@ -21,6 +21,7 @@
 #include "proxy/device.h"
 #include "proxy/mam_server.h"
 #include "proxy/proxy_context.h"
+#include "proxy/push_service.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {
@@ -71,6 +72,12 @@ bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
   const std::string to = iq.attr_or("to");
   const bool to_account = to.empty() || policy::jid_equal(to, account_);
   if (CarbonsFanout::handle_iq(d, iq)) return true;
+  // Push (XEP-0357) registrations are the proxy's, never relayed: the upstream's own push module
+  // must not know them (push_service.h).
+  if (to_account && PushService::wants(iq)) {
+    push_->handle_iq(d, iq);
+    return true;
+  }
   // Another account's archive on this server is not ours to show (room
   // archives live on other domains and are relayed).
   const auto to_jid = parse_jid(to);

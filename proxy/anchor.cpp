@@ -201,6 +201,29 @@ void Anchor::query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)>
   session_->send(mam::build_mam_query_iq(id, queryid, q));
 }
 
+void Anchor::request(Stanza iq, uint64_t timeout_ms, std::function<void(const Stanza*)> done) {
+  if (!session_ || !session_->ready()) {
+    defer(ctx_.loop, [done = std::move(done)] { done(nullptr); });
+    return;
+  }
+  // Unguessable, like send_iq's: the answer may come from anyone on the network.
+  const std::string id = "s2r-" + crypto::random_nonce(12);
+  iq.set_attr("id", id);
+  auto timer = std::make_shared<Timer>(ctx_.loop);
+  timer->start(timeout_ms, [this, id] { finish_request(id, nullptr); });
+  requests_[id] = PendingRequest{iq.attr_or("to"), std::move(done), timer};
+  session_->send(iq);
+}
+
+void Anchor::finish_request(const std::string& id, const Stanza* answer) {
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  PendingRequest pr = std::move(it->second);
+  requests_.erase(it);
+  pr.timeout->stop();
+  pr.done(answer);
+}
+
 // An unanswered MAM page fails the catch-up (which retries later) instead
 // of freezing it.
 void Anchor::fail_mam(const std::string& queryid, const std::string& condition) {
@@ -224,6 +247,13 @@ void Anchor::on_upstream_stanza(Stanza s) {
     const bool trusted =
         from.empty() || bare_jid(from).value_or("") == account_ || from == account_domain_;
     if (type == "result" || type == "error") {
+      // request(): the addressee answers, or our server does for it (an error).
+      if (auto r = requests_.find(s.attr_or("id")); r != requests_.end()) {
+        const auto nf = normalize_jid(from);
+        const bool from_to = nf && nf == normalize_jid(r->second.to);
+        if (from_to || (type == "error" && trusted)) finish_request(r->first, &s);
+        return;
+      }
       auto it = trusted ? pending_iqs_.find(s.attr_or("id")) : pending_iqs_.end();
       if (it != pending_iqs_.end()) {
         auto cb = std::move(it->second);
@@ -304,11 +334,17 @@ void Anchor::end_session() {
   pending_iqs_.clear();
   auto mams = std::move(mam_);
   mam_.clear();
+  auto requests = std::move(requests_);
+  requests_.clear();
   const uint64_t serial = session_ ? session_->serial() : 0;
   retire_session();
   for (auto& [qid, pm] : mams) {
     if (pm.timeout) pm.timeout->stop();
     pm.done(MamAnswer{});
+  }
+  for (auto& [id, pr] : requests) {
+    pr.timeout->stop();
+    pr.done(nullptr);
   }
   owner_->on_anchor_down(serial);
 }

@@ -71,6 +71,11 @@ class Anchor : public UpstreamSession::Listener {
 
   // One MAM page from the upstream archive of the account.
   void query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)> done);
+  // An iq to another entity (a XEP-0357 app server, a pubsub service), sent from the anchor's
+  // full JID: `done` gets the answer — a result or error from `iq`'s `to` (or an error our own
+  // server generated on its behalf) — or nullptr when there is none within `timeout_ms` or the
+  // session ends first. Called once, never from inside request().
+  void request(Stanza iq, uint64_t timeout_ms, std::function<void(const Stanza*)> done);
   // Whether the upstream advertises MAM (disco#info on the account); unknown
   // until ready.
   std::optional<bool> upstream_has_mam() const { return has_mam_; }
@@ -112,6 +117,13 @@ class Anchor : public UpstreamSession::Listener {
   void fail_mam(const std::string& queryid, const std::string& condition);
   static constexpr uint64_t kMamTimeoutMs = 30000;
   std::unordered_map<std::string, PendingMam> mam_;  // by queryid
+  struct PendingRequest {
+    std::string to;
+    std::function<void(const Stanza*)> done;
+    std::shared_ptr<Timer> timeout;
+  };
+  void finish_request(const std::string& id, const Stanza* answer);
+  std::unordered_map<std::string, PendingRequest> requests_;  // by iq id
   bool presence_available_ = true;
   std::string presence_show_ = "xa";
   std::string presence_status_;

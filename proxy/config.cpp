@@ -144,6 +144,13 @@ const std::vector<Spec>& specs() {
              "stanzas held per CSI-inactive device (XEP-0352); a full queue is flushed, never "
              "dropped; 0 holds nothing",
              range(uint64_t{0}, uint64_t{100000})),
+        flag("push-body", &Config::push_body, "BOOL", "`false`",
+             "XEP-0357 notifications carry the message body (`last-message-body`) for every "
+             "account; never for an encrypted message"),
+        flag("push-coalesce", &Config::push_coalesce, "SECONDS", "2",
+             "one XEP-0357 notification per device per this many seconds (0: one per urgent "
+             "message)",
+             seconds(0, 3600)),
         flag("vault-key-file", &Config::vault_key_file, "FILE", "`<data-dir>/vault.key`",
              "32-byte key sealing stored credentials and deriving FAST tokens; created 0600 when "
              "absent; refused when readable by group or others"),

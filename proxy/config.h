@@ -52,6 +52,8 @@ struct Config {
   uint64_t mam_default_page = 50;                 // MAM page without <max/>
   uint64_t mam_max_page = 250;                    // MAM page cap
   std::string config_file;                        // --config: the TOML file read
+  bool push_body = false;                         // XEP-0357 notifications may carry the body
+  double push_coalesce = 2;                       // seconds: one push per device per burst
 
   // Derived paths.
   std::string cert_file() const;

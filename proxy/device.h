@@ -126,6 +126,8 @@ class Device : public UpstreamSession::Listener {
   // Stanzas that still fit in the SM queue (SIZE_MAX without SM).
   size_t queue_room() const;
   bool ended() const { return ended_; }
+  // No client connection: waiting for an SM resumption (XEP-0198), its stanzas queued.
+  bool hibernating() const { return hibernating_; }
   // The offline watermark when the device bound (its cursor if it is new).
   void set_first_cursor(store::ArchiveId id) { first_cursor_ = id; }
   store::ArchiveId first_cursor() const { return first_cursor_; }
