@@ -9,17 +9,11 @@
 #include "common/util/metrics.h"
 #include "policies/dedup.h"
 #include "proxy/device.h"
+#include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
 #include "proxy/push_service.h"
 
 namespace s2 {
-namespace {
-Metric& m_commit_failed() {
-  static Metric& m = counter("s2proxy_mirror_write_errors_total", "failed mirror writes");
-  return m;
-}
-}  // namespace
-
 AccountHub& AccountHub::of(ProxyContext& ctx, const std::string& account) {
   auto it = ctx.hubs.find(account);
   if (it != ctx.hubs.end()) return *it->second;
@@ -165,7 +159,7 @@ void AccountHub::attach(Device* d) {
     auto rec = ctx_.store->get_device(account_no_, resource);
     if (rec.ok() && !rec.value()) u.last_delivered = cursors_.offline_watermark();
     ctx_.store->submit({std::move(u)}, [](store::WriteResult r) {
-      if (!r.ok()) m_commit_failed().inc();
+      if (!r.ok()) mirror_metrics::write_errors().inc();
     });
   });
 }

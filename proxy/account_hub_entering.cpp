@@ -18,25 +18,13 @@
 #include "policies/stanza_facts.h"
 #include "proxy/account_hub.h"
 #include "proxy/device.h"
+#include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
 #include "proxy/push_service.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {
 namespace {
-Metric& m_archived(const char* dir) {
-  return counter("s2proxy_messages_archived_total", "messages committed to the mirror",
-                 std::string("direction=\"") + dir + "\"");
-}
-Metric& m_duplicates() {
-  static Metric& m =
-      counter("s2proxy_messages_deduplicated_total", "copies recognised as already archived");
-  return m;
-}
-Metric& m_commit_failed() {
-  static Metric& m = counter("s2proxy_mirror_write_errors_total", "failed mirror writes");
-  return m;
-}
 
 std::optional<int64_t> delay_stamp(const Stanza& m) {
   if (auto d = m.child("delay", ns::kDelay)) return mam::parse_datetime(d.attr_or("stamp"));
@@ -240,19 +228,19 @@ void AccountHub::process_entering(Entering e) {
         std::move(batch), [this, inner, outgoing, fanout, push_facts, alive](store::WriteResult r) {
           if (alive.expired()) return;
           if (!r.ok() || r.ops.empty()) {
-            m_commit_failed().inc();
+            mirror_metrics::write_errors().inc();
             S2_LOG(LogLevel::Error, "hub.archive_failed",
                    {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
             return;
           }
           const auto& op = r.ops[0];
           if (op.duplicate) {
-            m_duplicates().inc();
+            mirror_metrics::deduplicated().inc();
             // The upstream's copy of a message a device sent: it has it.
             if (outgoing) outbox_.settle_archive_id(op.archive_id);
             return;
           }
-          m_archived(outgoing ? "outgoing" : "incoming").inc();
+          mirror_metrics::archived(outgoing).inc();
           fanout_.fan_out(inner, outgoing, op.archive_id, fanout, nullptr, nullptr, nullptr);
           push_->on_committed(inner, push_facts, op.archive_id);  // wake sleeping devices
         });
@@ -295,7 +283,7 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
                                         alive = std::weak_ptr<bool>(alive_)](store::WriteResult r) {
     if (alive.expired()) return;
     if (!r.ok()) {
-      m_commit_failed().inc();
+      mirror_metrics::write_errors().inc();
       done(false);
       return;
     }

@@ -20,26 +20,13 @@
 #include "proxy/account_hub.h"
 #include "proxy/device.h"
 #include "proxy/mam_server.h"
+#include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
 #include "proxy/push_service.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {
 namespace {
-Metric& m_archived() {
-  static Metric& m = counter("s2proxy_messages_archived_total", "messages committed to the mirror",
-                             "direction=\"outgoing\"");
-  return m;
-}
-Metric& m_duplicates() {
-  static Metric& m =
-      counter("s2proxy_messages_deduplicated_total", "copies recognised as already archived");
-  return m;
-}
-Metric& m_commit_failed() {
-  static Metric& m = counter("s2proxy_mirror_write_errors_total", "failed mirror writes");
-  return m;
-}
 
 std::string new_id() { return crypto::hex_encode(crypto::random_bytes(9)); }
 // 128 random bits: unique across every device and session of every account.
@@ -195,7 +182,7 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
         // Not committed, so not acknowledged. Acks cover a prefix: the
         // device's counter could never move again, so its session ends and
         // the client resends everything it has not seen acknowledged.
-        m_commit_failed().inc();
+        mirror_metrics::write_errors().inc();
         S2_LOG(LogLevel::Error, "hub.send_not_archived",
                {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
         if (!dev_alive.expired())
@@ -206,10 +193,10 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
       const auto& op = r.ops[0];
       if (op.duplicate) {
         // The client's own origin-id, seen before: it is this message again.
-        m_duplicates().inc();
+        mirror_metrics::deduplicated().inc();
         return;
       }
-      m_archived().inc();
+      mirror_metrics::archived(true).inc();
       if (op.outbox_seq != 0)
         outbox_.add(Outbox::Entry{op.outbox_seq, op.archive_id, resource, wire, origin_id, now});
       Device* sender = dev_alive.expired() ? nullptr : dev;

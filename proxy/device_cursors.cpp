@@ -6,16 +6,10 @@
 #include "common/util/clock.h"
 #include "common/util/metrics.h"
 #include "proxy/device.h"
+#include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
 
 namespace s2 {
-namespace {
-Metric& m_commit_failed() {
-  static Metric& m = counter("s2proxy_mirror_write_errors_total", "failed mirror writes");
-  return m;
-}
-}  // namespace
-
 DeviceCursors::DeviceCursors(ProxyContext& ctx) : ctx_(ctx), timer_(ctx.loop) {}
 
 DeviceCursors::~DeviceCursors() { flush(); }  // acknowledged since the last flush
@@ -80,7 +74,7 @@ void DeviceCursors::flush() {
   }
   pending_.clear();
   ctx_.store->submit(std::move(b), [](store::WriteResult r) {
-    if (!r.ok()) m_commit_failed().inc();
+    if (!r.ok()) mirror_metrics::write_errors().inc();
   });
 }
 

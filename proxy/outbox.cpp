@@ -9,6 +9,7 @@
 #include "common/util/metrics.h"
 #include "policies/stanza_facts.h"
 #include "proxy/anchor.h"
+#include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
 #include "proxy/upstream_session.h"
 
@@ -27,10 +28,6 @@ Metric& m_resent() {
   static Metric& m = counter("s2proxy_outbox_resent_total",
                              "outbox entries sent again: their carrier died and the upstream "
                              "showed no evidence of them");
-  return m;
-}
-Metric& m_commit_failed() {
-  static Metric& m = counter("s2proxy_mirror_write_errors_total", "failed mirror writes");
   return m;
 }
 
@@ -141,7 +138,7 @@ void Outbox::settle(uint64_t seq, const char* how) {
   m_pending().set(static_cast<int64_t>(entries_.size()));
   m_settled(how).inc();
   ctx_.store->submit({store::op::RemoveOutbox{account_no_, seq}}, [](store::WriteResult r) {
-    if (!r.ok()) m_commit_failed().inc();
+    if (!r.ok()) mirror_metrics::write_errors().inc();
   });
 }
 
