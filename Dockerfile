@@ -20,7 +20,8 @@ RUN cmake --preset default \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libstrophe0 libssl3 liblmdb0 libexpat1 libtomlplusplus3 ca-certificates \
+      libuv1 libstrophe0 libssl3 liblmdb0 libexpat1 libtomlplusplus3 libidn12 \
+      ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10222 s2proxy \
  && useradd --system --uid 10222 --gid s2proxy --home-dir /var/lib/s2proxy \

@@ -1,15 +1,19 @@
-// JID parsing per RFC 7622; see jid.h for what is approximated and why.
+// JID parsing; see jid.h for which rules are the server's and why.
 //
 // Split order follows RFC 7622 §3.1 exactly: the resourcepart is everything
 // after the first '/', the localpart everything before the first '@' that
 // precedes that '/'. So "a@b/c@d/e" is local "a", domain "b", resource "c@d/e".
-// Each part is then checked on code points (decoded once; the whole input was
-// validated as UTF-8 first) and normalised.
+// Each part is then prepared with libidn's stringprep profile for it
+// (nodeprep, nameprep, resourceprep), as Prosody's util.encodings does, and
+// the domain's result checked for host syntax.
 #include "common/jid/jid.h"
 
 #include <arpa/inet.h>
+#include <stringprep.h>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 
 namespace s2 {
 namespace {
@@ -34,11 +38,6 @@ bool is_control(char32_t c) { return c < 0x20 || (c >= 0x7F && c <= 0x9F); }
 bool is_space(char32_t c) {
   return c == 0x20 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
          c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-void ascii_lower(std::string& s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
 }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -82,6 +81,25 @@ bool all_digits(std::string_view s) {
   return !s.empty();
 }
 
+// One stringprep profile over `s`, with the checks and limits Prosody 0.12's
+// util.encodings applies around the same call: input and output each at most
+// 1023 bytes (its buffer is 1024 with the NUL), valid UTF-8, no NUL byte,
+// unassigned code points allowed (the non-strict mode Prosody uses for JIDs).
+// An empty result (e.g. only U+00AD, which maps to nothing) is rejected: a
+// JID part is never empty (RFC 7622 §3.1).
+std::optional<std::string> prep(std::string_view s, const Stringprep_profile* profile) {
+  if (s.empty() || s.size() > kMaxJidPartBytes || !is_valid_utf8(s)) return std::nullopt;
+  if (s.find('\0') != std::string_view::npos) return std::nullopt;
+  std::array<char, kMaxJidPartBytes + 1> buf{};
+  std::memcpy(buf.data(), s.data(), s.size());
+  buf[s.size()] = '\0';
+  if (stringprep(buf.data(), buf.size(), Stringprep_profile_flags{}, profile) != STRINGPREP_OK)
+    return std::nullopt;
+  size_t n = std::strlen(buf.data());
+  if (n == 0) return std::nullopt;
+  return std::string(buf.data(), n);
+}
+
 }  // namespace
 
 bool is_valid_utf8(std::string_view s) {
@@ -117,41 +135,23 @@ bool is_valid_utf8(std::string_view s) {
 }
 
 std::optional<std::string> prep_localpart(std::string_view s) {
-  if (s.empty() || s.size() > kMaxJidPartBytes || !is_valid_utf8(s)) return std::nullopt;
-  for (size_t i = 0; i < s.size();) {
-    char32_t c = next_cp(s, i);
-    if (is_control(c) || is_space(c)) return std::nullopt;
-    switch (c) {  // RFC 7622 §3.3.1
-      case '"':
-      case '&':
-      case '\'':
-      case '/':
-      case ':':
-      case '<':
-      case '>':
-      case '@':
-        return std::nullopt;
-      default:
-        break;
-    }
-  }
-  std::string out(s);
-  ascii_lower(out);
-  return out;
+  // Nodeprep also prohibits the RFC 7622 §3.3.1 characters (" & ' / : < > @),
+  // spaces and controls.
+  return prep(s, stringprep_xmpp_nodeprep);
 }
 
 std::optional<std::string> prep_domainpart(std::string_view s) {
-  // RFC 7622 §3.2: a final label separator is stripped before the checks.
+  // RFC 7622 §3.2 / Prosody's util.jid: one final dot is stripped first.
   if (!s.empty() && s.back() == '.') s.remove_suffix(1);
-  if (s.empty() || s.size() > kMaxJidPartBytes || !is_valid_utf8(s)) return std::nullopt;
-  std::string out(s);
-  ascii_lower(out);
-  if (out.front() == '[') {  // RFC 3986 IP-literal, IPv6 only (no IPvFuture)
+  auto prepped = prep(s, stringprep_nameprep);
+  if (!prepped) return std::nullopt;
+  std::string_view out = *prepped;
+  if (out.starts_with('[')) {  // RFC 3986 IP-literal, IPv6 only (no IPvFuture)
     if (out.size() < 4 || out.back() != ']') return std::nullopt;
-    std::string inner = out.substr(1, out.size() - 2);
+    std::string inner(out.substr(1, out.size() - 2));
     in6_addr addr;
     if (inet_pton(AF_INET6, inner.c_str(), &addr) != 1) return std::nullopt;
-    return out;
+    return prepped;
   }
   std::string_view rest = out;
   std::string_view last;
@@ -165,14 +165,11 @@ std::optional<std::string> prep_domainpart(std::string_view s) {
   // RFC 3696 §2: a top-level label is never all-numeric, so such a domain
   // can only be an IPv4 address.
   if (all_digits(last) && !valid_ipv4(out)) return std::nullopt;
-  return out;
+  return prepped;
 }
 
 std::optional<std::string> prep_resourcepart(std::string_view s) {
-  if (s.empty() || s.size() > kMaxJidPartBytes || !is_valid_utf8(s)) return std::nullopt;
-  for (size_t i = 0; i < s.size();)
-    if (is_control(next_cp(s, i))) return std::nullopt;
-  return std::string(s);
+  return prep(s, stringprep_xmpp_resourceprep);
 }
 
 std::optional<Jid> make_jid(std::string_view local, std::string_view domain,

@@ -6,27 +6,31 @@
 // spellings of one address ("Alice@Example.COM." and "alice@example.com")
 // become one key.
 //
-// PRECIS is approximated, not implemented (no Unicode tables are linked in):
-//  * localpart (RFC 7622 §3.3, UsernameCaseMapped): ASCII letters are
-//    lower-cased; non-ASCII code points are kept as they are (no Unicode case
-//    mapping, no NFC). Rejected: the characters RFC 7622 §3.3.1 forbids
-//    (" & ' / : < > @), spaces (U+0020 and the Unicode space separators),
-//    control characters (C0, DEL, C1).
-//  * domainpart (§3.2): ASCII lower-cased, one trailing dot stripped, every
-//    label 1..63 bytes of letters, digits, '-' (not first or last) and '_'
-//    (Prosody/ejabberd accept it: UTS-46 without STD3 rules), or non-ASCII
-//    code points other than spaces/controls (U-labels are not checked against
-//    IDNA2008 and not converted to A-labels). IP literals: a dotted-quad
-//    IPv4 address (a domain whose last label is all digits must be one, RFC
-//    3696 §2) or "[IPv6]" (RFC 3986 IP-literal, checked with inet_pton, kept
-//    as written apart from lower-casing).
-//  * resourcepart (§3.4, OpaqueString): kept byte for byte (case-sensitive,
-//    may contain '/', '@', spaces); control characters rejected.
-// Each part must be 1..1023 bytes after normalisation (§3.1) and the whole
-// input valid UTF-8 (no overlong forms, no surrogates). Two clients that send
-// the same non-ASCII localpart in different Unicode case therefore reach
-// different accounts; that is the price of having no Unicode tables, and it
-// errs on the side of "different" (never merges two accounts).
+// Each part is prepared as the servers behind us prepare it: RFC 3920's
+// stringprep profiles (RFC 6122 keeps them for XMPP), implemented by libidn,
+// the same profiles Prosody 0.12 (util.encodings) and ejabberd 23
+// (p1_stringprep) apply:
+//  * localpart: Nodeprep (Unicode case folding, NFKC, the RFC 3454 prohibited
+//    tables incl. spaces and controls, the bidi rule, and " & ' / : < > @).
+//  * domainpart: one trailing dot stripped, then Nameprep; the result must
+//    then be a host name (labels of 1..63 bytes: letters, digits, '-' not
+//    first or last, '_', or non-ASCII code points other than spaces and
+//    controls; a last label of digits only is an IPv4 dotted quad) or an
+//    "[IPv6]" literal (inet_pton). That last check is ours: nameprep alone
+//    accepts "a b" or "x:5222".
+//  * resourcepart: Resourceprep (NFKC, no case folding, ASCII space allowed).
+// Unassigned code points (Unicode 3.2) are allowed, as Prosody allows them.
+// Each part must be 1..1023 bytes before and after preparation (Prosody's
+// limits; a part that prepares to nothing is rejected) and the whole input
+// valid UTF-8 (no overlong forms, no surrogates) without NUL bytes.
+// tests/unit/jid/prosody_crosscheck.py runs the table in
+// tests/unit/jid/prep_table.tsv and 20000 random strings through Prosody's
+// own util.encodings: where both accept, the results are equal byte for
+// byte, so two spellings of one account are one key here as on the server.
+// Where they differ we are stricter (empty parts, non-host domains) or the
+// input holds code points unassigned in Unicode 3.2 (Debian's ICU-built
+// Prosody applies today's bidi classes to them, ejabberd rejects them): the
+// server refuses such a JID itself, so no account is merged or split.
 #pragma once
 
 #include <optional>
@@ -53,8 +57,8 @@ struct Jid {
   bool operator==(const Jid&) const = default;
 };
 
-// Parses and normalises `s`; nullopt when RFC 7622 (as approximated above)
-// forbids it. Never throws on any input.
+// Parses and normalises `s`; nullopt when the rules above forbid it. Never
+// throws on any input.
 std::optional<Jid> parse_jid(std::string_view s);
 
 // Builds a Jid from separate parts, normalising and checking each one as

@@ -1,7 +1,14 @@
-// JID parsing tables (RFC 7622 as approximated in common/jid/jid.h).
+// JID parsing tables (RFC 7622 split, libidn's XMPP stringprep profiles; see
+// common/jid/jid.h). prep_table.tsv holds the tricky part-level cases; the
+// same file is run against Prosody's own util.encodings by
+// prosody_crosscheck.py (ctest jid_prosody_crosscheck).
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/jid/jid.h"
 
@@ -17,6 +24,89 @@ struct Valid {
 
 std::string rep(char c, size_t n) { return std::string(n, c); }
 
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// prep_table.tsv escapes (as prosody_crosscheck.py's decode): \xNN a byte,
+// \u{HEX} a code point, \[N] the previous unit N times in all, \\ a backslash.
+std::string decode(const std::string& f) {
+  std::string out, last;
+  for (size_t i = 0; i < f.size();) {
+    if (f[i] != '\\') {
+      // One UTF-8 sequence is one unit.
+      size_t n = 1;
+      while (i + n < f.size() && (static_cast<unsigned char>(f[i + n]) & 0xC0) == 0x80) ++n;
+      last = f.substr(i, n);
+      out += last;
+      i += n;
+      continue;
+    }
+    char k = f[i + 1];
+    if (k == 'x') {
+      last = std::string(1, static_cast<char>(std::stoi(f.substr(i + 2, 2), nullptr, 16)));
+      out += last;
+      i += 4;
+    } else if (k == 'u') {
+      size_t end = f.find('}', i);
+      last.clear();
+      append_utf8(last,
+                  static_cast<char32_t>(std::stoul(f.substr(i + 3, end - i - 3), nullptr, 16)));
+      out += last;
+      i = end + 1;
+    } else if (k == '[') {
+      size_t end = f.find(']', i);
+      for (int n = std::stoi(f.substr(i + 2, end - i - 2)); n > 1; --n) out += last;
+      i = end + 1;
+    } else {
+      last = std::string(1, k);
+      out += last;
+      i += 2;
+    }
+  }
+  return out;
+}
+
+struct PrepRow {
+  int line;
+  std::string in;
+  std::optional<std::string> local, resource, domain;
+};
+
+std::vector<PrepRow> prep_table() {
+  std::ifstream f(S2_JID_PREP_TABLE);
+  REQUIRE(f.good());
+  std::vector<PrepRow> rows;
+  std::string line;
+  for (int ln = 1; std::getline(f, line); ++ln) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> cols;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, '\t');) cols.push_back(c);
+    REQUIRE(cols.size() >= 4);
+    auto exp = [](const std::string& c) -> std::optional<std::string> {
+      if (c == "-") return std::nullopt;
+      return decode(c);
+    };
+    rows.push_back({ln, decode(cols[0]), exp(cols[1]), exp(cols[2]), exp(cols[3])});
+  }
+  return rows;
+}
+
 // A domain of exactly n bytes made of 50-byte labels and a shorter tail.
 std::string domain_of(size_t n) {
   std::string d;
@@ -25,6 +115,34 @@ std::string domain_of(size_t n) {
 }
 
 }  // namespace
+
+TEST_CASE("part preparation table (nodeprep, resourceprep, nameprep + host syntax)") {
+  auto rows = prep_table();
+  CHECK(rows.size() >= 60);
+  for (const auto& r : rows) {
+    CAPTURE(r.line);
+    CAPTURE(r.in);
+    CHECK(s2::prep_localpart(r.in) == r.local);
+    CHECK(s2::prep_resourcepart(r.in) == r.resource);
+    CHECK(s2::prep_domainpart(r.in) == r.domain);
+  }
+}
+
+TEST_CASE("one account however it is spelled (issue 11)") {
+  CHECK(*parse_jid("\xC3\x84rger@Example.com") == *parse_jid("\xC3\xA4rger@example.com"));
+  CHECK(*parse_jid("\xEF\xBC\xA1lice@example.com") ==
+        *parse_jid("alice@example.com"));  // fullwidth A
+  CHECK(*parse_jid("stra\xC3\x9F"
+                   "e@example.com") == *parse_jid("strasse@example.com"));
+  CHECK(*parse_jid("a\xC2\xAD"
+                   "b@example.com") == *parse_jid("ab@example.com"));  // soft hyphen
+  CHECK(*parse_jid("x@\xC3\x9C"
+                   "ber.example") == *parse_jid("x@\xC3\xBC"
+                                                "ber.example"));
+  // Resources are not case-folded (resourceprep) but are NFKC-normalised.
+  CHECK_FALSE(*parse_jid("a@b/R") == *parse_jid("a@b/r"));
+  CHECK(*parse_jid("a@b/\xEF\xAC\x81") == *parse_jid("a@b/fi"));  // ligature
+}
 
 TEST_CASE("valid JIDs parse and normalise") {
   const std::string l1023 = rep('a', 1023);
@@ -55,9 +173,9 @@ TEST_CASE("valid JIDs parse and normalise") {
       {"u@123.example", "u", "123.example", ""},
       {"u@localhost", "u", "localhost", ""},
       {"u@b\xC3\xBC\x63her.example", "u", "b\xC3\xBC\x63her.example", ""},
-      // Non-ASCII localpart: valid, kept as is (no Unicode case mapping).
+      // Non-ASCII localpart: Unicode case folding (nodeprep, table B.2).
       {"J\xC3\xBCrgen@example.com", "j\xC3\xBCrgen", "example.com", ""},
-      {"\xC3\x9C@example.com", "\xC3\x9C", "example.com", ""},
+      {"\xC3\x9C@example.com", "\xC3\xBC", "example.com", ""},
       {"\xF0\x9F\x98\x80@example.com/\xF0\x9F\x98\x80", "\xF0\x9F\x98\x80", "example.com",
        "\xF0\x9F\x98\x80"},
       // Localpart may hold other ASCII punctuation.
