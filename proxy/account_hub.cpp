@@ -45,7 +45,8 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
             process_entering(std::move(e));
           },
           [this](uint64_t serial) { outbox_.carrier_down(serial); }),
-      receipts_(ctx, account_) {
+      receipts_(ctx, account_),
+      displayed_(ctx, account_, [this] { return outbox_anchor(); }) {
   if (auto j = parse_jid(account_)) domain_ = j->domain;
   // Push (XEP-0357): published through the anchor once it is ready.
   push_ = std::make_unique<PushService>(
@@ -122,6 +123,7 @@ void AccountHub::on_anchor_bound() { archive_catchup_.anchor_bound(); }
 void AccountHub::on_anchor_ready() {
   update_anchor_presence();
   archive_catchup_.start();
+  displayed_.anchor_ready();
 }
 
 void AccountHub::on_anchor_down(uint64_t serial) {

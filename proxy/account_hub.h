@@ -42,6 +42,7 @@
 #include "proxy/archive_catchup.h"
 #include "proxy/carbons_fanout.h"
 #include "proxy/device_cursors.h"
+#include "proxy/displayed_sync.h"
 #include "proxy/legacy_catchup.h"
 #include "proxy/link_drain.h"
 #include "proxy/outbox.h"
@@ -114,6 +115,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   //   carbons_fanout.*          Carbons and the copies each device gets
   //   outbox.*                  sent messages until the upstream has them
   //   receipts_once.*           one receipt / marker per account, not per device
+  //   displayed_sync.*          XEP-0490: the account's displayed state, server-assisted
   //   push_service.*            XEP-0357: registrations, wake-ups through the anchor
   //   archive_catchup.*         the upstream MAM after the anchor (re)binds
   //   legacy_catchup.*          what a legacy device missed, at its presence
@@ -178,6 +180,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   Outbox outbox_;
   LinkDrain drain_;
   ReceiptsOnce receipts_;
+  DisplayedSync displayed_;
   // Push (XEP-0357) by the proxy: registrations, coalescing, publishing.
   std::unique_ptr<PushService> push_;
   // Resend keys of device messages whose commit is in flight (key → the

@@ -73,6 +73,11 @@ void AccountHub::from_link(Device* d, Stanza s) {
     if (name == "presence" && anchor_ && !anchor_jid().empty() &&
         policy::jid_equal(s.attr_or("from"), anchor_jid()))
       return;  // the anchor's own presence is not a device
+    // The account's features include what the proxy adds (XEP-0490 assist).
+    if (name == "iq" && s.attr_or("type") == "result") {
+      const std::string from = s.attr_or("from");
+      if (from.empty() || policy::jid_equal(from, account_)) DisplayedSync::advertise(s, account_);
+    }
     d->deliver(s, 0);
     return;
   }

@@ -83,6 +83,11 @@ bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
 void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string& resend_key,
                                          std::function<void()> handled) {
   strip_claimed_stanza_ids(s, account_, domain_);
+  // XEP-0490 server assist: the <displayed/> for the account's own node is
+  // taken out before the message is read, archived, copied or sent.
+  const auto assist = DisplayedSync::take_assist(s);
+  const bool had_assist = assist.has_value();
+  if (assist) displayed_.assisted(s.attr_or("to"), *assist);
   // Its facts, read once; the rewrites below (origin-id, hints, `from`) are
   // carried into the value instead of reading the stanza again.
   MessageFacts facts = read_message_facts(s);
@@ -101,6 +106,11 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
   if ((cls == policy::MessageClass::Receipt || cls == policy::MessageClass::Marker) &&
       (a.to == policy::Target::OtherBare || a.to == policy::Target::OtherFull)) {
     answer = receipts_.device_answer(cls, bare_jid(to).value_or(""), facts.ids.ref_id);
+    // A displayed marker that goes upstream moves the chat's XEP-0490 state
+    // (1:1 only: a room's state names the room's own stanza-id).
+    if (answer.send && answer.mark && cls == policy::MessageClass::Marker && !groupchat &&
+        !had_assist)
+      displayed_.marker_sent(bare_jid(to).value_or(""), answer.mark->archive_id);
     if (!answer.send) {
       Stanza reflected = s.clone();
       reflected.set_attr("from", d->full_jid());

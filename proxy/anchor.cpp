@@ -250,7 +250,12 @@ void Anchor::on_upstream_stanza(Stanza s) {
       // request(): the addressee answers, or our server does for it (an error).
       if (auto r = requests_.find(s.attr_or("id")); r != requests_.end()) {
         const auto nf = normalize_jid(from);
-        const bool from_to = nf && nf == normalize_jid(r->second.to);
+        const std::string& to = r->second.to;
+        // A request to the account itself (its PEP) is answered without a
+        // 'from' by Prosody (RFC 6120 §8.1.2.1: from the user's own account).
+        const bool to_self = to.empty() || bare_jid(to).value_or("") == account_;
+        const bool from_to = (nf && nf == normalize_jid(to)) ||
+                             (from.empty() && to_self && to.find('/') == std::string::npos);
         if (from_to || (type == "error" && trusted)) finish_request(r->first, &s);
         return;
       }

@@ -72,8 +72,9 @@ class Anchor : public UpstreamSession::Listener {
   // One MAM page from the upstream archive of the account.
   void query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)> done);
   // An iq to another entity (a XEP-0357 app server, a pubsub service), sent from the anchor's
-  // full JID: `done` gets the answer — a result or error from `iq`'s `to` (or an error our own
-  // server generated on its behalf) — or nullptr when there is none within `timeout_ms` or the
+  // full JID: `done` gets the answer — a result or error from `iq`'s `to` (an answer without
+  // 'from' when `to` is the account's bare JID: its PEP; or an error our own server generated on
+  // its behalf) — or nullptr when there is none within `timeout_ms` or the
   // session ends first. Called once, never from inside request().
   void request(Stanza iq, uint64_t timeout_ms, std::function<void(const Stanza*)> done);
   // Whether the upstream advertises MAM (disco#info on the account); unknown

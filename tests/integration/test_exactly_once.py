@@ -679,6 +679,10 @@ def test_burst_5000_exactly_once_and_responsive(target, upstream_target):
     for kind in ("ping", "echo"):
         if kind not in rtt or rtt[kind]["n"] < 5:
             problems.append("too few %s round trips measured: %s" % (kind, rtt))
+        elif os.environ.get("S2_SANITIZED") == "1":
+            # ASan + UBSan build: several times slower per stanza by design; the latency goal is the
+            # release build's (CTest sets S2_SANITIZED). Exactly-once above is asserted in both.
+            print("sanitizer build: %s round trips reported, not asserted" % kind)
         elif kind == "echo" and upstream_target.kind == "ejabberd":
             # an archived message's round trip on ejabberd is its own mnesia MAM's: the upstream alone
             # (S2_TARGET=direct) measures median ~90 ms, p95 ~200 ms during the 1,000 burst. Reported only.
