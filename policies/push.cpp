@@ -26,6 +26,18 @@ PushAction push_decide(Urgency u, Persistence p, const PushTarget& t) {
   return PushAction::Push;
 }
 
+bool push_body_opted_in(BodySetting account, bool daemon_default) {
+  switch (account) {
+    case BodySetting::On:
+      return true;
+    case BodySetting::Off:
+      return false;
+    case BodySetting::Default:
+      break;
+  }
+  return daemon_default;
+}
+
 bool push_includes_body(MessageClass c, const MessageFeatures& f, bool account_opted_in) {
   if (!account_opted_in || !f.has_body || f.encryption != Encryption::None) return false;
   switch (c) {

@@ -51,6 +51,11 @@ PushAction push_decide(Urgency u, Persistence p, const PushTarget& t);
 // May the notification carry `last-message-body` (PROTOCOLS.md §8)?
 bool push_includes_body(MessageClass c, const MessageFeatures& f, bool account_opted_in);
 
+// The account's own choice (`s2proxy accounts push-body JID on|off|default`)
+// over the daemon's default (--push-body).
+enum class BodySetting : uint8_t { Default, On, Off };
+bool push_body_opted_in(BodySetting account, bool daemon_default);
+
 std::string_view to_string(PushAction a);
 
 }  // namespace s2::policy

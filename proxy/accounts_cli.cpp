@@ -111,6 +111,33 @@ int accounts_show(const Config& cfg, const std::string& jid_text) {
               << (bounds->last_id ? store::render_archive_id(bounds->last_id) : "-") << "\n";
   }
   if (devices) std::cout << "devices      " << devices->size() << "\n";
+  const char* body = (a.settings & store::acctset::kPushBodyOn)    ? "on"
+                     : (a.settings & store::acctset::kPushBodyOff) ? "off"
+                                                                   : "default (--push-body)";
+  std::cout << "push body    " << body << "\n";
+  return 0;
+}
+
+int accounts_push_body(const Config& cfg, const std::string& jid_text, const std::string& setting) {
+  auto t = open_target(cfg, jid_text);
+  if (t.error) return t.error;
+  auto acct = t.mirror->find_account(t.jid);
+  if (!acct || !acct.value()) {
+    std::cerr << "unknown account: " << t.jid << "\n";
+    return 1;
+  }
+  using namespace store::acctset;
+  store::op::SetAccountSettings op{acct.value()->account, 0, kPushBodyOn | kPushBodyOff};
+  if (setting == "on") op.set = kPushBodyOn;
+  if (setting == "off") op.set = kPushBodyOff;
+  std::promise<store::WriteResult> done;
+  t.mirror->submit({op}, [&](store::WriteResult r) { done.set_value(r); });
+  auto r = done.get_future().get();
+  if (!r.ok()) {
+    std::cerr << "push-body failed: " << r.error->text << "\n";
+    return 1;
+  }
+  std::cout << "push body for " << t.jid << ": " << setting << "\n";
   return 0;
 }
 

@@ -1,7 +1,6 @@
-// `s2proxy accounts list | show JID | forget JID`: operator access to what
-// the proxy keeps per account (mirror, credentials, FAST tokens, devices).
-// Works on the data dir directly (LMDB allows a second process while the
-// daemon runs).
+// `s2proxy accounts list | show JID | forget JID | push-body JID on|off|default`: operator access
+// to what the proxy keeps per account (mirror, credentials, FAST tokens, devices). Works on the
+// data dir directly (LMDB allows a second process while the daemon runs).
 #pragma once
 
 #include <string>
@@ -13,5 +12,8 @@ namespace s2 {
 int accounts_list(const Config& cfg);
 int accounts_show(const Config& cfg, const std::string& jid);
 int accounts_forget(const Config& cfg, const std::string& jid);
+// The account's push-body setting: "on", "off" or "default" (the daemon's
+// --push-body). Read at each publish, so a running daemon follows it.
+int accounts_push_body(const Config& cfg, const std::string& jid, const std::string& setting);
 
 }  // namespace s2

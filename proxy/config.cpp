@@ -145,8 +145,9 @@ const std::vector<Spec>& specs() {
              "dropped; 0 holds nothing",
              range(uint64_t{0}, uint64_t{100000})),
         flag("push-body", &Config::push_body, "BOOL", "`false`",
-             "XEP-0357 notifications carry the message body (`last-message-body`) for every "
-             "account; never for an encrypted message"),
+             "XEP-0357 notifications carry the message body (`last-message-body`) for accounts "
+             "without their own setting (`s2proxy accounts push-body JID on|off|default`); never "
+             "for an encrypted message"),
         flag("push-coalesce", &Config::push_coalesce, "SECONDS", "2",
              "one XEP-0357 notification per device per this many seconds (0: one per urgent "
              "message)",

@@ -49,6 +49,17 @@ int main(int argc, char** argv) {
       accounts->add_subcommand("forget", "remove an account's mirror, credentials and tokens")
           ->fallthrough();
   acc_forget->add_option("jid", account_jid, "bare JID")->required();
+  std::string push_body_choice;
+  auto* acc_push_body =
+      accounts
+          ->add_subcommand("push-body",
+                           "whether XEP-0357 pushes for this account may carry the message body: "
+                           "on, off, or default (--push-body)")
+          ->fallthrough();
+  acc_push_body->add_option("jid", account_jid, "bare JID")->required();
+  acc_push_body->add_option("setting", push_body_choice, "on | off | default")
+      ->required()
+      ->check(CLI::IsMember({"on", "off", "default"}));
   // Hidden: the flag table for README.md and the man page (deploy/s2proxy.8).
   std::string docs_format = "markdown";
   auto* docs = app.add_subcommand("docs", "")->group("");
@@ -78,6 +89,7 @@ int main(int argc, char** argv) {
     if (acc_list->parsed()) return s2::accounts_list(cfg);
     if (acc_show->parsed()) return s2::accounts_show(cfg, account_jid);
     if (acc_forget->parsed()) return s2::accounts_forget(cfg, account_jid);
+    if (acc_push_body->parsed()) return s2::accounts_push_body(cfg, account_jid, push_body_choice);
   }
   std::string problem = s2::validate_config(cfg);
   if (problem.empty()) problem = s2::check_config_files(cfg);

@@ -309,6 +309,19 @@ policy::DeviceState PushService::state_of(const std::string& resource) const {
   return hibernating ? policy::DeviceState::Hibernated : policy::DeviceState::Offline;
 }
 
+// Read at each urgent message (a short LMDB read): `s2proxy accounts
+// push-body` changes it while the daemon runs.
+bool PushService::body_opted_in() const {
+  policy::BodySetting setting = policy::BodySetting::Default;
+  auto a = ctx_.store->find_account(account_);
+  if (a.ok() && a.value()) {
+    const uint32_t bits = a.value()->settings;
+    if (bits & store::acctset::kPushBodyOn) setting = policy::BodySetting::On;
+    if (bits & store::acctset::kPushBodyOff) setting = policy::BodySetting::Off;
+  }
+  return policy::push_body_opted_in(setting, ctx_.config.push_body);
+}
+
 void PushService::on_committed(const Stanza& inner, const Facts& facts, store::ArchiveId id) {
   const policy::Urgency u = facts.urgency;
   const policy::Persistence p = facts.persistence;
@@ -320,7 +333,7 @@ void PushService::on_committed(const Stanza& inner, const Facts& facts, store::A
   const bool muc =
       cls == policy::MessageClass::Groupchat || cls == policy::MessageClass::MucPrivate;
   const std::string sender = muc ? from : bare_jid(from).value_or(from);
-  const std::string body = policy::push_includes_body(cls, f, ctx_.config.push_body)
+  const std::string body = policy::push_includes_body(cls, f, body_opted_in())
                                ? inner.child("body").text_content()
                                : std::string();
   const uint64_t now = uv_now(ctx_.loop);

@@ -16,8 +16,9 @@
 // every urgent stanza since the device was last connected (message-count, a badge). A connected
 // device is never pushed. The notification is published to the app server through the account's
 // anchor session (Anchor::request): urn:xmpp:push:summary with message-count and
-// last-message-sender, the client's publish-options passed through, the body only with
-// --push-body (and then only a plain-text one, policy::push_includes_body).
+// last-message-sender, the client's publish-options passed through, the body only when the account
+// opted in (`accounts push-body`, else --push-body; and then only a plain-text one,
+// policy::push_includes_body).
 //
 // App-server errors are counted; like mod_cloud_notify's push_max_errors, a registration is
 // removed after kMaxErrors errors in a row whose type is not `wait`. A timeout or a missing anchor
@@ -116,6 +117,7 @@ class PushService {
 
   bool ensure_loaded();
   policy::DeviceState state_of(const std::string& resource) const;
+  bool body_opted_in() const;
   void persist(const std::string& resource, std::function<void(bool)> done);
   void publish(const std::string& resource, const PushRegistration& reg, uint32_t count,
                const std::string& sender, const std::string& body);

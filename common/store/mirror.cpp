@@ -265,7 +265,7 @@ Result<std::optional<AccountInfo>> Mirror::find_account(std::string_view bare_ji
     if (!iv) throw schema::CorruptError{"account without record"};
     schema::AccountInfoValue info = schema::decode_account_info(*iv);
     if (info.bare_jid != bare_jid) return std::nullopt;  // long-name hash collision
-    return AccountInfo{a, info.bare_jid, info.state, info.created_ms};
+    return AccountInfo{a, info.bare_jid, info.state, info.created_ms, info.settings};
   });
 }
 
@@ -275,8 +275,8 @@ Result<std::vector<AccountInfo>> Mirror::list_accounts() const {
     lmdb::Cursor c(txn, dbs_.account_info);
     for (bool ok = c.first(); ok; ok = c.next()) {
       schema::AccountInfoValue info = schema::decode_account_info(c.val());
-      out.push_back(
-          AccountInfo{schema::get_u32(c.key(), 0), info.bare_jid, info.state, info.created_ms});
+      out.push_back(AccountInfo{schema::get_u32(c.key(), 0), info.bare_jid, info.state,
+                                info.created_ms, info.settings});
     }
     return out;
   });

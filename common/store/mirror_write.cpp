@@ -45,6 +45,7 @@ class Applier {
   void apply(const op::ExpireFastTokens& o, OpResult& r);
   void apply(const op::Append& o, OpResult& r);
   void apply(const op::SetMessageFlags& o, OpResult& r);
+  void apply(const op::SetAccountSettings& o, OpResult& r);
   void apply(const op::SetSyncCursor& o, OpResult& r);
   void apply(const op::AddGap& o, OpResult& r);
   void apply(const op::UpdateDevice& o, OpResult& r);
@@ -269,6 +270,12 @@ void Applier::apply(const op::Append& o, OpResult& r) {
     txn_.put(d_.outbox, outbox_key(a, r.outbox_seq), encode_outbox(id, *o.outbox));
   }
   r.archive_id = id;
+}
+
+void Applier::apply(const op::SetAccountSettings& o, OpResult& r) {
+  AccountInfoValue& w = account(o.account, true);
+  r.old_flags = w.settings;
+  w.settings = (w.settings & ~o.clear) | o.set;
 }
 
 void Applier::apply(const op::SetMessageFlags& o, OpResult& r) {

@@ -76,6 +76,7 @@ class Reader {
     pos_ = s_.size();
     return out;
   }
+  bool done() const { return pos_ == s_.size(); }
   void version() {
     if (u8() != kValueVersion) throw CorruptError{"unknown value version"};
   }
@@ -257,6 +258,7 @@ std::string encode_account_info(const AccountInfoValue& v) {
   put_u64(s, v.next_outbox_seq);
   put_i64(s, v.last_archive_ms);
   put_str(s, v.bare_jid);
+  put_u32(s, v.settings);
   return s;
 }
 
@@ -270,6 +272,7 @@ AccountInfoValue decode_account_info(std::string_view s) {
   v.next_outbox_seq = r.u64();
   v.last_archive_ms = r.i64();
   v.bare_jid = r.str();
+  if (!r.done()) v.settings = r.u32();
   return v;
 }
 

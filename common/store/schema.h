@@ -154,6 +154,7 @@ struct AccountInfoValue {
   ArchiveId next_archive_id = 1;
   uint64_t next_outbox_seq = 1;
   int64_t last_archive_ms = std::numeric_limits<int64_t>::min();
+  uint32_t settings = 0;  // appended later: absent in records written before (= 0)
 };
 std::string encode_account_info(const AccountInfoValue& v);
 AccountInfoValue decode_account_info(std::string_view s);

@@ -82,7 +82,16 @@ struct AccountInfo {
   std::string bare_jid{};
   AccountState state = AccountState::kActive;
   int64_t created_ms = 0;
+  uint32_t settings = 0;  // acctset bits
 };
+
+// Per-account settings the operator (or the user, through the operator) chose;
+// bits the store keeps and never interprets. Neither bit of a pair: the
+// daemon's default applies.
+namespace acctset {
+inline constexpr uint32_t kPushBodyOn = 1u << 0;   // XEP-0357 publishes may carry the body
+inline constexpr uint32_t kPushBodyOff = 1u << 1;  // never, whatever --push-body says
+}  // namespace acctset
 
 enum class Direction : uint8_t { kIncoming = 0, kOutgoing = 1 };  // seen from the account
 
@@ -249,6 +258,11 @@ struct Append {  // OpResult::archive_id, duplicate, matched, outbox_seq
   std::string resend_scope{};
   std::string resend_key{};
 };
+struct SetAccountSettings {  // settings = (settings & ~clear) | set; OpResult::old_flags
+  AccountNo account = 0;
+  uint32_t set = 0;
+  uint32_t clear = 0;
+};
 struct SetMessageFlags {  // flags = (flags & ~clear) | set; OpResult::old_flags
   AccountNo account = 0;
   ArchiveId archive_id = 0;
@@ -294,8 +308,9 @@ struct ClearResendKeys {  // the device saw these acked; OpResult::count (how ma
 using WriteOp =
     std::variant<op::CreateAccount, op::ForgetAccount, op::PutCredentials, op::DeleteCredentials,
                  op::PutFastToken, op::DeleteFastToken, op::DeleteFastTokens, op::ExpireFastTokens,
-                 op::Append, op::SetMessageFlags, op::SetSyncCursor, op::AddGap, op::UpdateDevice,
-                 op::DeleteDevice, op::EnqueueOutbox, op::RemoveOutbox, op::ClearResendKeys>;
+                 op::Append, op::SetMessageFlags, op::SetAccountSettings, op::SetSyncCursor,
+                 op::AddGap, op::UpdateDevice, op::DeleteDevice, op::EnqueueOutbox,
+                 op::RemoveOutbox, op::ClearResendKeys>;
 
 // Applied atomically, in order.
 using WriteBatch = std::vector<WriteOp>;

@@ -8,6 +8,8 @@ registration, so nothing may reach the app server from any other address (mod_cl
 publishes from the domain itself).
 """
 import asyncio
+import os
+import subprocess
 import time
 import uuid
 
@@ -240,3 +242,43 @@ def test_registration_disabled_after_repeated_errors(proxy_factory, upstream_tar
         await wait_count(app, node, 16, 1, settle=2.0)
 
     run_async(body, 120)
+
+
+def push_body_cli(target, account, setting):
+    out = subprocess.run([os.environ["S2PROXY_BIN"], "accounts", "push-body", account, setting,
+                          "--data-dir", target.proc.data_dir], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, "accounts push-body %s: %s %s" % (setting, out.stdout, out.stderr)
+    return out.stdout
+
+
+def test_account_push_body_setting_followed_while_running(target, upstream_target):
+    """Whether pushes carry the body is one per-account setting (issue 10 item 4):
+    `s2proxy accounts push-body JID on|off|default`, written to the mirror while the daemon runs and
+    read at the next urgent message; `accounts show` prints it."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        node = "node-" + run
+        app = await app_server(pool, upstream_target, run)
+        dev = await connect(pool, target, "alice", "pushbody-" + run)
+        await enable(dev, app, node, "s-" + run)
+        await wait_until(lambda: "anchor.ready" in target.proc.log_text(), 15, "alice's anchor")
+        await dev.disconnect()
+        carol = await connect(pool, upstream_target, "carol", "pb-" + run)
+        try:
+            assert "on" in push_body_cli(target, dev.bare, "on")
+            carol.send_xml(msg_xml(dev.bare, "with-body-" + run))
+            s = summary((await wait_count(app, node, 1, 8))[0])
+            assert s.get("last-message-body") == "with-body-" + run, s
+
+            push_body_cli(target, dev.bare, "off")
+            carol.send_xml(msg_xml(dev.bare, "no-body-" + run))
+            got = await wait_count(app, node, 2, 8)
+            s = summary(got[1])
+            assert "last-message-body" not in s and "no-body-" + run not in short(got[1], 10000), s
+        finally:
+            push_body_cli(target, dev.bare, "default")
+        show = subprocess.run([os.environ["S2PROXY_BIN"], "accounts", "show", dev.bare, "--data-dir",
+                               target.proc.data_dir], capture_output=True, text=True, timeout=30)
+        assert "push body    default" in show.stdout, show.stdout
+
+    run_async(body, 90)

@@ -79,5 +79,23 @@ TEST_CASE("push: body in the summary only on opt-in, never ciphertext fallbacks"
   }
 }
 
+TEST_CASE("push_body_opted_in: the account's setting over the daemon's default") {
+  struct Row {
+    BodySetting account;
+    bool daemon_default;
+    bool want;
+  };
+  const Row rows[] = {
+      {BodySetting::Default, false, false}, {BodySetting::Default, true, true},
+      {BodySetting::On, false, true},       {BodySetting::On, true, true},
+      {BodySetting::Off, false, false},     {BodySetting::Off, true, false},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(static_cast<int>(r.account));
+    CAPTURE(r.daemon_default);
+    CHECK(push_body_opted_in(r.account, r.daemon_default) == r.want);
+  }
+}
+
 }  // namespace
 }  // namespace s2::policy

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "common/store/schema.h"
 #include "store_test_util.h"
 
 using namespace s2::store;
@@ -297,4 +298,49 @@ TEST_CASE("forget removes every record of the account and nothing else") {
   // The other account is intact.
   CHECK(m->query(keep, {})->items.size() == 2);
   CHECK(**m->get_credentials(keep) == "sealed");
+}
+
+TEST_CASE("account settings: set/clear bits, kept across reopen, unknown account refused") {
+  TempDir dir;
+  AccountNo a = 0;
+  {
+    auto m = open_mirror(options(dir.path()));
+    a = create_account(*m, "alice@example.org");
+    CHECK(m->find_account("alice@example.org")->value().settings == 0);
+    WriteResult w = write_sync(*m, {op::SetAccountSettings{a, acctset::kPushBodyOn, 0}});
+    REQUIRE(w.ok());
+    CHECK(w.ops[0].old_flags == 0);
+    w = write_sync(*m, {op::SetAccountSettings{a, acctset::kPushBodyOff, acctset::kPushBodyOn}});
+    REQUIRE(w.ok());
+    CHECK(w.ops[0].old_flags == acctset::kPushBodyOn);
+    CHECK(write_sync(*m, {op::SetAccountSettings{99, 1, 0}}).error->code == Errc::kNotFound);
+    // Appends rewrite the account record: the settings survive them.
+    REQUIRE(write_sync(
+                *m, {op::Append{a, msg("bob@example.org", 1000, "S1", "O1", "F1"), std::nullopt}})
+                .ok());
+  }
+  auto m = open_mirror(options(dir.path()));
+  auto info = *m->find_account("alice@example.org");
+  REQUIRE(info.has_value());
+  CHECK(info->settings == acctset::kPushBodyOff);
+  auto list = *m->list_accounts();
+  REQUIRE(list.size() == 1);
+  CHECK(list[0].settings == acctset::kPushBodyOff);
+}
+
+TEST_CASE("account record: a record written before settings existed decodes with none") {
+  schema::AccountInfoValue v;
+  v.bare_jid = "alice@example.org";
+  v.created_ms = 1234;
+  v.next_archive_id = 77;
+  v.settings = acctset::kPushBodyOn;
+  const std::string now = schema::encode_account_info(v);
+  CHECK(schema::decode_account_info(now).settings == acctset::kPushBodyOn);
+  // The earlier layout ended with the JID: the same bytes without the settings word.
+  const std::string before = now.substr(0, now.size() - 4);
+  auto old = schema::decode_account_info(before);
+  CHECK(old.settings == 0);
+  CHECK(old.bare_jid == "alice@example.org");
+  CHECK(old.created_ms == 1234);
+  CHECK(old.next_archive_id == 77);
 }
