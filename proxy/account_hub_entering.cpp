@@ -261,6 +261,7 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
     Stanza inner;
     bool outgoing;
     policy::Fanout fanout;
+    PushService::Facts push;
   };
   auto pending = std::make_shared<std::vector<Pending>>();
   for (auto& item : items) {
@@ -273,7 +274,9 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
     Entering e;
     e.inner = inner;
     e.forwarded = f.forwarded;
-    const auto dec = policy::route(policy::classify(f), entering_addressing(e, outgoing), f);
+    const auto addr = entering_addressing(e, outgoing);
+    const auto cls = policy::classify(f);
+    const auto dec = policy::route(cls, addr, f);
     if (!dec.archive) continue;
     uint32_t flags = store::msgflag::kPersistent;
     if (f.receipt_request) flags |= store::msgflag::kReceiptRequested;
@@ -281,7 +284,10 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
         account_no_,
         make_record(inner, facts, outgoing, flags, item.id, item.stamp_ms.value_or(unix_ms())),
         std::nullopt});
-    pending->push_back(Pending{inner, outgoing, dec.devices});
+    // What arrived while the anchor was away wakes a sleeping device as a live copy would: it
+    // has not seen it either (coalesced into one push per device, like a burst).
+    pending->push_back(Pending{
+        inner, outgoing, dec.devices, {policy::urgency(cls, f, addr.dir), dec.persistence}});
   }
   if (!last.empty()) batch.push_back(store::op::SetSyncCursor{account_no_, last});
   ctx_.store->submit(std::move(batch), [this, pending, done = std::move(done),
@@ -303,6 +309,7 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
       ++fresh;
       auto& p = (*pending)[i];
       fanout_.fan_out(p.inner, p.outgoing, op.archive_id, p.fanout, nullptr, nullptr, nullptr);
+      push_->on_committed(p.inner, p.push, op.archive_id);
     }
     if (fresh) S2_LOG(LogLevel::Info, "hub.catchup_page", {{"account", account_}, {"new", fresh}});
     done(true);

@@ -217,6 +217,49 @@ def test_registration_survives_restart(proxy_factory, upstream_target):
     run_async(body, 90)
 
 
+def test_messages_while_the_proxy_was_down_wake_the_device(proxy_factory, upstream_target):
+    """Three urgent messages arrive while s2proxy is stopped and alice has a client logged in to
+    the upstream directly, so the upstream delivers them there (no offline storage) and only its
+    archive keeps them. When the proxy is back, the anchor's MAM catch-up commits them and the
+    device behind the proxy, still offline and never given them, gets one push for the burst."""
+    p = proxy_factory.start()
+    t = p.target()
+    anchor = "alice@%s/%s" % (t.domain, p.opts["anchor-resource"])
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        node = "node-" + run
+        app = await app_server(pool, upstream_target, run)
+        dev = await connect(pool, t, "alice", "pushdown-" + run)
+        await enable(dev, app, node, "s-" + run)
+        await wait_until(lambda: "anchor.ready" in p.log_text(), 15, "the anchor (first login)")
+        await dev.disconnect()
+        # One live message first: its push shows the anchor's first catch-up is over (the sync
+        # cursor exists; without one, a first start begins the proxy's history at that moment).
+        carol = await connect(pool, upstream_target, "carol", "pd-" + run)
+        carol.send_xml(msg_xml(dev.bare, "before-" + run))
+        await wait_count(app, node, 1, 8)
+        rc, _, killed = p.stop()
+        assert rc == 0 and not killed
+        desk = await connect(pool, upstream_target, "alice", "desk-" + run)
+        for i in range(3):
+            carol.send_xml(msg_xml(dev.bare, "while-down-%d-%s" % (i, run)))
+        for i in range(3):
+            await desk.wait_msg(lambda e, i=i: "while-down-%d-%s" % (i, run) in short(e, 10000), 10,
+                                what="message %d at alice's direct client" % i)
+        await desk.disconnect()
+        await asyncio.sleep(1.0)
+        assert len(publishes(app, node)) == 1, "nothing can push while the proxy is down"
+        p.restart()
+        await wait_until(lambda: p.log_text().count("anchor.ready") >= 2, 15, "the anchor after the restart")
+        got = await wait_count(app, node, 2, 10)
+        s = summary(got[1])
+        assert s.get("last-message-sender") == carol.bare, s
+        check_only_from_proxy(app, anchor)
+
+    run_async(body, 90)
+
+
 def test_registration_disabled_after_repeated_errors(proxy_factory, upstream_target):
     """An app server that keeps refusing (type cancel): after 16 errors the registration is gone;
     errors of type wait never disable it."""
