@@ -242,6 +242,10 @@ def test_messages_while_the_proxy_was_down_wake_the_device(proxy_factory, upstre
         rc, _, killed = p.stop()
         assert rc == 0 and not killed
         desk = await connect(pool, upstream_target, "alice", "desk-" + run)
+        # The highest priority of the account: the upstream delivers there, whatever other
+        # sessions of alice (another test's proxy) are online.
+        desk.send_xml("<presence><priority>127</priority></presence>")
+        await asyncio.sleep(0.3)
         for i in range(3):
             carol.send_xml(msg_xml(dev.bare, "while-down-%d-%s" % (i, run)))
         for i in range(3):
