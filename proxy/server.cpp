@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "common/crypto/vault.h"
@@ -246,8 +247,26 @@ void Server::begin_shutdown(const char* why) {
   std::vector<ClientSession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
   for (auto* s : sessions) s->shutdown("system-shutdown", "the proxy is shutting down");
   // Peers get a few seconds to read their </stream:stream>; then we stop.
+  // 4 s, so the whole stop (then the store's last commits) stays within the
+  // ~5 s the unit file and the README promise.
   force_exit_ = std::make_unique<Timer>(&loop_);
-  force_exit_->start(5000, [this] { uv_stop(&loop_); });
+  force_exit_->start(4000, [this] {
+    // Something still holds the loop open: say what, for whoever reads why
+    // the stop took the full grace period.
+    std::map<std::string, int> alive;
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void* arg) {
+          if (uv_is_active(h) && uv_has_ref(h) && !uv_is_closing(h))
+            ++(*static_cast<std::map<std::string, int>*>(arg))[uv_handle_type_name(h->type)];
+        },
+        &alive);
+    std::string what;
+    for (auto& [type, n] : alive)
+      what += (what.empty() ? "" : ",") + type + "=" + std::to_string(n);
+    S2_LOG(LogLevel::Warn, "server.forced_stop", {{"active_handles", what}});
+    uv_stop(&loop_);
+  });
   force_exit_->unref();
   token_sweep_.reset();
   anchor_starter_.reset();
