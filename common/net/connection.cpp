@@ -8,6 +8,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <memory>
+#include <unordered_map>
+#include <vector>
 
 namespace s2 {
 namespace {
@@ -22,6 +25,64 @@ struct WriteReq {
 // buffer per loop thread is enough.
 thread_local char g_read_buf[64 * 1024];
 }  // namespace
+
+// Per loop: the connections with output queued this turn. A prepare handle
+// flushes before the loop waits (output queued by timers, deferred work and
+// close callbacks) and a check handle right after the I/O phase (output
+// queued while handling reads); both run only while something is queued.
+struct OutputFlusher {
+  uv_prepare_t prepare{};
+  uv_check_t check{};
+  std::vector<Connection*> dirty;
+  bool running = false;
+
+  static OutputFlusher& of(uv_loop_t* loop) {
+    thread_local std::unordered_map<uv_loop_t*, std::unique_ptr<OutputFlusher>> all;
+    auto& f = all[loop];
+    if (f && uv_is_closing(reinterpret_cast<uv_handle_t*>(&f->prepare))) {
+      // Its loop was shut down (handles closed by a final uv_walk); a new
+      // loop may sit at the same address. The old handles may still be on
+      // the closing queue: their memory is left alone.
+      (void)f.release();
+    }
+    if (!f) {
+      f = std::make_unique<OutputFlusher>();
+      uv_prepare_init(loop, &f->prepare);
+      uv_check_init(loop, &f->check);
+      f->prepare.data = f->check.data = f.get();
+      // Lives as long as its loop: the daemon closes every handle of the
+      // loop at the end (Server::run's uv_walk).
+    }
+    return *f;
+  }
+  void add(Connection* c) {
+    dirty.push_back(c);
+    if (running) return;
+    running = true;
+    uv_prepare_start(&prepare,
+                     [](uv_prepare_t* p) { static_cast<OutputFlusher*>(p->data)->run(); });
+    uv_check_start(&check, [](uv_check_t* k) { static_cast<OutputFlusher*>(k->data)->run(); });
+  }
+  void remove(Connection* c) {
+    for (auto& d : dirty)
+      if (d == c) d = nullptr;
+  }
+  void run() {
+    // Flushing may queue more (a TLS error closing a connection): loop.
+    while (!dirty.empty()) {
+      auto batch = std::move(dirty);
+      dirty.clear();
+      for (auto* c : batch) {
+        if (!c) continue;
+        c->flush_queued_ = false;
+        c->flush_output();
+      }
+    }
+    running = false;
+    uv_prepare_stop(&prepare);
+    uv_check_stop(&check);
+  }
+};
 
 class Connection::XmlSink : public XmlStreamHandler {
  public:
@@ -202,25 +263,45 @@ void Connection::on_plain(const char* data, size_t len) {
 }
 
 void Connection::send(std::string_view data) {
-  if (closing_ || handle_closed_) return;
-  if (tls_) {
-    tls_->write_plain(data.data(), data.size());
-  } else {
-    write_raw(data.data(), data.size());
-  }
-}
-
-size_t Connection::write_queue_bytes() const {
-  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
-}
-
-void Connection::write_raw(const char* data, size_t len) {
-  if (handle_closed_ || shutdown_started_ || len == 0) return;
-  if (write_queue_bytes() + len > opts_.max_write_buffer) {
+  if (closing_ || handle_closed_ || shutdown_started_ || data.empty()) return;
+  if (write_queue_bytes() + data.size() > opts_.max_write_buffer) {
     // A peer that does not read must not make us buffer without bound.
     fail("write buffer limit exceeded (peer not reading)");
     return;
   }
+  out_pending_.append(data);
+  if (!flush_queued_) {
+    flush_queued_ = true;
+    OutputFlusher::of(loop_).add(this);
+  }
+}
+
+void Connection::flush_output() {
+  if (out_pending_.empty()) return;
+  std::string out = std::move(out_pending_);
+  out_pending_.clear();
+  if (handle_closed_ || shutdown_started_) return;
+  if (tls_) {
+    tls_->write_plain(out.data(), out.size());
+  } else {
+    write_raw(out.data(), out.size());
+  }
+}
+
+size_t Connection::write_queue_bytes() const {
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_)) +
+         out_pending_.size();
+}
+
+void Connection::write_raw(const char* data, size_t len) {
+  if (handle_closed_ || shutdown_started_ || len == 0) return;
+  if (uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_)) + len >
+      opts_.max_write_buffer) {
+    // A peer that does not read must not make us buffer without bound.
+    fail("write buffer limit exceeded (peer not reading)");
+    return;
+  }
+  ++writes_issued_;
   auto* w = new WriteReq;
   w->data.assign(data, len);
   w->req.data = w;
@@ -235,6 +316,8 @@ void Connection::write_raw(const char* data, size_t len) {
 
 void Connection::start_tls(SSL_CTX* ctx, TlsSession::Role role, const std::string& server_name) {
   if (tls_ || closing_) return;
+  // What was sent before (a server's <proceed/>) goes out in plaintext.
+  flush_output();
   // Anything that arrived in plaintext after the element that triggered TLS
   // is dropped (STARTTLS command injection).
   xml_->reset(false);
@@ -253,6 +336,7 @@ void Connection::reset_stream(bool keep_rest) { xml_->reset(keep_rest); }
 
 void Connection::close() {
   if (closing_) return;
+  flush_output();  // "flushes what was sent, then closes"
   closing_ = true;
   xml_->stop();
   if (tls_ && !tls_->failed()) tls_->shutdown();
@@ -297,6 +381,11 @@ void Connection::fail(const std::string& reason) {
 void Connection::finish_close() {
   if (handle_closed_) return;
   handle_closed_ = true;
+  out_pending_.clear();
+  if (flush_queued_) {
+    flush_queued_ = false;
+    OutputFlusher::of(loop_).remove(this);
+  }
   if (close_reason_.empty()) close_reason_ = "closed";
   auto on_handle_closed = [](uv_handle_t* h) {
     auto* c = static_cast<Connection*>(h->data);

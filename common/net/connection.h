@@ -63,8 +63,16 @@ class Connection {
   static Connection* connect_host(uv_loop_t* loop, const std::string& host, int port,
                                   Handler* handler, const Options& opts);
 
+  // Queues bytes for the peer. Everything sent during one loop turn leaves
+  // as one TLS write (one record up to 16 KiB) and one socket write, at the
+  // end of the turn's I/O phase or before the loop next waits (output
+  // coalescing: a burst of stanzas is one segment, not one per stanza).
   void send(std::string_view data);
   void send(const Stanza& s) { send(s.to_string()); }
+  // Writes what send() queued now (close() and start_tls() do it first).
+  void flush_output();
+  // Socket writes issued so far (tests and benchmarks of the coalescing).
+  uint64_t writes_issued() const { return writes_issued_; }
   // Switch to TLS. For a server-side STARTTLS, call after writing <proceed/>;
   // plaintext already buffered after <starttls/> is discarded (the XML stream
   // is reset without keeping the rest).
@@ -98,6 +106,7 @@ class Connection {
   void write_raw(const char* data, size_t len);
   void fail(const std::string& reason);
   void finish_close();
+  friend struct OutputFlusher;
 
   uv_loop_t* loop_;
   uv_tcp_t tcp_{};
@@ -120,6 +129,9 @@ class Connection {
   int handles_open_ = 0;
   bool resolving_ = false;  // a getaddrinfo request points at us
   bool free_after_resolve_ = false;
+  std::string out_pending_;    // sent this loop turn, not yet written
+  bool flush_queued_ = false;  // on the loop's flush list
+  uint64_t writes_issued_ = 0;
 };
 
 // A one-shot or repeating timer owned by an object; cancel() (or the
