@@ -14,6 +14,13 @@ std::string throttle_key_for_peer(const std::string& peer) {
     const auto close = peer.find(']');
     const std::string addr =
         peer.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+    // An IPv4 client on a dual-stack listener ("::ffff:a.b.c.d") is that
+    // IPv4 address, not a /64 shared with every other IPv4 client.
+    if (addr.size() > 7 && addr.find('.') != std::string::npos) {
+      std::string lower = addr.substr(0, 7);
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (lower == "::ffff:") return addr.substr(7);
+    }
     // Parse the eight groups (with one "::") without any I/O library.
     std::array<uint16_t, 8> g{};
     std::vector<uint16_t> head, tail;

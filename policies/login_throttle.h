@@ -24,7 +24,8 @@ struct ThrottleConfig {
 // The key that counts failures of a peer address ("1.2.3.4:5222",
 // "[2001:db8::1]:5222"): the IPv4 address, or the IPv6 /64 (one customer's
 // network hands out a whole /64, so single addresses would be unlimited).
-// Unparsable input is used as is.
+// An IPv4-mapped IPv6 address is its IPv4 address. Unparsable input is used
+// as is.
 std::string throttle_key_for_peer(const std::string& peer);
 
 class LoginThrottle {

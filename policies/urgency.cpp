@@ -18,6 +18,19 @@ Urgency groupchat_urgency(const MessageFeatures& f, const NotifyPrefs& prefs) {
   return Urgency::Silent;
 }
 
+// A 1:1 chat's content under its XEP-0492 setting.
+Urgency direct_urgency(const MessageFeatures& f, const NotifyPrefs& prefs) {
+  switch (prefs.direct) {
+    case MucNotify::Always:
+      return Urgency::Urgent;
+    case MucNotify::OnMention:
+      return f.mentions_user ? Urgency::Urgent : Urgency::Silent;
+    case MucNotify::Never:
+      break;
+  }
+  return Urgency::Silent;
+}
+
 Urgency class_urgency(MessageClass c, const MessageFeatures& f, const NotifyPrefs& prefs) {
   switch (c) {
     case MessageClass::Iq:
@@ -25,6 +38,7 @@ Urgency class_urgency(MessageClass c, const MessageFeatures& f, const NotifyPref
     case MessageClass::ChatBody:
     case MessageClass::NormalBody:
     case MessageClass::Encrypted:
+      return direct_urgency(f, prefs);
     case MessageClass::MucPrivate:
     case MessageClass::MucInvite:
       return Urgency::Urgent;

@@ -33,15 +33,21 @@ namespace s2::policy {
 
 enum class Urgency : std::uint8_t { Immediate, Urgent, Normal, Silent };
 
-// Per-room notification setting, resolved by the daemon from the account's preferences.
+// Per-chat notification setting (XEP-0492's three), resolved by the daemon from the account's
+// preferences (notify_settings.h).
 enum class MucNotify : std::uint8_t {
   Never,      // muted: even mentions wait
-  OnMention,  // default: urgent only when the message mentions the user
-  Always,     // every message with content is urgent
+  OnMention,  // urgent only when the message mentions the user (default for rooms)
+  Always,     // every message with content is urgent (default for 1:1 chats)
 };
 
+// The settings that apply to one stanza's chat. A room's groupchat follows `groupchat`; a 1:1
+// chat's content (chat/normal bodies, encrypted messages) follows `direct`, where `on-mention`
+// means "only when mentioned" as in a room and `never` holds the message like a busy room's.
+// Preferences change urgency, never persistence (route.h).
 struct NotifyPrefs {
   MucNotify groupchat = MucNotify::OnMention;
+  MucNotify direct = MucNotify::Always;
 };
 
 Urgency urgency(MessageClass c, const MessageFeatures& f, Direction dir,

@@ -46,7 +46,8 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
           },
           [this](uint64_t serial) { outbox_.carrier_down(serial); }),
       receipts_(ctx, account_),
-      displayed_(ctx, account_, [this] { return outbox_anchor(); }) {
+      displayed_(ctx, account_, [this] { return outbox_anchor(); }),
+      notify_(ctx, account_, [this] { return outbox_anchor(); }) {
   if (auto j = parse_jid(account_)) domain_ = j->domain;
   // Push (XEP-0357): published through the anchor once it is ready.
   push_ = std::make_unique<PushService>(
@@ -124,6 +125,7 @@ void AccountHub::on_anchor_ready() {
   update_anchor_presence();
   archive_catchup_.start();
   displayed_.anchor_ready();
+  notify_.anchor_ready();
 }
 
 void AccountHub::on_anchor_down(uint64_t serial) {

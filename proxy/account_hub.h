@@ -45,6 +45,7 @@
 #include "proxy/displayed_sync.h"
 #include "proxy/legacy_catchup.h"
 #include "proxy/link_drain.h"
+#include "proxy/notification_settings.h"
 #include "proxy/outbox.h"
 #include "proxy/receipts_once.h"
 
@@ -106,6 +107,9 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   void on_anchor_down(uint64_t serial) override;
   void on_anchor_rejected() override;
 
+  // XEP-0492 settings of the account's chats (urgency of what its devices get).
+  const policy::ChatNotifySettings& notify_settings() const { return notify_.settings(); }
+
   // Where each part of the account's traffic is handled (one file each):
   //   account_hub.cpp           lifecycle, anchor, devices, this dispatch
   //   account_hub_entering.cpp  upstream → devices: classify, route, archive
@@ -116,6 +120,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   //   outbox.*                  sent messages until the upstream has them
   //   receipts_once.*           one receipt / marker per account, not per device
   //   displayed_sync.*          XEP-0490: the account's displayed state, server-assisted
+  //   notification_settings.*   XEP-0492: per-chat notification settings, for urgency
   //   push_service.*            XEP-0357: registrations, wake-ups through the anchor
   //   archive_catchup.*         the upstream MAM after the anchor (re)binds
   //   legacy_catchup.*          what a legacy device missed, at its presence
@@ -181,6 +186,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   LinkDrain drain_;
   ReceiptsOnce receipts_;
   DisplayedSync displayed_;
+  NotificationSettings notify_;
   // Push (XEP-0357) by the proxy: registrations, coalescing, publishing.
   std::unique_ptr<PushService> push_;
   // Resend keys of device messages whose commit is in flight (key → the

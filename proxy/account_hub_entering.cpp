@@ -68,6 +68,7 @@ void AccountHub::on_anchor_stanza(Stanza s) {
 
 void AccountHub::from_link(Device* d, Stanza s) {
   const std::string name = s.name();
+  if (name == "message") notify_.observe(s);  // a bookmarks notification (XEP-0492 settings)
   if (name != "message") {
     // Presence, iq and their errors: that device's own traffic.
     if (name == "presence" && anchor_ && !anchor_jid().empty() &&
@@ -203,7 +204,15 @@ void AccountHub::process_entering(Entering e) {
                      ? (e.via ? e.via : device_by_jid(inner.attr_or("to")))
                      : nullptr;
   if (!d.archive) {
+    // Not the mirror's (a room's groupchat, a message to one full JID): it can wake only the
+    // device it is for, with that device's view of it (its nick, the chat's XEP-0492 setting).
+    std::optional<std::pair<std::string, PushService::Facts>> wake;
+    if (only && !outgoing)
+      wake.emplace(
+          only->resource(),
+          PushService::Facts{delivery_facts(inner, only->delivery_view()).urgency, d.persistence});
     fanout_.fan_out(inner, outgoing, 0, d.devices, only, nullptr, nullptr);
+    if (wake) push_->on_delivered(wake->first, inner, wake->second);
     return;
   }
   uint32_t flags = store::msgflag::kPersistent;
@@ -222,7 +231,8 @@ void AccountHub::process_entering(Entering e) {
       archive_catchup_.synced())
     batch.push_back(store::op::SetSyncCursor{account_no_, e.upstream_id});
   // Push (push_service.h): the urgency of this message for a device that sleeps.
-  const PushService::Facts push_facts{policy::urgency(cls, f, addr.dir), d.persistence};
+  const auto prefs = notify_.for_chat(outgoing ? bare_jid(facts.to).value_or("") : from_bare);
+  const PushService::Facts push_facts{policy::urgency(cls, f, addr.dir, prefs), d.persistence};
   when_account_known([this, batch = std::move(batch), inner, outgoing, fanout = d.devices,
                       push_facts, alive = std::weak_ptr<bool>(alive_)]() mutable {
     for (auto& op : batch) {
@@ -270,6 +280,7 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
     const MessageFacts facts = read_message_facts(inner);
     auto f = facts.features;
     const bool outgoing = bare_jid(facts.from).value_or("") == account_;
+    const std::string& peer = outgoing ? facts.to : facts.from;
     f.forwarded = outgoing ? policy::Forwarded::Sent : policy::Forwarded::Received;
     Entering e;
     e.inner = inner;
@@ -286,8 +297,12 @@ void AccountHub::catchup_commit(std::vector<mam::MamResultItem> items, const std
         std::nullopt});
     // What arrived while the anchor was away wakes a sleeping device as a live copy would: it
     // has not seen it either (coalesced into one push per device, like a burst).
-    pending->push_back(Pending{
-        inner, outgoing, dec.devices, {policy::urgency(cls, f, addr.dir), dec.persistence}});
+    pending->push_back(
+        Pending{inner,
+                outgoing,
+                dec.devices,
+                {policy::urgency(cls, f, addr.dir, notify_.for_chat(bare_jid(peer).value_or(""))),
+                 dec.persistence}});
   }
   if (!last.empty()) batch.push_back(store::op::SetSyncCursor{account_no_, last});
   ctx_.store->submit(std::move(batch), [this, pending, done = std::move(done),

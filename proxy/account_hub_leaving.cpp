@@ -58,6 +58,7 @@ void AccountHub::from_device(Device* d, Stanza s, const std::string& resend_key,
 bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
   const std::string to = iq.attr_or("to");
   const bool to_account = to.empty() || policy::jid_equal(to, account_);
+  notify_.observe(iq);  // a bookmark (XEP-0492 settings) changing: read them again
   if (CarbonsFanout::handle_iq(d, iq)) return true;
   // Push (XEP-0357) registrations are the proxy's, never relayed: the upstream's own push module
   // must not know them (push_service.h).

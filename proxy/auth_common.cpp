@@ -24,15 +24,28 @@
 #include "proxy/client_session.h"
 #include "proxy/metrics_catalogue.h"
 #include "proxy/proxy_context.h"
+#include "proxy/xmpp_ns.h"
 
 namespace s2 {
 namespace {
 std::string peer_ip(const std::string& peer) { return policy::throttle_key_for_peer(peer); }
 Metric& m_throttled() {
-  static Metric& m = counter("s2proxy_login_throttled_total", "logins refused by backoff");
+  static Metric& m = counter("s2proxy_login_throttled_total",
+                             "logins refused by backoff or a full per-address login queue");
+  return m;
+}
+Metric& m_queued() {
+  static Metric& m = counter("s2proxy_login_queued_total",
+                             "logins that waited for a slot of their source address");
   return m;
 }
 }  // namespace
+
+Metric& login_queue_gauge() {
+  static Metric& m =
+      gauge("s2proxy_login_queue", "logins waiting for a slot of their source address");
+  return m;
+}
 
 std::vector<std::string> ClientSession::offered_mechanisms() const {
   if (vault_known_) return {"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"};
@@ -49,15 +62,14 @@ std::optional<std::string> ClientSession::account_for(const std::string& authcid
 }
 
 bool ClientSession::throttled(const std::string& account, std::string* text) const {
-  // Attempts still in flight count too: failures are only recorded when the
-  // upstream answers, so parallel guesses would otherwise all get through.
-  if (!login_in_flight_) {
-    auto it = ctx_.logins_in_flight.find(peer_ip(peer_));
-    if (it != ctx_.logins_in_flight.end() && it->second >= kMaxLoginsInFlightPerIp) {
-      m_throttled().inc();
-      *text = "too many logins in progress from your address; try again shortly";
-      return true;
-    }
+  // Attempts still in flight count too (failures are only recorded when the
+  // upstream answers, so parallel guesses would otherwise all get through):
+  // gate_login() let at most --login-concurrency-per-address run and queued
+  // the rest; only a full queue gets here.
+  if (login_refused_) {
+    m_throttled().inc();
+    *text = "too many logins in progress from your address; try again shortly";
+    return true;
   }
   const int64_t now = unix_ms();
   int64_t wait = std::max(ctx_.throttle_ip.wait_ms(peer_ip(peer_), now),
@@ -68,23 +80,90 @@ bool ClientSession::throttled(const std::string& account, std::string* text) con
   return true;
 }
 
-// Called next to begin_login_attempt() by each mechanism's start.
+// Called by each mechanism's start.
 void note_login_start(ProxyContext& ctx, const ClientSession* s, const std::string& mechanism) {
   ctx.login_starts[s] = {mechanism, std::chrono::steady_clock::now()};
 }
 
-void ClientSession::begin_login_attempt() {
-  if (login_in_flight_) return;
-  login_in_flight_ = true;
-  ctx_.logins_in_flight[peer_ip(peer_)]++;
+// A SASL <auth> (RFC 6120) or <authenticate> (XEP-0388) starts a login: it
+// takes a slot of its source address, or waits for one in arrival order
+// (true: the stanza was kept, nothing else to do now). A full queue lets the
+// stanza through with login_refused_ set, so the mechanism answers
+// temporary-auth-failure in its own protocol.
+bool ClientSession::gate_login(Stanza& s) {
+  if (queued_auth_) {
+    // Clients wait for the SASL answer; whatever comes meanwhile keeps its
+    // order behind the waiting login (bounded).
+    if (queued_after_.size() >= 16) {
+      stream_error("policy-violation", "too many stanzas while waiting to authenticate");
+      return true;
+    }
+    queued_after_.push_back(std::move(s));
+    return true;
+  }
+  if (login_in_flight_ || state_ != State::WaitAuth || !secure_ || scram_) return false;
+  const std::string xmlns = s.xmlns(), name = s.name();
+  if (!((xmlns == ns::kSasl && name == "auth") || (xmlns == ns::kSasl2 && name == "authenticate")))
+    return false;
+  login_key_ = peer_ip(peer_);
+  switch (ctx_.login_gate.arrive(login_key_, seq_)) {
+    case policy::LoginGate::Verdict::Go:
+      login_in_flight_ = true;
+      return false;
+    case policy::LoginGate::Verdict::Refused:
+      login_refused_ = true;
+      return false;
+    case policy::LoginGate::Verdict::Queued:
+      break;
+  }
+  login_queued_ = true;
+  ctx_.login_waiters[seq_] = this;
+  m_queued().inc();
+  login_queue_gauge().inc();
+  S2_LOG(LogLevel::Debug, "client.login_queued",
+         {{"session", id_}, {"peer", peer_}, {"waiting", ctx_.login_gate.queued(login_key_)}});
+  queued_auth_ = std::move(s);
+  conn_->set_reading(false);  // nothing more is needed from this client until its turn
+  return true;
+}
+
+// end_login_attempt() of another session handed its slot to `ticket`.
+void ClientSession::grant_login_slot(ProxyContext& ctx, uint64_t ticket) {
+  auto it = ctx.login_waiters.find(ticket);
+  if (it == ctx.login_waiters.end()) return;
+  ClientSession* s = it->second;
+  ctx.login_waiters.erase(it);
+  s->login_queued_ = false;
+  s->login_in_flight_ = true;  // the slot is this session's from now on
+  login_queue_gauge().dec();
+  // Not on the releasing session's stack (it may be in its destructor).
+  defer(ctx.loop, [s, alive = std::weak_ptr<bool>(s->alive_)] {
+    if (!alive.expired()) s->resume_queued_login();
+  });
+}
+
+void ClientSession::resume_queued_login() {
+  if (!queued_auth_ || state_ == State::Closing || !conn_) {
+    end_login_attempt();
+    return;
+  }
+  Stanza auth = std::move(*queued_auth_);
+  queued_auth_.reset();
+  std::vector<Stanza> after = std::move(queued_after_);
+  queued_after_.clear();
+  conn_->set_reading(true);
+  on_conn_stanza(std::move(auth));
+  for (auto& st : after) {
+    if (state_ == State::Closing || !conn_) break;
+    on_conn_stanza(std::move(st));
+  }
 }
 
 void ClientSession::end_login_attempt() {
   ctx_.login_starts.erase(this);
   if (!login_in_flight_) return;
   login_in_flight_ = false;
-  auto it = ctx_.logins_in_flight.find(peer_ip(peer_));
-  if (it != ctx_.logins_in_flight.end() && --it->second <= 0) ctx_.logins_in_flight.erase(it);
+  if (auto next = ctx_.login_gate.release(login_key_)) grant_login_slot(ctx_, *next);
 }
 
 void ClientSession::record_auth_success() {
@@ -93,6 +172,7 @@ void ClientSession::record_auth_success() {
     login_duration(it->second.mechanism).observe(took.count());
   }
   end_login_attempt();
+  leave_preauth();
   ctx_.throttle_account.record_success(account_);
   // A success from an address clears it too; guessing other accounts from it
   // still meets their own per-account backoff.
@@ -173,7 +253,6 @@ bool ClientSession::start_plain_login(const std::string& message, std::string* c
   state_ = State::Authenticating;
   via_vault_ = false;
   note_login_start(ctx_, this, "PLAIN");
-  begin_login_attempt();
   pending_password_ = crypto::SecretString(creds->password.str());
   device_ = Device::create(ctx_, this, id_, std::move(prewarm_));
   UpstreamSecret secret;
@@ -193,7 +272,6 @@ bool ClientSession::start_scram(const std::string& mechanism, const std::string&
   }
   scram_ = std::make_unique<crypto::ScramServer>(*hash);
   note_login_start(ctx_, this, mechanism);
-  begin_login_attempt();
   if (auto e = scram_->handle_client_first(client_first)) {
     *condition = e->condition;
     *text = e->text;

@@ -8,9 +8,11 @@
 #include "common/jid/jid.h"
 #include "common/session2/errors.h"
 #include "common/session2/sm.h"
+#include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "proxy/account_hub.h"
+#include "proxy/metrics_catalogue.h"
 #include "proxy/proxy_context.h"
 #include "proxy/xmpp_ns.h"
 
@@ -39,34 +41,169 @@ Metric& m_stanzas(const char* dir) {
 bool is_stanza(const std::string& name) {
   return name == "message" || name == "presence" || name == "iq";
 }
+
+Metric& m_refused(const std::string& reason) {
+  return counter("s2proxy_connections_refused_total", "client connections refused at accept",
+                 "reason=\"" + reason + "\"");
+}
+Metric& m_unauthenticated() {
+  static Metric& m =
+      gauge("s2proxy_client_unauthenticated", "client connections not yet authenticated");
+  return m;
+}
+
+// One `client.refused` line per reason per second at most (a flood must not
+// become a log flood); `suppressed` says how many were not logged since.
+void log_refused(const std::string& reason, const std::string& peer, const std::string& via) {
+  m_refused(reason).inc();
+  struct Seen {
+    int64_t last_ms = -1000000;
+    uint64_t suppressed = 0;
+  };
+  static std::unordered_map<std::string, Seen> seen;
+  Seen& e = seen[reason];
+  const int64_t now = unix_ms();
+  if (now - e.last_ms < 1000) {
+    ++e.suppressed;
+    return;
+  }
+  if (via.empty()) {
+    S2_LOG(LogLevel::Warn, "client.refused",
+           {{"reason", reason}, {"peer", peer}, {"suppressed", e.suppressed}});
+  } else {
+    S2_LOG(LogLevel::Warn, "client.refused",
+           {{"reason", reason}, {"peer", peer}, {"via", via}, {"suppressed", e.suppressed}});
+  }
+  e.last_ms = now;
+  e.suppressed = 0;
+}
 }  // namespace
 
 void ClientSession::accept(ProxyContext& ctx, uv_stream_t* server, bool direct_tls) {
+  Connection::Options opts = ctx.client_conn;
+  opts.proxy_protocol = ctx.config.proxy_protocol_on(direct_tls);
+  // Over --max-clients, or (behind a balancer) over the unauthenticated cap
+  // before the header even names the client: accept and close at once
+  // (libuv stops accepting while a connection is left pending).
+  const char* refuse = nullptr;
+  if (ctx.max_clients != 0 && ctx.sessions.size() >= ctx.max_clients) {
+    refuse = "max_clients";
+  } else if (opts.proxy_protocol && ctx.config.max_unauthenticated != 0 &&
+             ctx.preauth.total() >= ctx.config.max_unauthenticated) {
+    refuse = "unauthenticated_total";
+  }
+  if (refuse) {
+    if (auto* c = Connection::accept(server, nullptr, opts)) {
+      log_refused(refuse, c->peer(), "");
+      c->detach();
+    }
+    return;
+  }
   auto* s = new ClientSession(ctx, direct_tls);
-  s->conn_ = Connection::accept(server, s, ctx.client_conn);
+  s->proxy_protocol_ = opts.proxy_protocol;
+  s->conn_ = Connection::accept(server, s, opts);
   if (!s->conn_) {
     delete s;
     return;
   }
   s->peer_ = s->conn_->peer();
-  S2_LOG(LogLevel::Info, "client.accepted",
-         {{"session", s->id_},
-          {"peer", s->conn_->peer()},
-          {"tls", direct_tls ? "direct" : "starttls"}});
+  if (s->proxy_protocol_ && !ctx.proxy_from.empty() &&
+      !proxyproto::in_networks(ctx.proxy_from, s->peer_)) {
+    log_refused("proxy_source", s->peer_, "");
+    s->conn_->detach();
+    s->conn_ = nullptr;
+    delete s;
+    return;
+  }
+  if (!s->proxy_protocol_ && !s->admit_preauth()) {
+    s->conn_->detach();
+    s->conn_ = nullptr;
+    delete s;
+    return;
+  }
   s->auth_timer_.start(static_cast<uint64_t>(ctx.config.auth_timeout * 1000), [s] {
     if (s->authenticated_) return;
     S2_LOG(LogLevel::Info, "client.timeout", {{"session", s->id_}, {"phase", "auth"}});
-    if (s->state_ == State::TlsHandshake) {
+    if (s->state_ == State::TlsHandshake || s->state_ == State::WaitProxyHeader) {
       s->state_ = State::Closing;
       s->conn_->close();  // no XML can be sent inside an unfinished handshake
       return;
     }
     s->stream_error("connection-timeout", "not authenticated in time");
   });
+  if (s->proxy_protocol_) {
+    // The header is due at once; the TLS handshake timeout bounds the wait.
+    s->state_ = State::WaitProxyHeader;
+    s->start_tls_timer();
+    return;
+  }
+  s->log_accepted();
   if (direct_tls) {
     s->state_ = State::TlsHandshake;
     s->conn_->start_tls(ctx.server_tls.get(), TlsSession::Role::Server);
     s->start_tls_timer();
+  }
+}
+
+void ClientSession::log_accepted() {
+  const char* tls = direct_tls_ ? "direct" : "starttls";
+  if (conn_->via().empty()) {
+    S2_LOG(LogLevel::Info, "client.accepted", {{"session", id_}, {"peer", peer_}, {"tls", tls}});
+  } else {
+    S2_LOG(LogLevel::Info, "client.accepted",
+           {{"session", id_}, {"peer", peer_}, {"via", conn_->via()}, {"tls", tls}});
+  }
+}
+
+bool ClientSession::admit_preauth() {
+  const std::string key = policy::throttle_key_for_peer(peer_);
+  switch (ctx_.preauth.admit(key)) {
+    case policy::PreauthBudget::Verdict::Ok:
+      preauth_counted_ = true;
+      preauth_key_ = key;
+      m_unauthenticated().inc();
+      return true;
+    case policy::PreauthBudget::Verdict::PerAddressFull:
+      log_refused("unauthenticated_per_address", peer_, conn_ ? conn_->via() : "");
+      return false;
+    case policy::PreauthBudget::Verdict::TotalFull:
+      log_refused("unauthenticated_total", peer_, conn_ ? conn_->via() : "");
+      return false;
+  }
+  return false;
+}
+
+void ClientSession::leave_preauth() {
+  if (!preauth_counted_) return;
+  preauth_counted_ = false;
+  ctx_.preauth.release(preauth_key_);
+  m_unauthenticated().dec();
+}
+
+// The balancer's header named the client: it is admitted (or refused) as if
+// it had connected itself.
+void ClientSession::on_conn_proxy_header(const proxyproto::Header& h) {
+  if (state_ != State::WaitProxyHeader) return;
+  tls_timer_.stop();
+  peer_ = conn_->peer();
+  S2_LOG(LogLevel::Debug, "client.proxy_header",
+         {{"session", id_},
+          {"peer", peer_},
+          {"via", conn_->via()},
+          {"version", h.version},
+          {"address", h.has_address ? "client" : "local"}});
+  if (!admit_preauth()) {
+    state_ = State::Closing;
+    conn_->close();
+    return;
+  }
+  log_accepted();
+  if (direct_tls_) {
+    state_ = State::TlsHandshake;
+    conn_->start_tls(ctx_.server_tls.get(), TlsSession::Role::Server);
+    start_tls_timer();
+  } else {
+    state_ = State::WaitStream;
   }
 }
 
@@ -86,12 +223,19 @@ ClientSession::ClientSession(ProxyContext& ctx, bool direct_tls)
       direct_tls_(direct_tls),
       tls_timer_(ctx.loop),
       auth_timer_(ctx.loop) {
+  seq_ = std::strtoull(id_.c_str() + 1, nullptr, 10);
   ctx_.sessions.insert(this);
   m_sessions().inc();
 }
 
 ClientSession::~ClientSession() {
+  if (login_queued_) {
+    ctx_.login_gate.cancel(login_key_, seq_);
+    ctx_.login_waiters.erase(seq_);
+    login_queue_gauge().dec();
+  }
   end_login_attempt();
+  leave_preauth();
   if (prewarm_counted_) --ctx_.prewarmed;
   if (prewarm_) prewarm_->close();
   ctx_.sessions.erase(this);
@@ -223,6 +367,7 @@ void ClientSession::send_features() {
 
 void ClientSession::on_conn_stanza(Stanza s) {
   if (state_ == State::Closing) return;
+  if (gate_login(s)) return;  // waits for a login slot of its address
   const std::string name = s.name();
   const std::string xmlns = s.xmlns();
 
@@ -255,12 +400,16 @@ void ClientSession::on_conn_stanza(Stanza s) {
     close_stream();
     return;
   }
-  if (xmlns == ns::kSasl) {
-    handle_sasl1(s);
-    return;
-  }
-  if (xmlns == ns::kSasl2) {
-    handle_sasl2(s);
+  if (xmlns == ns::kSasl || xmlns == ns::kSasl2) {
+    if (xmlns == ns::kSasl)
+      handle_sasl1(s);
+    else
+      handle_sasl2(s);
+    login_refused_ = false;
+    // A slot is held only while a login runs: upstream (Authenticating) or
+    // a SCRAM exchange waiting for the client. Whatever else the element led
+    // to (an early failure, an abort) frees it.
+    if (login_in_flight_ && state_ != State::Authenticating && !scram_) end_login_attempt();
     return;
   }
   if (xmlns == ns::kSm && authenticated_) {
@@ -593,6 +742,8 @@ void ClientSession::on_conn_stream_close() {
 void ClientSession::on_conn_xml_error(const XmlError& e) { stream_error(e.condition, e.text); }
 
 void ClientSession::on_conn_closed(const std::string& reason) {
+  if (state_ == State::WaitProxyHeader && reason.rfind("PROXY protocol:", 0) == 0)
+    log_refused("proxy_header", peer_, "");
   S2_LOG(LogLevel::Info, "client.closed", {{"session", id_}, {"reason", reason}});
   conn_ = nullptr;
   delete this;
@@ -600,7 +751,7 @@ void ClientSession::on_conn_closed(const std::string& reason) {
 
 void ClientSession::shutdown(const std::string& condition, const std::string& text) {
   if (!conn_) return;
-  if (state_ == State::TlsHandshake) {
+  if (state_ == State::TlsHandshake || state_ == State::WaitProxyHeader) {
     state_ = State::Closing;
     conn_->close();
     return;

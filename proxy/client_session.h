@@ -36,6 +36,7 @@ class ClientSession : public Connection::Handler, public DeviceClient {
 
  private:
   enum class State {
+    WaitProxyHeader,  // a --proxy-protocol listener: the balancer's header comes first
     WaitStream,
     WaitStartTls,
     TlsHandshake,
@@ -51,6 +52,7 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   ~ClientSession() override;
 
   // Connection::Handler
+  void on_conn_proxy_header(const proxyproto::Header& header) override;
   void on_conn_tls_ready() override;
   void on_conn_stream_open(const StreamHeader& header) override;
   void on_conn_stanza(Stanza stanza) override;
@@ -93,9 +95,18 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   bool throttled(const std::string& account, std::string* text) const;
   void record_auth_failure();
   void record_auth_success();
-  void begin_login_attempt();
   void end_login_attempt();
-  static constexpr int kMaxLoginsInFlightPerIp = 8;
+  // Per-address limits (auth_common.cpp): a SASL <auth>/<authenticate> takes
+  // a login slot of its address first, or waits for one (held, reading
+  // paused) until end_login_attempt() of another session hands it over.
+  bool gate_login(Stanza& s);
+  void resume_queued_login();
+  static void grant_login_slot(ProxyContext& ctx, uint64_t ticket);
+  // Unauthenticated connections per address and in all: counted from
+  // admission to authenticated or closed.
+  bool admit_preauth();
+  void leave_preauth();
+  void log_accepted();
   std::vector<std::string> offered_mechanisms() const;
   void auth_failure(const std::string& condition, const std::string& text);
 
@@ -141,7 +152,16 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   bool hold_writes_ = false;  // device output waits for a pending SASL2 <success>
   std::string held_;          // SCRAM server-final / FAST responder HMAC
   bool via_vault_ = false;
-  bool login_in_flight_ = false;  // counted in ctx.logins_in_flight
+  bool login_in_flight_ = false;  // holds a login slot of ctx.login_gate (key login_key_)
+  std::string login_key_;
+  bool login_queued_ = false;          // waiting in ctx.login_gate for a slot
+  bool login_refused_ = false;         // the queue was full: throttled() refuses this attempt
+  std::optional<Stanza> queued_auth_;  // the <auth>/<authenticate> waiting for a slot
+  std::vector<Stanza> queued_after_;   // stanzas that arrived behind it (few: clients wait)
+  bool preauth_counted_ = false;       // counted in ctx.preauth under preauth_key_
+  std::string preauth_key_;
+  bool proxy_protocol_ = false;  // the listener expects a PROXY header first
+  uint64_t seq_ = 0;             // unique per session: the login gate's ticket
   std::string peer_;  // the client's address (for counters after close)    // the upstream login
                       // used the vault's secret
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for async callbacks

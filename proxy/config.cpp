@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -15,6 +16,7 @@
 
 #include "common/crypto/vault.h"
 #include "common/net/connection.h"
+#include "common/net/proxy_protocol.h"
 #include "proxy/config_file.h"
 
 namespace s2 {
@@ -28,6 +30,20 @@ std::string Config::key_file() const {
 
 std::string Config::vault_key_path() const {
   return vault_key_file.empty() ? data_dir + "/vault.key" : vault_key_file;
+}
+
+bool Config::proxy_protocol_on(bool direct_tls) const {
+  const std::string want = direct_tls ? "listen-tls" : "listen";
+  size_t start = 0;
+  while (start <= proxy_protocol.size()) {
+    size_t comma = proxy_protocol.find(',', start);
+    if (comma == std::string::npos) comma = proxy_protocol.size();
+    std::string item = proxy_protocol.substr(start, comma - start);
+    std::erase(item, ' ');
+    if (item == want) return true;
+    start = comma + 1;
+  }
+  return false;
 }
 
 std::string env_name(const std::string& flag) {
@@ -184,6 +200,40 @@ const std::vector<Spec>& specs() {
         flag("mam-max-page", &Config::mam_max_page, "N", "250",
              "largest MAM page served (at most half of `--sm-max-queue`: a page is queued for SM)",
              range(uint64_t{1}, uint64_t{10000})),
+        flag("login-concurrency-per-address", &Config::login_concurrency_per_address, "N", "8",
+             "logins verified at once per source address (IPv6: per /64); further logins from "
+             "the address wait for a free slot in arrival order (devices behind one NAT address "
+             "are paced, not refused)",
+             range(1u, 10000u)),
+        flag("login-queue-per-address", &Config::login_queue_per_address, "N", "500",
+             "logins waiting for a slot per source address; a login beyond a full queue gets "
+             "`temporary-auth-failure`. Waiting counts against `--auth-timeout`",
+             range(0u, 1000000u)),
+        flag("max-clients", &Config::max_clients, "N", "0 (from the descriptor limit)",
+             "client connections in all; more are refused at accept. Each device needs about 3 "
+             "file descriptors (client, upstream session, its share of the anchors): at start the "
+             "soft `RLIMIT_NOFILE` is raised towards the hard one, and a value the limit cannot "
+             "hold stops the start with exit status 2 (raise `LimitNOFILE=` or `ulimit -n`). 0: "
+             "as many as the limit holds, with a warning when that is under 10000",
+             range(uint64_t{0}, uint64_t{10000000})),
+        flag("max-unauthenticated", &Config::max_unauthenticated, "N", "5000",
+             "connections not yet authenticated, in all; more are refused at accept (0: no cap)",
+             range(0u, 10000000u)),
+        flag("max-unauthenticated-per-address", &Config::max_unauthenticated_per_address, "N",
+             "500",
+             "connections not yet authenticated per source address (IPv6: per /64); more from "
+             "that address are refused at accept (0: no cap)",
+             range(0u, 10000000u)),
+        flag("proxy-protocol", &Config::proxy_protocol, "LISTENERS", "off",
+             "listeners behind a load balancer that sends the PROXY protocol header (v1 or v2) "
+             "first: `listen`, `listen-tls`, or both comma-separated. Limits, throttling and logs "
+             "then use the client address the header names; a connection without a valid header "
+             "is closed. Such a listener must be reachable only from the balancer (or set "
+             "`--proxy-protocol-from`): anyone who can connect to it can claim any address"),
+        flag("proxy-protocol-from", &Config::proxy_protocol_from, "NETWORKS", "any",
+             "comma-separated addresses or networks (`10.0.0.0/8`, `2001:db8::/32`) allowed to "
+             "send the PROXY header; connections from elsewhere to a `--proxy-protocol` listener "
+             "are closed at accept"),
         flag("config", &Config::config_file, "FILE", "—", "TOML config file"),
     };
     v.back().in_file = false;
@@ -362,9 +412,65 @@ std::string validate_config(const Config& c) {
     return "--anchor-resource: a non-empty resource without '/', '@' or spaces";
   if (c.mam_max_page * 2 > c.sm_max_queue)
     return "--mam-max-page: must be at most half of --sm-max-queue (a page is queued for SM)";
+  {
+    size_t start = 0;
+    const std::string& pp = c.proxy_protocol;
+    while (!pp.empty() && start <= pp.size()) {
+      size_t comma = pp.find(',', start);
+      if (comma == std::string::npos) comma = pp.size();
+      std::string item = pp.substr(start, comma - start);
+      std::erase(item, ' ');
+      if (item != "listen" && item != "listen-tls")
+        return "--proxy-protocol: '" + item + "' is not a listener (listen, listen-tls)";
+      if ((item == "listen" ? c.listen : c.listen_tls).empty())
+        return "--proxy-protocol: the " + item + " listener is off (--" + item + " is empty)";
+      start = comma + 1;
+    }
+  }
+  if (std::string why; !proxyproto::parse_networks(c.proxy_protocol_from, &why))
+    return "--proxy-protocol-from: " + why;
+  if (!c.proxy_protocol_from.empty() && c.proxy_protocol.empty())
+    return "--proxy-protocol-from: needs --proxy-protocol (which listeners expect the header)";
   if ((c.upstream_insecure || c.upstream_insecure_given) && !c.upstream_ca.empty())
     return "--upstream-insecure: cannot be combined with --upstream-ca (remove one of them)";
   return "";
+}
+
+FdPlan plan_descriptors(uint64_t max_clients, uint64_t soft, uint64_t hard) {
+  // The kernel refuses more than fs.nr_open (1048576 by default) whatever
+  // the hard limit says; an "unlimited" hard limit is taken as that.
+  constexpr uint64_t kNrOpen = 1u << 20;
+  hard = std::min(hard, kNrOpen);
+  soft = std::min(soft, hard);
+  FdPlan p;
+  const auto raise_to = [&](uint64_t want) { return want > soft ? std::min(want, hard) : 0; };
+  if (max_clients != 0) {
+    const uint64_t need = max_clients * kFdsPerClient + kFdReserve;
+    p.max_clients = max_clients;
+    p.soft_target = raise_to(need);
+    if (hard < need)
+      p.error = "--max-clients: " + std::to_string(max_clients) + " clients need " +
+                std::to_string(need) + " file descriptors (" + std::to_string(kFdsPerClient) +
+                " per device + " + std::to_string(kFdReserve) + "), but the limit is " +
+                std::to_string(hard) +
+                " (RLIMIT_NOFILE hard): raise LimitNOFILE= in the systemd unit or `ulimit -n` in "
+                "the shell that starts s2proxy, or lower --max-clients";
+    return p;
+  }
+  p.soft_target = raise_to(hard);
+  const uint64_t limit = std::max(soft, hard);
+  p.max_clients = limit > kFdReserve ? (limit - kFdReserve) / kFdsPerClient : 0;
+  if (p.max_clients == 0) {
+    p.error = "--max-clients: the file descriptor limit (" + std::to_string(limit) +
+              ") cannot hold a single client (" + std::to_string(kFdReserve + kFdsPerClient) +
+              " needed): raise LimitNOFILE= in the systemd unit or `ulimit -n`";
+  } else if (p.max_clients < 10000) {
+    p.warning = "the file descriptor limit (" + std::to_string(limit) + ") holds " +
+                std::to_string(p.max_clients) + " clients at " + std::to_string(kFdsPerClient) +
+                " each; 10000 need " + std::to_string(kFdsFor10k) +
+                ": raise LimitNOFILE= in the systemd unit or `ulimit -n`";
+  }
+  return p;
 }
 
 std::string check_config_files(const Config& c) {

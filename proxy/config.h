@@ -54,6 +54,15 @@ struct Config {
   std::string config_file;                        // --config: the TOML file read
   bool push_body = false;                         // XEP-0357 notifications may carry the body
   double push_coalesce = 2;                       // seconds: one push per device per burst
+  // Per source address and connection limits (issue 12; docs/architecture.md "Limits at 10k").
+  uint32_t login_concurrency_per_address = 8;      // logins verified at once per address
+  uint32_t login_queue_per_address = 500;          // logins waiting for a slot per address
+  uint64_t max_clients = 0;                        // client connections in all (0: fd limit)
+  uint32_t max_unauthenticated = 5000;             // unauthenticated connections in all (0: no cap)
+  uint32_t max_unauthenticated_per_address = 500;  // … per address (IPv6: /64) (0: no cap)
+  std::string proxy_protocol;                      // listeners expecting a PROXY header
+  std::string proxy_protocol_from;                 // networks allowed to send it ("" = any)
+  bool proxy_protocol_on(bool direct_tls) const;
 
   // Derived paths.
   std::string cert_file() const;
@@ -94,6 +103,23 @@ std::string validate_config(const Config& cfg);
 // an existing vault key must be a private 32-byte file. Touches nothing.
 // Returns "" or a message that starts with the key's flag name.
 std::string check_config_files(const Config& cfg);
+
+// File descriptors for --max-clients (docs/architecture.md "Limits at
+// 10k"): each device needs about kFdsPerClient (its client connection, its
+// upstream session, its share of the per-account anchors), plus kFdReserve
+// for listeners, the mirror, logs and resolvers. Pure: the caller passes the
+// RLIMIT_NOFILE soft and hard limits (RLIM_INFINITY as a large number) and
+// applies soft_target with setrlimit.
+constexpr uint64_t kFdsPerClient = 3;
+constexpr uint64_t kFdReserve = 64;
+constexpr uint64_t kFdsFor10k = 10000 * kFdsPerClient + kFdReserve;
+struct FdPlan {
+  uint64_t soft_target = 0;  // raise the soft limit to this (≤ hard); 0 = leave it
+  uint64_t max_clients = 0;  // the effective cap
+  std::string error;         // the limit cannot hold an explicit --max-clients (exit 2)
+  std::string warning;       // --max-clients 0 and the limit holds fewer than 10000
+};
+FdPlan plan_descriptors(uint64_t max_clients, uint64_t soft, uint64_t hard);
 
 // A CLI11 parse error as one line naming the flag ("--max-depth: value 2000
 // not in range 4 to 1024", "--no-such-flag: unknown flag").

@@ -122,7 +122,9 @@ DeliveryFacts delivery_facts(const Stanza& s, const DeliveryView& v) {
   }
 
   out.cls = policy::classify(f);
-  out.urgency = policy::urgency(out.cls, f, dir);
+  const std::string chat =
+      lower(fwd == policy::Forwarded::Sent ? policy::bare_of(inner.attr_or("to")) : from_bare);
+  out.urgency = policy::urgency(out.cls, f, dir, policy::notify_prefs_for(v.notify, chat));
   // A chat state I sent (a sibling's, as a carbon) is the state of the conversation with its
   // addressee; one I received, of the conversation with its sender.
   const std::string peer =

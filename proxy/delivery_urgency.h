@@ -22,7 +22,9 @@
 //   delivered like the iq it belongs to (Immediate), never held.
 // * Coalescing key: presence per sender full JID; a chat state per conversation — the sender's
 //   full JID, or for a Carbons <sent/> copy the peer it was sent to (each side's state is its own).
-// Notification preferences (XEP-0492) are not read yet: groupchat uses the default OnMention.
+// * Notification preferences (XEP-0492, notification_settings.h): the setting of the stanza's
+//   chat — the room for groupchat, the peer for a 1:1 message (the addressee of a <sent/> copy) —
+//   from the account's settings map, else XEP-0492's defaults.
 #pragma once
 
 #include <map>
@@ -32,6 +34,7 @@
 
 #include "common/xml/stanza.h"
 #include "policies/classify.h"
+#include "policies/notify_settings.h"
 #include "policies/urgency.h"
 
 namespace s2 {
@@ -41,6 +44,8 @@ struct DeliveryView {
   std::string_view account;  // bare JID of the account
   // room bare JID (lower-cased) → the nick this device joined with; may be null.
   const std::map<std::string, std::string>* room_nicks = nullptr;
+  // the account's XEP-0492 settings, chat bare JID (lower case) → setting; may be null.
+  const policy::ChatNotifySettings* notify = nullptr;
 };
 
 struct DeliveryFacts {

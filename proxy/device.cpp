@@ -334,9 +334,13 @@ store::ArchiveId Device::archive_id_in(const Stanza& s) const {
   return 0;
 }
 
+DeliveryView Device::delivery_view() const {
+  return DeliveryView{account_, &room_nicks_, hub_ ? &hub_->notify_settings() : nullptr};
+}
+
 void Device::deliver(const Stanza& s, store::ArchiveId archive_id) {
   if (ended_) return;
-  const DeliveryFacts facts = delivery_facts(s, DeliveryView{account_, &room_nicks_});
+  const DeliveryFacts facts = delivery_facts(s, delivery_view());
   m_deliveries(facts.urgency).inc();
   if (!csi_.inactive() && csi_.size() == 0) {
     write_out(s, archive_id);

@@ -37,6 +37,7 @@
 #include "common/store/store.h"
 #include "policies/route.h"
 #include "proxy/csi_queue.h"
+#include "proxy/delivery_urgency.h"
 #include "proxy/upstream_session.h"
 
 namespace s2 {
@@ -80,6 +81,8 @@ class Device : public UpstreamSession::Listener {
   const std::string& account() const { return account_; }
   const std::string& log_id() const { return log_id_; }
   const std::string& resource() const { return resource_; }
+  // What this device knows that a stanza's XML does not say (urgency at delivery).
+  DeliveryView delivery_view() const;
 
   // Session profile (ARCHITECTURE.md §7): Bind2 devices are session2.
   policy::Profile profile() const { return profile_; }

@@ -5,9 +5,12 @@
 // (`domain = "…"`) with no per-subcommand sections. Every configuration
 // error, from a flag, the environment or the file, is one line on stderr and
 // exit status 2 (the systemd unit's RestartPreventExitStatus).
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 
 #include "common/util/log.h"
 #include "proxy/accounts_cli.h"
@@ -94,13 +97,35 @@ int main(int argc, char** argv) {
   std::string problem = s2::validate_config(cfg);
   if (problem.empty()) problem = s2::check_config_files(cfg);
   if (!problem.empty()) return config_error(problem);
+  // File descriptors for --max-clients: an explicit value the hard limit
+  // cannot hold is a configuration error; 0 takes what the limit holds.
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  const auto fds = [](rlim_t v) {
+    return v == RLIM_INFINITY ? std::numeric_limits<uint64_t>::max() : static_cast<uint64_t>(v);
+  };
+  s2::FdPlan fd_plan = s2::plan_descriptors(cfg.max_clients, fds(rl.rlim_cur), fds(rl.rlim_max));
+  if (!fd_plan.error.empty()) return config_error(fd_plan.error);
   if (check->parsed()) {
     std::cout << "configuration ok\n";
     return 0;
   }
+  if (fd_plan.soft_target != 0) {
+    rlimit want = rl;
+    want.rlim_cur = static_cast<rlim_t>(fd_plan.soft_target);
+    if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
+      // Keep the soft limit as it is and plan with it.
+      fd_plan = s2::plan_descriptors(cfg.max_clients, fds(rl.rlim_cur), fds(rl.rlim_cur));
+      if (!fd_plan.error.empty()) return config_error(fd_plan.error);
+    }
+  }
+  cfg.max_clients = fd_plan.max_clients;
   s2::LogLevel level = s2::LogLevel::Info;
   s2::parse_log_level(cfg.log_level, &level);
   s2::log_configure(level, cfg.log_format == "json" ? s2::LogFormat::Json : s2::LogFormat::Text);
+  if (!fd_plan.warning.empty())
+    s2::log_event(s2::LogLevel::Warn, "server.fd_limit_low",
+                  {{"max_clients", fd_plan.max_clients}, {"problem", fd_plan.warning}});
   s2::Server server(cfg);
   std::string error;
   if (!server.start(&error)) {

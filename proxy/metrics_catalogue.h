@@ -28,5 +28,7 @@ void register_metrics_catalogue();
 // Observed around each login (auth_common.cpp) and mirror commit (server.cpp).
 Histogram& login_duration(const std::string& mechanism);
 Histogram& mirror_commit_duration();
+// Logins waiting for a slot of their address (auth_common.cpp, client_session.cpp).
+Metric& login_queue_gauge();
 
 }  // namespace s2

@@ -10,10 +10,13 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "common/net/loop_executor.h"
+#include "common/net/proxy_protocol.h"
 #include "common/store/store.h"
 #include "common/tls/tls.h"
+#include "policies/address_limits.h"
 #include "policies/login_throttle.h"
 #include "proxy/config.h"
 #include "proxy/credential_vault.h"
@@ -42,7 +45,13 @@ class ProxyContext {
   std::unique_ptr<FastTokens> fast;
   policy::LoginThrottle throttle_ip;
   policy::LoginThrottle throttle_account;
-  std::unordered_map<std::string, int> logins_in_flight;  // per source address
+  // Per source address limits (policies/address_limits.h): login slots with
+  // their queue (tickets are ClientSession::seq_), unauthenticated connections.
+  policy::LoginGate login_gate;
+  std::unordered_map<uint64_t, ClientSession*> login_waiters;  // ticket → queued session
+  policy::PreauthBudget preauth;
+  uint64_t max_clients = 0;  // effective (--max-clients or from the descriptor limit); 0: none
+  std::vector<proxyproto::Network> proxy_from;  // --proxy-protocol-from; empty: any source
   // Logins in progress: SASL mechanism and start (steady clock), for
   // s2proxy_login_duration_seconds and the auth log lines (auth_common.cpp).
   struct LoginStart {

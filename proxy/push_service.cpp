@@ -323,6 +323,16 @@ bool PushService::body_opted_in() const {
 }
 
 void PushService::on_committed(const Stanza& inner, const Facts& facts, store::ArchiveId id) {
+  consider(inner, facts, id, nullptr);
+}
+
+void PushService::on_delivered(const std::string& resource, const Stanza& inner,
+                               const Facts& facts) {
+  consider(inner, facts, 0, &resource);
+}
+
+void PushService::consider(const Stanza& inner, const Facts& facts, store::ArchiveId id,
+                           const std::string* only) {
   const policy::Urgency u = facts.urgency;
   const policy::Persistence p = facts.persistence;
   if (u != policy::Urgency::Urgent || !ensure_loaded() || entries_.empty()) return;
@@ -339,6 +349,7 @@ void PushService::on_committed(const Stanza& inner, const Facts& facts, store::A
   const uint64_t now = uv_now(ctx_.loop);
   const auto window = static_cast<uint64_t>(ctx_.config.push_coalesce * 1000);
   for (auto& [resource, entry] : entries_) {
+    if (only && resource != *only) continue;
     const auto state = state_of(resource);
     const auto step = entry.coalescer.on_stanza(u, p, state, !entry.regs.empty(), now, window);
     if (step.action == policy::PushAction::Coalesce) {

@@ -108,8 +108,14 @@ class PushService {
   };
   // A message the hub committed to the mirror (archive id `id`).
   void on_committed(const Stanza& inner, const Facts& facts, store::ArchiveId id);
+  // A stanza that is not the mirror's (a room's groupchat, kept upstream) written to one device
+  // `resource` only: it wakes that device alone, with the urgency the device's own view gave it
+  // (its nick in the room, the room's XEP-0492 setting).
+  void on_delivered(const std::string& resource, const Stanza& inner, const Facts& facts);
 
  private:
+  void consider(const Stanza& inner, const Facts& facts, store::ArchiveId id,
+                const std::string* only);
   struct Entry {
     std::vector<PushRegistration> regs;
     PushCoalescer coalescer;

@@ -138,7 +138,6 @@ bool ClientSession::start_fast(const std::string& initial, std::string* conditio
   }
   account_ = *account;
   note_login_start(ctx_, this, crypto::kHtSha256None);
-  begin_login_attempt();
   std::optional<uint64_t> count;
   if (sasl2_->fast) count = sasl2_->fast->count;
   switch (ctx_.fast->verify(account_, sasl2_->user_agent->id, ht->hmac, count, unix_ms())) {

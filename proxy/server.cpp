@@ -98,13 +98,21 @@ bool Server::start(std::string* error) {
   }
 
   start_anchors();
+  if (!cfg.proxy_protocol.empty())
+    S2_LOG(cfg.proxy_protocol_from.empty() ? LogLevel::Warn : LogLevel::Info,
+           "server.proxy_protocol",
+           {{"listeners", cfg.proxy_protocol},
+            {"trusted", cfg.proxy_protocol_from.empty() ? "any source: make the listener reachable "
+                                                          "only from the balancer"
+                                                        : cfg.proxy_protocol_from}});
   S2_LOG(LogLevel::Info, "server.started",
          {{"domain", cfg.domain},
           {"listen", cfg.listen},
           {"listen_tls", cfg.listen_tls},
           {"upstream", cfg.upstream},
           {"upstream_tls", cfg.upstream_tls},
-          {"cert", cfg.cert_file()}});
+          {"cert", cfg.cert_file()},
+          {"max_clients", cfg.max_clients}});
   return true;
 }
 
@@ -155,6 +163,20 @@ bool Server::open_state(std::string* error) {
                                   static_cast<int64_t>(cfg.login_backoff_max * 1000)};
   ctx_.throttle_ip = policy::LoginThrottle(tc);
   ctx_.throttle_account = policy::LoginThrottle(tc);
+  ctx_.login_gate = policy::LoginGate(
+      policy::LoginGateConfig{cfg.login_concurrency_per_address, cfg.login_queue_per_address});
+  ctx_.preauth = policy::PreauthBudget(
+      policy::PreauthConfig{cfg.max_unauthenticated_per_address, cfg.max_unauthenticated});
+  ctx_.max_clients = cfg.max_clients;
+  gauge("s2proxy_max_clients", "client connections allowed in all")
+      .set(static_cast<int64_t>(cfg.max_clients));
+  std::string why;
+  if (auto nets = proxyproto::parse_networks(cfg.proxy_protocol_from, &why)) {
+    ctx_.proxy_from = std::move(*nets);
+  } else {
+    *error = "--proxy-protocol-from: " + why;
+    return false;
+  }
   return true;
 }
 

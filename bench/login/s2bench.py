@@ -30,7 +30,7 @@ PROSODY_C2S = 55222
 PROSODY_C2S_TLS = 55223
 PROXY_PORT = 56222
 PROXY_TLS_PORT = 56223
-DEFAULT_BINARY = REPO / "build-lead" / "s2proxy"
+DEFAULT_BINARY = REPO / "build" / "s2proxy"  # what the README builds (cmake --preset default)
 
 PASSWORDS = {"alice": "alicepw", "bob": "bobpw", "carol": "carolpw"}
 
@@ -51,7 +51,7 @@ class BenchEnv:
 
     def start(self):
         if not Path(self.binary).exists():
-            raise SystemExit("s2proxy binary %s missing: cmake --build build-lead --target s2proxy -j2" % self.binary)
+            raise SystemExit("s2proxy binary %s missing: cmake --preset default && cmake --build build --target s2proxy -j2" % self.binary)
         ports = (PROXY_PORT, PROXY_TLS_PORT) + self.extra_ports
         if not self._own_prosody_alive():  # a leftover of ours is restarted by the script (FRESH=1)
             ports = (PROSODY_C2S, PROSODY_C2S_TLS) + ports
@@ -242,7 +242,7 @@ def machine_info():
 
 
 def binary_info(binary):
-    """What was measured: the daemon's version, mtime and a hash prefix (build-lead moves under us), and
+    """What was measured: the daemon's version, mtime and a hash prefix (a tree may be rebuilt under us), and
     the tree it came from (HEAD + whether proxy/ or common/ had uncommitted changes)."""
     import hashlib
     info = {"path": str(binary)}

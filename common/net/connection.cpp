@@ -130,6 +130,7 @@ Connection* Connection::accept(uv_stream_t* server, Handler* handler, const Opti
   if (uv_tcp_getpeername(&c->tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
     c->peer_ = sockaddr_to_string(reinterpret_cast<sockaddr*>(&ss));
   c->connected_ = true;
+  c->awaiting_proxy_ = opts.proxy_protocol;
   c->start_reading();
   return c;
 }
@@ -250,11 +251,34 @@ void Connection::on_read(const char* data, size_t len) {
       setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
   }
-  if (tls_) {
+  if (awaiting_proxy_) {
+    on_proxy_bytes(data, len);
+  } else if (tls_) {
     tls_->feed_cipher(data, len);
   } else {
     on_plain(data, len);
   }
+}
+
+void Connection::on_proxy_bytes(const char* data, size_t len) {
+  preface_.append(data, len);
+  auto r = proxyproto::parse(preface_);
+  if (r.status == proxyproto::Status::NeedMore) return;
+  if (r.status == proxyproto::Status::Error) {
+    preface_.clear();
+    fail("PROXY protocol: " + r.error);
+    return;
+  }
+  awaiting_proxy_ = false;
+  std::string rest = preface_.substr(r.header.length);
+  preface_.clear();
+  preface_.shrink_to_fit();
+  if (r.header.has_address) {
+    via_ = peer_;
+    peer_ = r.header.source;
+  }
+  if (handler_) handler_->on_conn_proxy_header(r.header);
+  if (!rest.empty() && !closing_) on_read(rest.data(), rest.size());
 }
 
 void Connection::on_plain(const char* data, size_t len) {

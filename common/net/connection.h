@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/net/proxy_protocol.h"
 #include "common/tls/tls.h"
 #include "common/xml/xml_stream.h"
 
@@ -39,6 +40,12 @@ class Connection {
     virtual void on_conn_xml_error(const XmlError& error) = 0;
     // Final: the socket is gone (peer closed, error, or our close()).
     virtual void on_conn_closed(const std::string& reason) = 0;
+    // Options::proxy_protocol: the PROXY header was read; peer() is now the
+    // client it names (unchanged for LOCAL / UNKNOWN), via() the balancer.
+    // Bytes after the header reach TLS / XML only after this returns. A bad
+    // header closes the connection instead (on_conn_closed, reason
+    // "PROXY protocol: …").
+    virtual void on_conn_proxy_header(const proxyproto::Header& /*header*/) {}
   };
 
   struct Options {
@@ -50,6 +57,8 @@ class Connection {
     // otherwise holds its next small write until our delayed ACK fires,
     // ~40 ms, on every request/response turn.
     bool quick_ack = false;
+    // Accepted connections start with a PROXY protocol header (v1 or v2).
+    bool proxy_protocol = false;
   };
 
   // Accepts a pending connection on `server`. Returns null on failure.
@@ -92,6 +101,9 @@ class Connection {
   bool reading_paused() const { return paused_; }
 
   const std::string& peer() const { return peer_; }
+  // The socket's own peer when a PROXY header replaced peer(); else "".
+  const std::string& via() const { return via_; }
+  bool awaiting_proxy_header() const { return awaiting_proxy_; }
   uint64_t id() const { return id_; }
   size_t write_queue_bytes() const;
 
@@ -103,6 +115,7 @@ class Connection {
   void connect_to(const sockaddr* addr);
   void on_read(const char* data, size_t len);
   void on_plain(const char* data, size_t len);
+  void on_proxy_bytes(const char* data, size_t len);
   void write_raw(const char* data, size_t len);
   void fail(const std::string& reason);
   void finish_close();
@@ -116,6 +129,9 @@ class Connection {
   std::unique_ptr<XmlStream> xml_;
   std::unique_ptr<TlsSession> tls_;
   std::string peer_;
+  std::string via_;
+  bool awaiting_proxy_ = false;
+  std::string preface_;  // PROXY header bytes so far
   std::string close_reason_;
   uint64_t id_;
   bool closing_ = false;

@@ -14,7 +14,8 @@ import time
 import uuid
 
 import pytest
-from xmppclient import Client, msg_xml, q, run_async, short
+from xmppclient import (NS_MUC, NS_MUC_OWNER, NS_MUC_USER, Client, has_body, msg_xml, q, run_async,
+                        short)
 
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -23,6 +24,8 @@ NS_PUSH = "urn:xmpp:push:0"
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_XDATA = "jabber:x:data"
 NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
+NS_BOOKMARKS = "urn:xmpp:bookmarks:1"
+NS_NOTIFY = "urn:xmpp:notification-settings:1"
 
 
 @pytest.fixture(autouse=True)
@@ -329,3 +332,85 @@ def test_account_push_body_setting_followed_while_running(target, upstream_targe
         assert "push body    default" in show.stdout, show.stdout
 
     run_async(body, 90)
+
+
+async def join_room(c, room, nick):
+    """Joins `room` as `nick` (creating it as an instant room when new)."""
+    t0 = time.monotonic()
+    c.send_xml("<presence xmlns='jabber:client' to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
+
+    def self_presence(el):
+        if el.get("from") != "%s/%s" % (room, nick):
+            return False
+        if el.get("type") == "error":
+            return True
+        x = el.find(q(NS_MUC_USER, "x"))
+        return x is not None and any(s.get("code") == "110" for s in x.findall(q(NS_MUC_USER, "status")))
+
+    p = await c.wait_presence(self_presence, 10, since=t0, what="self-presence in %s" % room)
+    assert p.get("type") != "error", "join %s failed: %s" % (room, short(p))
+    x = p.find(q(NS_MUC_USER, "x"))
+    if any(s.get("code") == "201" for s in x.findall(q(NS_MUC_USER, "status"))):
+        res = await c.iq("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'/></query>" % NS_MUC_OWNER,
+                         to=room, itype="set")
+        assert res.get("type") == "result", "instant room: %s" % short(res)
+
+
+def bookmark_xml(room, setting, options=True):
+    """A XEP-0402 bookmark of `room` carrying a XEP-0492 setting, as a client publishes it."""
+    opts = ("<publish-options><x xmlns='%s' type='submit'>"
+            "<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value>"
+            "</field><field var='pubsub#persist_items'><value>true</value></field>"
+            "<field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options>" % NS_XDATA)
+    return ("<pubsub xmlns='%s'><publish node='%s'><item id='%s'><conference xmlns='%s' autojoin='false'>"
+            "<extensions><notify xmlns='%s'><%s/></notify></extensions></conference></item></publish>%s</pubsub>"
+            % (NS_PUBSUB, NS_BOOKMARKS, room, NS_BOOKMARKS, NS_NOTIFY, setting, opts if options else ""))
+
+
+def test_room_mention_wakes_and_muted_room_does_not(target, upstream_target):
+    """Issue 10 items 1 and 4: a room's message wakes the sleeping device that is in the room only
+    when it mentions alice's nick (XEP-0492's default for rooms); a room alice's client set to
+    `never` in its bookmark (XEP-0402 + XEP-0492, published through the proxy) wakes nothing, even
+    on mention. Preferences change urgency, never delivery: every message reaches the device when it
+    resumes."""
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        node = "node-" + run
+        app = await app_server(pool, upstream_target, run)
+        dev = await connect(pool, target, "alice", "pushmuc-" + run, sm=True)
+        await enable(dev, app, node, "s-" + run)
+        await wait_until(lambda: "anchor.ready" in target.proc.log_text(), 15, "alice's anchor")
+        carol = await connect(pool, upstream_target, "carol", "pm-" + run)
+        loud = "s2push-%s@muc.%s" % (run, target.domain)
+        muted = "s2mute-%s@muc.%s" % (run, target.domain)
+        nick = "ally" + run
+        for room in (loud, muted):
+            await join_room(dev, room, nick)
+            await join_room(carol, room, "carol")
+
+        res = await dev.iq(bookmark_xml(muted, "never"), to=dev.bare, itype="set")
+        if res.get("type") != "result":  # a server that refuses the publish-options
+            res = await dev.iq(bookmark_xml(muted, "never", options=False), to=dev.bare, itype="set")
+        assert res.get("type") == "result", "bookmark publish: %s" % short(res)
+        await wait_until(lambda: "notify.settings" in target.proc.log_text() and
+                         any("notify.settings" in ln and "chats=1" in ln
+                             for ln in target.proc.log_text().splitlines()),
+                         10, "the proxy reading the room's setting")
+
+        await asyncio.sleep(0.5)  # SM enabled (resumable) before the cut
+        dev.abort()
+        await hibernated(target, "pushmuc-" + run)
+
+        carol.send_xml(msg_xml(muted, "%s: muted mention %s" % (nick, run), mtype="groupchat"))
+        carol.send_xml(msg_xml(loud, "nothing for alice %s" % run, mtype="groupchat"))
+        await asyncio.sleep(3.0)
+        assert not publishes(app, node), "muted room / no mention: %s" % [short(x) for x in publishes(app, node)]
+
+        carol.send_xml(msg_xml(loud, "hey %s, look %s" % (nick, run), mtype="groupchat"))
+        got = await wait_count(app, node, 1, 8)
+        s = summary(got[0])
+        assert s.get("last-message-sender") == "%s/carol" % loud, s
+        assert "look " + run not in short(got[0], 10000), "no body by default"
+        check_only_from_proxy(app, "%s/s2proxy" % dev.bare)
+
+    run_async(body, 120)

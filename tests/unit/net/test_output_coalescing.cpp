@@ -56,8 +56,12 @@ struct Pair {
     run_until([&] { return server != nullptr && client_h.connected; });
   }
   ~Pair() {
-    if (server) server->detach();
-    if (client) client->detach();
+    // Close both ends and let them free themselves (a connection that reported
+    // on_conn_closed is gone; the peer's close reaches the other side too).
+    if (server && !server_h.closed) server->close();
+    if (client && !client_h.closed) client->close();
+    for (int i = 0; i < 2000 && !(server_h.closed || !server); ++i) uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 2000 && !client_h.closed; ++i) uv_run(&loop, UV_RUN_ONCE);
     uv_close(reinterpret_cast<uv_handle_t*>(&listener), nullptr);
     uv_walk(
         &loop,

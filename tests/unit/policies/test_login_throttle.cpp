@@ -65,7 +65,8 @@ TEST_CASE("login throttle: peer address → key (IPv4 address, IPv6 /64)") {
       {"[fe80::1:2:3:4]:9", "fe80:0:0:0::/64"},
       {"[1:2:3:4:5:6:7:8:9]:1", "[1:2:3:4:5:6:7:8:9]:1"},  // too many groups: as is
       {"[1::2::3]:1", "[1::2::3]:1"},                      // two gaps: as is
-      {"[::ffff:1.2.3.4]:1", "[::ffff:1.2.3.4]:1"},        // IPv4 tail: as is
+      {"[::ffff:1.2.3.4]:1", "1.2.3.4"},   // IPv4-mapped (dual-stack listener): the IPv4 client
+      {"[::1.2.3.4]:1", "[::1.2.3.4]:1"},  // other IPv4 tails: as is
       {"[zz::1]:1", "[zz::1]:1"},
       {"", ""},
   };

@@ -300,3 +300,83 @@ TEST_CASE("config: check_config_files") {
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("config: --proxy-protocol and --proxy-protocol-from") {
+  struct Row {
+    std::string listen_tls, pp, from;
+    const char* want_prefix;  // "" = valid
+  };
+  const Row rows[] = {
+      {"127.0.0.1:5223", "", "", ""},
+      {"127.0.0.1:5223", "listen", "", ""},
+      {"127.0.0.1:5223", "listen-tls", "", ""},
+      {"127.0.0.1:5223", "listen, listen-tls", "10.0.0.0/8,::1", ""},
+      {"127.0.0.1:5223", "listen,tls", "", "--proxy-protocol"},
+      {"", "listen-tls", "", "--proxy-protocol"},  // that listener is off
+      {"127.0.0.1:5223", "listen", "10.0.0.0/40", "--proxy-protocol-from"},
+      {"127.0.0.1:5223", "", "10.0.0.0/8", "--proxy-protocol-from"},  // for no listener
+  };
+  for (const auto& r : rows) {
+    s2::Config c;
+    c.domain = "d.test";
+    c.upstream = "h:5222";
+    c.listen_tls = r.listen_tls;
+    c.proxy_protocol = r.pp;
+    c.proxy_protocol_from = r.from;
+    const std::string got = s2::validate_config(c);
+    CAPTURE(r.pp);
+    CAPTURE(r.from);
+    CAPTURE(got);
+    if (std::string(r.want_prefix).empty()) {
+      CHECK(got.empty());
+    } else {
+      CHECK(got.rfind(r.want_prefix, 0) == 0);
+    }
+  }
+  s2::Config c;
+  c.proxy_protocol = "listen-tls, listen";
+  CHECK(c.proxy_protocol_on(false));
+  CHECK(c.proxy_protocol_on(true));
+  c.proxy_protocol = "listen-tls";
+  CHECK(!c.proxy_protocol_on(false));
+  CHECK(c.proxy_protocol_on(true));
+}
+
+TEST_CASE("config: file descriptors for --max-clients") {
+  constexpr uint64_t kInf = ~uint64_t{0};
+  struct Row {
+    uint64_t max_clients, soft, hard;
+    uint64_t want_target, want_max;
+    bool error, warning;
+  };
+  const Row rows[] = {
+      // explicit: raise the soft limit to what is needed, refuse what cannot fit
+      {10000, 1024, 65536, 30064, 10000, false, false},
+      {10000, 40000, 65536, 0, 10000, false, false},  // already enough
+      {10000, 1024, 20000, 20000, 10000, true, false},
+      {100, 1024, 1024, 0, 100, false, false},
+      {320, 1024, 1024, 0, 320, false, false},    // 320*3+64 = 1024: just fits
+      {321, 1024, 1024, 1024, 321, true, false},  // 1027 does not
+      {10000, 1024, kInf, 30064, 10000, false, false},
+      // 0 = auto: everything the hard limit allows
+      {0, 1024, 65536, 65536, 21824, false, false},
+      {0, 20000, 20000, 0, 6645, false, true},  // under 10000: a warning
+      {0, 1024, kInf, 1u << 20, 349504, false, false},
+      {0, 64, 64, 0, 0, true, false},  // not even one client
+  };
+  int i = 0;
+  for (const auto& r : rows) {
+    CAPTURE(i++);
+    auto p = s2::plan_descriptors(r.max_clients, r.soft, r.hard);
+    CHECK(p.soft_target == r.want_target);
+    CHECK(p.max_clients == r.want_max);
+    CHECK(p.error.empty() == !r.error);
+    CHECK(p.warning.empty() == !r.warning);
+    if (r.error) {
+      CHECK(p.error.rfind("--max-clients", 0) == 0);
+      CHECK(p.error.find("LimitNOFILE") != std::string::npos);
+      CHECK(p.error.find("ulimit -n") != std::string::npos);
+    }
+    if (r.warning) CHECK(p.warning.find("LimitNOFILE") != std::string::npos);
+  }
+}

@@ -205,3 +205,46 @@ TEST_CASE("delivery urgency: whole-word match") {
 
 }  // namespace
 }  // namespace s2
+
+namespace s2 {
+namespace {
+
+TEST_CASE("delivery urgency: the chat's XEP-0492 setting") {
+  const std::map<std::string, std::string> nicks = {{"room@muc.legacy.test", "Ally"}};
+  const policy::ChatNotifySettings settings = {{"room@muc.legacy.test", policy::MucNotify::Never},
+                                               {"loud@muc.legacy.test", policy::MucNotify::Always},
+                                               {"bob@legacy.test", policy::MucNotify::Never}};
+  const DeliveryView view{kAccount, &nicks, &settings};
+  struct Row {
+    std::string xml;
+    U want;
+    std::string_view why;
+  };
+  const Row rows[] = {
+      {"<message from='Room@muc.legacy.test/bob' type='groupchat'><body>Ally: "
+       "look</body></message>",
+       U::Silent, "muted room (JID case folded): a mention waits"},
+      {"<message from='loud@muc.legacy.test/bob' type='groupchat'><body>hello</body></message>",
+       U::Urgent, "room set to always"},
+      {"<message from='other@muc.legacy.test/bob' type='groupchat'><body>alice: "
+       "hi</body></message>",
+       U::Urgent, "no setting: on mention"},
+      {"<message from='bob@legacy.test/b1' type='chat'><body>hi</body></message>", U::Silent,
+       "1:1 chat set to never"},
+      {"<message from='carol@legacy.test/c' type='chat'><body>hi</body></message>", U::Urgent,
+       "1:1 without setting: always"},
+      {carbon("received",
+              "<message from='bob@legacy.test/b1' to='alice@legacy.test/pc' type='chat'>"
+              "<body>hi</body></message>"),
+       U::Silent, "a received carbon from the muted peer"},
+  };
+  for (const auto& r : rows) {
+    INFO(r.why);
+    Stanza s = Stanza::parse(r.xml);
+    REQUIRE(s);
+    CHECK(delivery_facts(s, view).urgency == r.want);
+  }
+}
+
+}  // namespace
+}  // namespace s2
