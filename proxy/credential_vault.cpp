@@ -3,12 +3,13 @@
 
 #include "common/crypto/hash.h"
 #include "common/crypto/vault.h"
+#include "common/net/offload.h"
 #include "common/util/log.h"
 
 namespace s2 {
 namespace {
 constexpr uint8_t kFormat = 1;
-constexpr uint32_t kLocalIterations = 4096;  // RFC 7677 minimum; PBKDF2 runs on the loop
+constexpr uint32_t kLocalIterations = 4096;  // RFC 7677 minimum; PBKDF2 off the loop
 
 void put_u32(std::string& out, uint32_t v) {
   for (int i = 3; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
@@ -105,29 +106,149 @@ std::optional<VaultEntry> CredentialVault::get(const std::string& bare_jid) cons
   return e;
 }
 
+namespace {
+// What put() computes off the loop: a pure function of copies.
+struct PutInput {
+  std::optional<VaultEntry> old;
+  crypto::SecretString password;
+  UpstreamSecret upstream;
+  crypto::SecretString key;
+  std::string bare_jid;
+};
+struct PutOutput {
+  std::optional<std::string> sealed;
+  bool password_changed = false;
+};
+
+bool usable_verifier(const crypto::ScramVerifier& v, crypto::HashAlg h) {
+  return !v.salt.empty() && v.iterations > 0 && v.stored_key.size() == crypto::hash_size(h) &&
+         v.server_key.size() == crypto::hash_size(h);
+}
+
+// Whether `password` is the one `old` was built from, without PBKDF2 when the
+// upstream secrets can be compared; nullopt when only a PBKDF2 can tell.
+std::optional<bool> same_password_cheaply(const VaultEntry& old, std::string_view password,
+                                          const UpstreamSecret& up) {
+  using K = UpstreamSecret::Kind;
+  if (old.upstream.kind == K::Password && up.kind == K::Password)
+    return crypto::constant_time_equal(old.upstream.secret, password);
+  if (old.upstream.kind == K::ScramSalted && up.kind == K::ScramSalted &&
+      old.upstream.hash == up.hash && old.upstream.salt == up.salt &&
+      old.upstream.iterations == up.iterations)
+    return crypto::constant_time_equal(old.upstream.secret, up.secret);
+  return std::nullopt;
+}
+
+bool needs_pbkdf2(const PutInput& in) {
+  if (!in.old) return true;
+  auto same = same_password_cheaply(*in.old, in.password.view(), in.upstream);
+  return !same || !*same || !usable_verifier(in.old->sha1, crypto::HashAlg::Sha1) ||
+         !usable_verifier(in.old->sha256, crypto::HashAlg::Sha256);
+}
+
+PutOutput build_entry(const PutInput& in) {
+  PutOutput out;
+  VaultEntry e;
+  e.upstream.kind = in.upstream.kind;
+  e.upstream.hash = in.upstream.hash;
+  e.upstream.salt = in.upstream.salt;
+  e.upstream.iterations = in.upstream.iterations;
+  e.upstream.secret = in.upstream.secret;
+  bool keep_verifiers = false;
+  if (in.old) {
+    // A different password than the one the vault knew (changed upstream):
+    // FAST tokens issued under the old one must not outlive it, e.g. on a
+    // stolen device.
+    std::optional<bool> same = same_password_cheaply(*in.old, in.password.view(), in.upstream);
+    if (!same) {
+      const auto& v = in.old->sha256;
+      same = crypto::make_scram_verifier(crypto::HashAlg::Sha256, in.password.view(), v.salt,
+                                         v.iterations)
+                 .stored_key == v.stored_key;
+    }
+    out.password_changed = !*same;
+    keep_verifiers = *same && usable_verifier(in.old->sha1, crypto::HashAlg::Sha1) &&
+                     usable_verifier(in.old->sha256, crypto::HashAlg::Sha256);
+  }
+  if (keep_verifiers) {
+    e.sha1 = in.old->sha1;
+    e.sha256 = in.old->sha256;
+  } else {
+    e.sha1 =
+        crypto::make_scram_verifier(crypto::HashAlg::Sha1, in.password.view(), kLocalIterations);
+    e.sha256 =
+        crypto::make_scram_verifier(crypto::HashAlg::Sha256, in.password.view(), kLocalIterations);
+  }
+  std::string plain = CredentialVault::encode(e);
+  out.sealed = crypto::vault_seal(in.key.str(), plain, in.bare_jid);
+  crypto::secure_wipe(plain);
+  return out;
+}
+}  // namespace
+
 void CredentialVault::put(const std::string& bare_jid, std::string_view password,
                           const UpstreamSecret& upstream, std::function<void(bool)> done) {
-  // A different password than the one the vault knew (changed upstream):
-  // FAST tokens issued under the old one must not outlive it, e.g. on a
-  // stolen device.
-  bool password_changed = false;
-  if (auto old = get(bare_jid)) {
-    const auto& v = old->sha256;
-    password_changed =
-        crypto::make_scram_verifier(crypto::HashAlg::Sha256, password, v.salt, v.iterations)
-            .stored_key != v.stored_key;
+  auto in = std::make_unique<PutInput>();
+  in->old = get(bare_jid);
+  in->password = crypto::SecretString(std::string(password));
+  in->upstream.kind = upstream.kind;
+  in->upstream.hash = upstream.hash;
+  in->upstream.salt = upstream.salt;
+  in->upstream.iterations = upstream.iterations;
+  in->upstream.secret = upstream.secret;
+  in->key = crypto::SecretString(key_);
+  in->bare_jid = bare_jid;
+  auto p = std::make_shared<Pending>();
+  p->is_put = true;
+  if (!loop_ || !needs_pbkdf2(*in)) {
+    // Same password again (the common re-login): a seal, no PBKDF2.
+    PutOutput out = build_entry(*in);
+    p->ready = true;
+    p->submit = [this, bare_jid, out = std::move(out), done]() mutable {
+      submit_put(bare_jid, std::move(out.sealed), out.password_changed, std::move(done));
+    };
+    enqueue(bare_jid, std::move(p));
+    return;
   }
-  VaultEntry e;
-  e.upstream.kind = upstream.kind;
-  e.upstream.hash = upstream.hash;
-  e.upstream.salt = upstream.salt;
-  e.upstream.iterations = upstream.iterations;
-  e.upstream.secret = upstream.secret;
-  e.sha1 = crypto::make_scram_verifier(crypto::HashAlg::Sha1, password, kLocalIterations);
-  e.sha256 = crypto::make_scram_verifier(crypto::HashAlg::Sha256, password, kLocalIterations);
-  std::string plain = encode(e);
-  auto sealed = crypto::vault_seal(key_, plain, bare_jid);
-  crypto::secure_wipe(plain);
+  enqueue(bare_jid, p);
+  offload(
+      loop_, alive_, [in = std::move(in)] { return build_entry(*in); },
+      [this, bare_jid, p, done](PutOutput out) mutable {
+        p->ready = true;
+        p->submit = [this, bare_jid, out = std::move(out), done]() mutable {
+          submit_put(bare_jid, std::move(out.sealed), out.password_changed, std::move(done));
+        };
+        pump(bare_jid);
+      });
+}
+
+void CredentialVault::enqueue(const std::string& bare_jid, std::shared_ptr<Pending> p) {
+  queue_[bare_jid].push_back(std::move(p));
+  pump(bare_jid);
+}
+
+void CredentialVault::pump(const std::string& bare_jid) {
+  auto it = queue_.find(bare_jid);
+  if (it == queue_.end()) return;
+  while (!it->second.empty() && it->second.front()->ready) {
+    auto p = std::move(it->second.front());
+    it->second.pop_front();
+    p->submit();  // may enqueue more for this account (it stays in the map)
+    it = queue_.find(bare_jid);
+    if (it == queue_.end()) return;
+  }
+  if (it->second.empty()) queue_.erase(it);
+}
+
+size_t CredentialVault::pending_puts() const {
+  size_t n = 0;
+  for (const auto& [jid, q] : queue_)
+    for (const auto& p : q) n += p->is_put ? 1 : 0;
+  return n;
+}
+
+void CredentialVault::submit_put(const std::string& bare_jid, std::optional<std::string> sealed,
+                                 bool password_changed, std::function<void(bool)> done) {
   if (!sealed) {
     done(false);
     return;
@@ -147,6 +268,16 @@ void CredentialVault::put(const std::string& bare_jid, std::string_view password
 }
 
 void CredentialVault::invalidate(const std::string& bare_jid, std::function<void(bool)> done) {
+  // Behind any put() of the account still being derived, as if the put had
+  // been written at once.
+  auto p = std::make_shared<Pending>();
+  p->ready = true;
+  p->submit = [this, bare_jid, done] { submit_invalidate(bare_jid, done); };
+  enqueue(bare_jid, std::move(p));
+}
+
+void CredentialVault::submit_invalidate(const std::string& bare_jid,
+                                        std::function<void(bool)> done) {
   auto acct = store_.find_account(bare_jid);
   if (!acct || !acct.value()) {
     done(true);

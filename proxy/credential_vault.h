@@ -10,15 +10,21 @@
 //     PLAIN alone;
 //   * local SCRAM-SHA-1 and SCRAM-SHA-256 verifiers (salt, 4096 iterations,
 //     StoredKey, ServerKey) derived from the password at the first login.
-// The password is dropped from memory once the entry is built. When upstream
+// The password is dropped from memory once the entry is built; PBKDF2 runs on
+// libuv's thread pool, never on the event loop. When upstream
 // rejects the stored secret, the entry and every FAST token of the account
 // are removed (invalidate()).
 #pragma once
 
+#include <uv.h>
+
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "common/crypto/encoding.h"
 #include "common/crypto/scram.h"
@@ -43,7 +49,10 @@ struct VaultEntry {
 
 class CredentialVault {
  public:
-  CredentialVault(store::Store& store, std::string key) : store_(store), key_(std::move(key)) {}
+  // `loop`: where put() runs its PBKDF2 off the loop (libuv's thread pool);
+  // nullptr computes inline (the accounts CLI, unit tests without a loop).
+  CredentialVault(store::Store& store, std::string key, uv_loop_t* loop = nullptr)
+      : store_(store), key_(std::move(key)), loop_(loop) {}
   ~CredentialVault() { crypto::secure_wipe(key_); }
 
   // Reads and opens the entry of `bare_jid`; nullopt when there is none or it
@@ -51,12 +60,20 @@ class CredentialVault {
   std::optional<VaultEntry> get(const std::string& bare_jid) const;
   bool known(const std::string& bare_jid) const { return get(bare_jid).has_value(); }
 
-  // Builds the entry from a password that upstream just accepted (PBKDF2 for
-  // the local verifiers happens here) and stores it; `done(ok)` after commit.
+  // Builds the entry from a password that upstream just accepted and stores
+  // it; `done(ok)` after commit. The local verifiers are derived (PBKDF2, on
+  // the thread pool) only when the password changed: the same password again
+  // keeps the stored verifiers (same salts), which is decided without PBKDF2
+  // when the upstream secret is comparable (same password, or the same
+  // SaltedPassword for the same salt and count). A changed password also
+  // revokes the account's FAST tokens. Writes of one account (put,
+  // invalidate) are submitted in call order whatever the derivations take.
   void put(const std::string& bare_jid, std::string_view password, const UpstreamSecret& upstream,
            std::function<void(bool)> done);
   // Removes the entry and all FAST tokens of the account.
   void invalidate(const std::string& bare_jid, std::function<void(bool)> done);
+  // put() calls whose entry is being derived or waits for an earlier one.
+  size_t pending_puts() const;
 
   // Secret for things that must stay stable per installation but not be
   // guessable (fake SCRAM salts, Bind2 resource suffixes).
@@ -69,8 +86,23 @@ class CredentialVault {
   static std::optional<VaultEntry> decode(std::string_view bytes);
 
  private:
+  // One write of an account, submitted once it and all earlier ones are ready.
+  struct Pending {
+    bool ready = false;
+    bool is_put = false;
+    std::function<void()> submit;
+  };
+  void enqueue(const std::string& bare_jid, std::shared_ptr<Pending> p);
+  void pump(const std::string& bare_jid);
+  void submit_put(const std::string& bare_jid, std::optional<std::string> sealed,
+                  bool password_changed, std::function<void(bool)> done);
+  void submit_invalidate(const std::string& bare_jid, std::function<void(bool)> done);
+
   store::Store& store_;
   std::string key_;
+  uv_loop_t* loop_;
+  std::unordered_map<std::string, std::deque<std::shared_ptr<Pending>>> queue_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace s2

@@ -21,6 +21,7 @@
 #include "proxy/config.h"
 #include "proxy/credential_vault.h"
 #include "proxy/fast_tokens.h"
+#include "proxy/key_deriver.h"
 #include "proxy/upstream_session.h"
 
 namespace s2 {
@@ -42,6 +43,7 @@ class ProxyContext {
   std::unique_ptr<LoopExecutor> executor;  // store completions → loop thread
   std::unique_ptr<store::Store> store;     // the LMDB mirror (credentials, tokens, history)
   std::unique_ptr<CredentialVault> vault;
+  std::unique_ptr<KeyDeriver> kdf;  // PBKDF2 off the loop + memo (upstream.kdf points here)
   std::unique_ptr<FastTokens> fast;
   policy::LoginThrottle throttle_ip;
   policy::LoginThrottle throttle_account;

@@ -69,6 +69,8 @@ bool Server::start(std::string* error) {
   ctx_.upstream.conn.xml.max_stanza_bytes = 4 * cfg.max_stanza_bytes;
   ctx_.upstream.conn.max_write_buffer = cfg.max_buffered_bytes;
   ctx_.upstream.conn.quick_ack = true;
+  ctx_.kdf = std::make_unique<KeyDeriver>(&loop_);
+  ctx_.upstream.kdf = ctx_.kdf.get();
 
   ctx_.client_conn.xml.max_stanza_bytes = cfg.max_stanza_bytes;
   ctx_.client_conn.xml.max_depth = cfg.max_depth;
@@ -142,7 +144,7 @@ bool Server::open_state(std::string* error) {
     return false;
   }
   ctx_.store = std::move(mirror.value());
-  ctx_.vault = std::make_unique<CredentialVault>(*ctx_.store, key->str());
+  ctx_.vault = std::make_unique<CredentialVault>(*ctx_.store, key->str(), &loop_);
   ctx_.fast = std::make_unique<FastTokens>(*ctx_.store, ctx_.vault->derived_secret("fast-token"),
                                            static_cast<int64_t>(cfg.fast_token_lifetime * 1000));
   ctx_.resource_secret = ctx_.vault->derived_secret("bind2-resource");

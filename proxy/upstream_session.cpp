@@ -8,6 +8,7 @@
 #include "common/crypto/scram.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
+#include "proxy/key_deriver.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {
@@ -24,6 +25,16 @@ class UpstreamSession::Mechanism {
   virtual bool verify_success(const std::string& data) = 0;
   virtual bool learned(UpstreamSecret* out) const = 0;
   virtual bool stale_secret() const { return false; }
+  // After respond() returned nullopt: true when the response only waits for
+  // Hi(password, salt, iterations) (SCRAM with a password), which the caller
+  // computes off the loop and hands to respond_salted().
+  struct Derivation {
+    crypto::HashAlg hash = crypto::HashAlg::Sha1;
+    std::string salt;
+    uint32_t iterations = 0;
+  };
+  virtual bool needs_derivation(Derivation*) const { return false; }
+  virtual std::optional<std::string> respond_salted(std::string_view) { return std::nullopt; }
 };
 
 namespace {
@@ -72,7 +83,19 @@ class ScramMechanism : public UpstreamSession::Mechanism {
   std::optional<std::string> respond(const std::string& challenge) override {
     if (answered_) return std::nullopt;  // only one challenge in SCRAM
     answered_ = true;
-    return client_.handle_server_first(challenge);
+    if (!client_.accept_server_first(challenge) || client_.needs_salted_password())
+      return std::nullopt;
+    return client_.client_final();
+  }
+  bool needs_derivation(Derivation* d) const override {
+    if (!client_.needs_salted_password()) return false;
+    d->hash = hash_;
+    d->salt = client_.salt();
+    d->iterations = client_.iterations();
+    return true;
+  }
+  std::optional<std::string> respond_salted(std::string_view salted) override {
+    return client_.client_final(salted);
   }
   bool verify_success(const std::string& data) override {
     return answered_ && client_.handle_server_final(data);
@@ -267,6 +290,12 @@ void UpstreamSession::on_features(const Stanza& f) {
            {{"session", log_id_}, {"mechanism", mech_ ? mech_->name() : "?"}});
     mech_->learned(&learned_);
     mech_.reset();
+    // A password upstream accepted over SCRAM: the next login with it needs
+    // no PBKDF2 (key_deriver.h).
+    if (params_.kdf && secret_.kind == UpstreamSecret::Kind::Password &&
+        learned_.kind == UpstreamSecret::Kind::ScramSalted)
+      params_.kdf->remember(learned_.hash, secret_.secret, learned_.salt, learned_.iterations,
+                            learned_.secret);
     crypto::secure_wipe(secret_.secret);
     listener_->on_upstream_authenticated();
   }
@@ -313,19 +342,15 @@ void UpstreamSession::on_sasl(const Stanza& s) {
   if (name == "challenge") {
     auto decoded = crypto::sasl_base64_decode(s.text_content());
     std::optional<std::string> reply;
-    if (decoded) reply = mech_->respond(*decoded);
-    if (!reply && mech_->stale_secret()) {
-      conn_->send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-      fail_login(true, "not-authorized", "the stored credentials are out of date");
+    // A second challenge while Hi() is still being computed is as bad as
+    // one after the response (SCRAM has a single challenge).
+    if (decoded && !deriving_) reply = mech_->respond(*decoded);
+    Mechanism::Derivation d;
+    if (!reply && !deriving_ && mech_->needs_derivation(&d)) {
+      derive_then_respond();
       return;
     }
-    if (!reply) {
-      conn_->send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-      fail_login(false, "temporary-auth-failure", "bad SASL challenge from upstream");
-      return;
-    }
-    conn_->send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
-                crypto::base64_encode(*reply) + "</response>");
+    send_sasl_response(reply);
     return;
   }
   if (name == "success") {
@@ -355,6 +380,51 @@ void UpstreamSession::on_sasl(const Stanza& s) {
     fail_login(rejected, rejected ? cond : "temporary-auth-failure",
                text.empty() ? "upstream rejected the credentials" : text);
   }
+}
+
+// The response (or the failure) to upstream's SASL challenge.
+void UpstreamSession::send_sasl_response(const std::optional<std::string>& reply) {
+  if (!reply && mech_->stale_secret()) {
+    conn_->send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    fail_login(true, "not-authorized", "the stored credentials are out of date");
+    return;
+  }
+  if (!reply) {
+    conn_->send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    fail_login(false, "temporary-auth-failure", "bad SASL challenge from upstream");
+    return;
+  }
+  conn_->send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+              crypto::base64_encode(*reply) + "</response>");
+}
+
+// SCRAM with a password: SaltedPassword = Hi(password, salt, i) from the memo
+// when this password was accepted with this salt before, else computed on
+// the thread pool (the loop goes on meanwhile; the login timer still runs).
+void UpstreamSession::derive_then_respond() {
+  Mechanism::Derivation d;
+  mech_->needs_derivation(&d);
+  KeyDeriver* kdf = params_.kdf;
+  if (kdf) {
+    if (auto salted = kdf->lookup(d.hash, secret_.secret, d.salt, d.iterations)) {
+      send_sasl_response(mech_->respond_salted(salted->view()));
+      return;
+    }
+  } else {
+    crypto::SecretString salted(
+        crypto::scram_salted_password(d.hash, secret_.secret, d.salt, d.iterations));
+    send_sasl_response(mech_->respond_salted(salted.view()));
+    return;
+  }
+  deriving_ = true;
+  kdf->derive(d.hash, secret_.secret, std::move(d.salt), d.iterations, alive_,
+              [this](crypto::SecretString salted) {
+                if (!deriving_) return;
+                deriving_ = false;
+                // The login may have failed meanwhile (timeout, upstream gone).
+                if (state_ != State::Authenticating || !mech_ || !conn_) return;
+                send_sasl_response(mech_->respond_salted(salted.view()));
+              });
 }
 
 void UpstreamSession::bind(const std::string& resource) {

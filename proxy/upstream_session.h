@@ -23,6 +23,8 @@
 
 namespace s2 {
 
+class KeyDeriver;
+
 struct UpstreamParams {
   std::string host;  // resolved on every connect
   int port = 0;
@@ -31,6 +33,9 @@ struct UpstreamParams {
   SSL_CTX* ssl_ctx = nullptr;  // client context (verification policy inside)
   double timeout_s = 15;       // whole login, connect to bound
   Connection::Options conn;
+  // SCRAM with a password: Hi() from this memo or on its thread pool, never
+  // on the loop (nullptr: computed inline, for tests).
+  KeyDeriver* kdf = nullptr;
 };
 
 struct UpstreamFailure {
@@ -132,6 +137,8 @@ class UpstreamSession : public Connection::Handler {
   void on_features(const Stanza& features);
   void start_sasl(const Stanza& mechanisms);
   void on_sasl(const Stanza& s);
+  void derive_then_respond();
+  void send_sasl_response(const std::optional<std::string>& reply);
   void finish_login_step();
   void on_iq_result(const Stanza& iq);
   void handle_sm(const Stanza& s);
@@ -172,6 +179,8 @@ class UpstreamSession : public Connection::Handler {
   std::string stream_error_, stream_error_text_;
   Timer login_timer_;
   Timer ack_timer_;
+  bool deriving_ = false;  // SCRAM: waiting for Hi() from the thread pool
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace s2

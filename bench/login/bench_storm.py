@@ -26,6 +26,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +69,10 @@ class Probe:
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             raise SystemExit("probe did not log in: %r" % line)
+        self.lines = []
+        # Read as it comes: a full pipe would block the probe and show up as a stall.
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
 
     def stop(self):
         """Ends the probe; returns [(t, rtt_ms)]."""
@@ -75,8 +80,9 @@ class Probe:
             self.proc.stdin.close()
         except OSError:
             pass
-        out, _ = self.proc.communicate(timeout=30)
-        return [tuple(json.loads(x)) for x in out.splitlines() if x.startswith("[")]
+        self.proc.wait(timeout=30)
+        self.reader.join(10)
+        return [tuple(json.loads(x)) for x in self.lines if x.startswith("[")]
 
 
 def stats(xs):

@@ -27,7 +27,8 @@
 // material (password, SaltedPassword, ClientKey) is wiped when no longer
 // needed. PBKDF2 runs inside ScramClient::handle_server_first() (password
 // path only) and make_scram_verifier(); at 4096-10000 iterations that is a few
-// milliseconds.
+// milliseconds, so the daemon calls them off its event loop (the split
+// accept_server_first()/client_final() form, proxy/key_deriver.h).
 #pragma once
 
 #include <cstdint>
@@ -126,7 +127,19 @@ class ScramClient {
   // invalid (see error()).
   std::optional<std::string> client_first();
   // Client-final "c=biws,r=<nonce>,p=<proof>", or nullopt with error().
+  // On the password path this runs PBKDF2 (Hi()) in the caller's thread.
   std::optional<std::string> handle_server_first(std::string_view server_first);
+  // handle_server_first() in two steps, for callers that compute Hi()
+  // elsewhere (a thread pool, a memo): accept_server_first() checks the
+  // message (false with error()); then, on the password path,
+  // needs_salted_password() is true and the caller passes
+  // Hi(password, salt(), iterations()) to client_final(); on the
+  // stored-secret path client_final() takes nothing.
+  bool accept_server_first(std::string_view server_first);
+  bool needs_salted_password() const { return state_ == State::GotServerFirst && !have_stored_; }
+  std::optional<std::string> client_final(std::string_view salted_password = {});
+  // The password path's password (until client_final() wipes it).
+  std::string_view password() const { return password_.view(); }
   // True when the server proved knowledge of the credentials (v= matches,
   // compared in constant time). False with error() otherwise.
   bool handle_server_final(std::string_view server_final);
@@ -137,13 +150,14 @@ class ScramClient {
   bool salt_changed() const { return code_ == ScramClientError::SaltChanged; }
   const std::string& server_error() const { return server_error_; }  // e= value
 
-  // After handle_server_first() succeeded: what to seal into the vault.
+  // After handle_server_first() succeeded (salt()/iterations() already
+  // after accept_server_first()): what to seal into the vault.
   const std::string& salted_password() const { return salted_password_.str(); }
   const std::string& salt() const { return salt_; }  // raw bytes
   uint32_t iterations() const { return iterations_; }
 
  private:
-  enum class State { Start, SentFirst, SentFinal, Done, Failed };
+  enum class State { Start, SentFirst, GotServerFirst, SentFinal, Done, Failed };
   struct Common {};  // tag for the constructor both public paths share
   ScramClient(Common, HashAlg hash, std::string_view username, std::string_view cnonce);
   bool fail(ScramClientError code, std::string text);
@@ -160,6 +174,7 @@ class ScramClient {
   uint32_t iterations_ = 0;
   uint32_t max_iterations_ = kScramMaxIterations;
   std::string expected_server_signature_;
+  std::string server_first_, server_nonce_;  // kept between the two steps
 };
 
 class ScramServer {

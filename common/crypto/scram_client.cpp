@@ -62,72 +62,75 @@ std::optional<std::string> ScramClient::client_first() {
 }
 
 std::optional<std::string> ScramClient::handle_server_first(std::string_view msg) {
+  if (!accept_server_first(msg)) return std::nullopt;
+  if (!needs_salted_password()) return client_final();
+  SecretString salted(scram_salted_password(hash_, password_.view(), salt_, iterations_));
+  return client_final(salted.view());
+}
+
+bool ScramClient::accept_server_first(std::string_view msg) {
   if (state_ != State::SentFirst) {
     if (state_ != State::Failed) fail(ScramClientError::OutOfOrder, "unexpected server-first");
-    return std::nullopt;
+    return false;
   }
-  if (msg.size() > kScramMaxMessage) {
-    fail(ScramClientError::Malformed, "server-first too long");
-    return std::nullopt;
-  }
+  if (msg.size() > kScramMaxMessage)
+    return fail(ScramClientError::Malformed, "server-first too long");
   std::vector<detail::ScramAttr> attrs;
-  if (!detail::split_scram_attrs(msg, &attrs)) {
-    fail(ScramClientError::Malformed, "server-first is not a list of attributes");
-    return std::nullopt;
-  }
-  if (attrs[0].name == 'm') {
-    fail(ScramClientError::ExtensionUnsupported, "server requires an unsupported extension");
-    return std::nullopt;
-  }
+  if (!detail::split_scram_attrs(msg, &attrs))
+    return fail(ScramClientError::Malformed, "server-first is not a list of attributes");
+  if (attrs[0].name == 'm')
+    return fail(ScramClientError::ExtensionUnsupported, "server requires an unsupported extension");
   if (attrs[0].name == 'e') {  // not in the grammar, but some servers do it
     server_error_.assign(attrs[0].value);
-    fail(ScramClientError::ServerError, "server error: " + server_error_);
-    return std::nullopt;
+    return fail(ScramClientError::ServerError, "server error: " + server_error_);
   }
-  if (attrs.size() < 3 || attrs[0].name != 'r' || attrs[1].name != 's' || attrs[2].name != 'i') {
-    fail(ScramClientError::Malformed, "server-first must start with r=, s=, i=");
-    return std::nullopt;
-  }
+  if (attrs.size() < 3 || attrs[0].name != 'r' || attrs[1].name != 's' || attrs[2].name != 'i')
+    return fail(ScramClientError::Malformed, "server-first must start with r=, s=, i=");
   std::string_view nonce = attrs[0].value;
-  if (!detail::scram_printable(nonce) || nonce.size() > 2 * kScramMaxNonce) {
-    fail(ScramClientError::Malformed, "server nonce is not printable");
-    return std::nullopt;
-  }
-  if (nonce.size() <= cnonce_.size() || nonce.substr(0, cnonce_.size()) != cnonce_) {
-    fail(ScramClientError::NonceMismatch, "server nonce does not extend the client nonce");
-    return std::nullopt;
-  }
+  if (!detail::scram_printable(nonce) || nonce.size() > 2 * kScramMaxNonce)
+    return fail(ScramClientError::Malformed, "server nonce is not printable");
+  if (nonce.size() <= cnonce_.size() || nonce.substr(0, cnonce_.size()) != cnonce_)
+    return fail(ScramClientError::NonceMismatch, "server nonce does not extend the client nonce");
   auto salt = base64_decode(attrs[1].value);
-  if (!salt || salt->empty()) {
-    fail(ScramClientError::Malformed, "salt is not non-empty base64");
-    return std::nullopt;
-  }
+  if (!salt || salt->empty())
+    return fail(ScramClientError::Malformed, "salt is not non-empty base64");
   auto iterations = detail::parse_scram_iterations(attrs[2].value);
-  if (!iterations) {
-    fail(ScramClientError::Malformed, "iteration count is not a positive number");
-    return std::nullopt;
-  }
+  if (!iterations)
+    return fail(ScramClientError::Malformed, "iteration count is not a positive number");
   if (have_stored_) {
-    if (*salt != salt_ || *iterations != iterations_) {
-      fail(ScramClientError::SaltChanged, "salt changed");
-      return std::nullopt;
-    }
+    if (*salt != salt_ || *iterations != iterations_)
+      return fail(ScramClientError::SaltChanged, "salt changed");
   } else {
-    if (*iterations > max_iterations_) {
-      fail(ScramClientError::IterationsOutOfRange, "iteration count above the configured maximum");
-      return std::nullopt;
-    }
+    if (*iterations > max_iterations_)
+      return fail(ScramClientError::IterationsOutOfRange,
+                  "iteration count above the configured maximum");
     salt_ = std::move(*salt);
     iterations_ = *iterations;
-    salted_password_ =
-        SecretString(scram_salted_password(hash_, password_.view(), salt_, iterations_));
+  }
+  server_first_.assign(msg);
+  server_nonce_.assign(nonce);
+  state_ = State::GotServerFirst;
+  return true;
+}
+
+std::optional<std::string> ScramClient::client_final(std::string_view salted_password) {
+  if (state_ != State::GotServerFirst) {
+    if (state_ != State::Failed) fail(ScramClientError::OutOfOrder, "unexpected client_final");
+    return std::nullopt;
+  }
+  if (!have_stored_) {
+    if (salted_password.size() != hash_size(hash_)) {
+      fail(ScramClientError::InvalidInput, "SaltedPassword has the wrong length");
+      return std::nullopt;
+    }
+    salted_password_ = SecretString(std::string(salted_password));
     password_.wipe();
   }
 
   // RFC 5802 §3. c = base64("n,,") = "biws".
-  std::string without_proof = "c=biws,r=" + std::string(nonce);
+  std::string without_proof = "c=biws,r=" + server_nonce_;
   std::string auth_message = client_first_bare_;
-  auth_message.append(1, ',').append(msg).append(1, ',').append(without_proof);
+  auth_message.append(1, ',').append(server_first_).append(1, ',').append(without_proof);
   SecretString client_key(detail::scram_client_key(hash_, salted_password_.view()));
   std::string stored_key = digest(hash_, client_key.view());
   std::string client_signature = hmac(hash_, stored_key, auth_message);

@@ -27,8 +27,8 @@ namespace detail {
 
 struct OffloadJob {
   virtual ~OffloadJob() = default;
-  virtual void run() = 0;              // pool thread
-  virtual void finish(bool ran) = 0;   // loop thread
+  virtual void run() = 0;             // pool thread
+  virtual void finish(bool ran) = 0;  // loop thread
   uv_work_t req{};
 };
 

@@ -78,6 +78,46 @@ TEST_CASE("SCRAM client: stored SaltedPassword path gives the same messages") {
   }
 }
 
+TEST_CASE(
+    "SCRAM client: two-step server-first (Hi() computed by the caller) gives the same messages") {
+  for (const Vector* v : {&kRfc5802, &kRfc7677}) {
+    CAPTURE(v->server_first);
+    ScramClient c(v->hash, "user", "pencil", v->cnonce);
+    REQUIRE(c.client_first());
+    CHECK_FALSE(c.needs_salted_password());
+    REQUIRE(c.accept_server_first(v->server_first));
+    REQUIRE(c.needs_salted_password());
+    CHECK(c.salt() == salt_of(*v));
+    CHECK(c.iterations() == 4096);
+    CHECK(c.password() == "pencil");
+    const std::string salted = scram_salted_password(v->hash, c.password(), c.salt(), 4096);
+    CHECK(c.client_final(salted) == std::optional<std::string>(v->client_final));
+    CHECK(c.password().empty());  // wiped once used
+    CHECK_FALSE(c.needs_salted_password());
+    CHECK(c.handle_server_final(v->server_final));
+    CHECK(hex_encode(c.salted_password()) == v->salted_password_hex);
+
+    // Stored-secret path: nothing to derive.
+    auto s = ScramClient::with_salted_password(v->hash, "user", *hex_decode(v->salted_password_hex),
+                                               salt_of(*v), 4096, v->cnonce);
+    REQUIRE(s.client_first());
+    REQUIRE(s.accept_server_first(v->server_first));
+    CHECK_FALSE(s.needs_salted_password());
+    CHECK(s.client_final() == std::optional<std::string>(v->client_final));
+    CHECK(s.handle_server_final(v->server_final));
+  }
+  // A SaltedPassword of the wrong length, or client_final() out of order, fails cleanly.
+  ScramClient c(HashAlg::Sha1, "user", "pencil", kRfc5802.cnonce);
+  CHECK_FALSE(c.client_final(std::string(20, 'x')).has_value());
+  CHECK(c.error_code() == ScramClientError::OutOfOrder);
+  ScramClient d(HashAlg::Sha1, "user", "pencil", kRfc5802.cnonce);
+  REQUIRE(d.client_first());
+  REQUIRE(d.accept_server_first(kRfc5802.server_first));
+  CHECK_FALSE(d.client_final("short").has_value());
+  CHECK(d.error_code() == ScramClientError::InvalidInput);
+  CHECK(d.password().empty());
+}
+
 TEST_CASE("SCRAM client: salt or iteration change is reported") {
   const std::string sp = *hex_decode(kRfc5802.salted_password_hex);
   const std::string salt = salt_of(kRfc5802);
