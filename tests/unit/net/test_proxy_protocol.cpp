@@ -160,9 +160,10 @@ TEST_CASE("PROXY protocol: trusted networks") {
       {"[::ffff:10.9.9.9]:1", true},  // IPv4 client on a dual-stack listener
       {"[::ffff:11.9.9.9]:1", false}, {"garbage", false},
   };
-  for (const auto& [peer, want] : rows) {
+  for (const auto& row : rows) {  // not a structured binding: clang 15 cannot capture one
+    const char* peer = row.first;
     CAPTURE(peer);
-    CHECK(s2::proxyproto::in_networks(*nets, peer) == want);
+    CHECK(s2::proxyproto::in_networks(*nets, peer) == row.second);
   }
   CHECK(s2::proxyproto::parse_networks("", &why)->empty());
   CHECK(s2::proxyproto::in_networks(*s2::proxyproto::parse_networks("0.0.0.0/0", &why),

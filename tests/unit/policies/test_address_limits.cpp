@@ -138,8 +138,9 @@ TEST_CASE("address keys: IPv4, IPv6 /64, IPv4-mapped IPv6") {
       {"[::ffff:203.0.113.7]:5222", "203.0.113.7"},  // dual-stack listener: the IPv4 client
       {"[::FFFF:198.51.100.1]:1", "198.51.100.1"},
   };
-  for (const auto& [peer, key] : rows) {
+  for (const auto& row : rows) {  // not a structured binding: clang 15 cannot capture one
+    const auto& peer = row.first;
     CAPTURE(peer);
-    CHECK(throttle_key_for_peer(peer) == key);
+    CHECK(throttle_key_for_peer(peer) == row.second);
   }
 }
