@@ -18,9 +18,12 @@ RUN cmake --preset default \
 
 # --- runtime: shared libraries only, non-root ------------------------------------------------
 FROM debian:bookworm-slim
+# Every library the binary loads, named (libcap2 … liblz4-1 are libsystemd0's own, for sd_notify;
+# deploy/check-dockerfile.sh checks the list against `ldd`).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libstrophe0 libssl3 liblmdb0 libexpat1 libtomlplusplus3 libidn12 \
+      libuv1 libstrophe0 libssl3 liblmdb0 libexpat1 libtomlplusplus3 libidn12 libsystemd0 \
+      libcap2 libgcrypt20 libgpg-error0 liblzma5 libzstd1 liblz4-1 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10222 s2proxy \
@@ -38,7 +41,8 @@ WORKDIR /var/lib/s2proxy
 # = s2proxy:s2proxy; numeric so that Kubernetes' runAsNonRoot can check it
 USER 10222:10222
 EXPOSE 5222 5223 9102
-# Real check through the event loop: GET /metrics must answer 200 (bash only, no curl).
+# Real check through the event loop: GET /metrics must answer 200. `s2proxy health` finds the
+# address the daemon bound in its data dir, however --metrics was set (flag, variable, file).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${S2PROXY_METRICS##*:} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 status <&3 && [[ $status == 'HTTP/1.'?' 200 '* ]]"]
+  CMD ["s2proxy", "health", "--timeout", "4"]
 ENTRYPOINT ["s2proxy", "run"]

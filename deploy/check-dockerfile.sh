@@ -184,6 +184,8 @@ if [ -x "$bin" ]; then
   run_env=(env "${run_env[@]}" S2PROXY_DOMAIN=example.org S2PROXY_UPSTREAM=127.0.0.1:9)
   hc=$(instructions $df | sed -n 's/^HEALTHCHECK .*CMD \(\[.*\]\)$/\1/p')
   mapfile -t hc_argv < <($py -c 'import json,sys; print("\n".join(json.loads(sys.argv[1])))' "$hc")
+  # The image has s2proxy on PATH; here it is the binary under test.
+  [ "${hc_argv[0]}" = s2proxy ] && hc_argv[0]=$bin
   check "image settings pass check-config" "${run_env[@]}" "$bin" check-config
   "${run_env[@]}" "$bin" run >"$tmp/image.log" 2>&1 &
   pid=$!

@@ -7,7 +7,7 @@ set -euo pipefail
 what=${1:-test}
 build_pkgs=(build-essential cmake ninja-build pkg-config
   libuv1-dev libstrophe-dev libssl-dev liblmdb-dev libcli11-dev doctest-dev libexpat1-dev
-  libtomlplusplus-dev libidn-dev)
+  libtomlplusplus-dev libidn-dev libsystemd-dev)
 test_pkgs=(python3 python3-slixmpp python3-pytest go-sendxmpp openssl
   prosody prosody-modules lua-unbound lua-event clang libclang-rt-14-dev clang-format git
   fail2ban)

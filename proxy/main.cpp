@@ -1,4 +1,4 @@
-// s2proxy command line: `run`, `check-config`, `accounts`, `version`.
+// s2proxy command line: `run`, `check-config`, `accounts`, `health`, `version`.
 //
 // The configuration flags hang on each subcommand that uses them, so
 // `s2proxy run --help` lists them all; a config file is flat TOML
@@ -16,6 +16,7 @@
 #include "proxy/accounts_cli.h"
 #include "proxy/config.h"
 #include "proxy/config_docs.h"
+#include "proxy/health_cli.h"
 #include "proxy/server.h"
 #include "proxy/version.h"
 
@@ -40,6 +41,15 @@ int main(int argc, char** argv) {
       "check-config", "validate the configuration; exit 0 when valid, else 2 naming the bad key");
   s2::add_config_options(*check, cfg);
   auto* version = app.add_subcommand("version", "print the version");
+  auto* health = app.add_subcommand(
+      "health",
+      "exit 0 when the running daemon answers GET /metrics, else 1 saying why (container and "
+      "monitor checks; reads <data-dir>/metrics.addr, which the daemon writes)");
+  s2::add_config_options(*health, cfg);
+  double health_timeout = 4;
+  health->add_option("--timeout", health_timeout, "seconds to wait for the answer")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 60.0));
   auto* accounts = app.add_subcommand("accounts", "inspect or forget stored accounts");
   s2::add_config_options(*accounts, cfg);
   accounts->require_subcommand(1);
@@ -84,7 +94,10 @@ int main(int argc, char** argv) {
     std::cout << (docs_format == "man" ? s2::man_page() : s2::flags_markdown_table());
     return 0;
   }
-  CLI::App* used = run->parsed() ? run : check->parsed() ? check : accounts;
+  CLI::App* used = run->parsed()      ? run
+                   : check->parsed()  ? check
+                   : health->parsed() ? health
+                                      : accounts;
   if (auto problem = s2::apply_env_and_file(*used, cfg); !problem.empty())
     return config_error(problem);
   if (accounts->parsed()) {
@@ -94,6 +107,7 @@ int main(int argc, char** argv) {
     if (acc_forget->parsed()) return s2::accounts_forget(cfg, account_jid);
     if (acc_push_body->parsed()) return s2::accounts_push_body(cfg, account_jid, push_body_choice);
   }
+  if (health->parsed()) return s2::health_check(cfg, health_timeout);
   std::string problem = s2::validate_config(cfg);
   if (problem.empty()) problem = s2::check_config_files(cfg);
   if (!problem.empty()) return config_error(problem);

@@ -108,6 +108,25 @@ bool MetricsHttp::listen(const std::string& addr, std::string* error) {
   return true;
 }
 
+std::string MetricsHttp::bound_address() const {
+  if (!server_) return {};
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(server_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  char host[INET6_ADDRSTRLEN] = {};
+  int port = 0;
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    uv_ip6_name(a, host, sizeof host);
+    port = ntohs(a->sin6_port);
+    return "[" + std::string(host) + "]:" + std::to_string(port);
+  }
+  auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+  uv_ip4_name(a, host, sizeof host);
+  port = ntohs(a->sin_port);
+  return std::string(host) + ":" + std::to_string(port);
+}
+
 void MetricsHttp::close() {
   if (!server_) return;
   uv_close(reinterpret_cast<uv_handle_t*>(server_),

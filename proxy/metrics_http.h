@@ -15,6 +15,8 @@ class MetricsHttp {
   ~MetricsHttp();
   bool listen(const std::string& addr, std::string* error);
   void close();
+  // The address actually bound ("127.0.0.1:9102", "[::1]:9102"; port 0 resolved), "" when closed.
+  std::string bound_address() const;
 
  private:
   uv_loop_t* loop_;

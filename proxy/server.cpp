@@ -17,6 +17,7 @@
 #include "proxy/device.h"
 #include "proxy/metrics_catalogue.h"
 #include "proxy/metrics_http.h"
+#include "proxy/service_state.h"
 
 namespace s2 {
 namespace {
@@ -115,6 +116,13 @@ bool Server::start(std::string* error) {
           {"upstream_tls", cfg.upstream_tls},
           {"cert", cfg.cert_file()},
           {"max_clients", cfg.max_clients}});
+  // Supervisors (service_state.h): the metrics address for `s2proxy health`, then readiness.
+  if (metrics_) {
+    std::string why;
+    if (!service::write_metrics_addr(cfg.data_dir, metrics_->bound_address(), &why))
+      S2_LOG(LogLevel::Warn, "server.metrics_addr_unwritten", {{"error", why}});
+  }
+  service::notify_ready("serving " + cfg.domain + " in front of " + cfg.upstream);
   return true;
 }
 
@@ -254,6 +262,8 @@ void Server::begin_shutdown(const char* why) {
   if (ctx_.shutting_down) return;
   ctx_.shutting_down = true;
   S2_LOG(LogLevel::Info, "server.shutdown", {{"signal", why}, {"sessions", ctx_.sessions.size()}});
+  service::notify_stopping(std::string("draining after ") + why);
+  if (metrics_) service::remove_metrics_addr(ctx_.config.data_dir);  // health fails from now on
   for (auto* l : listeners_)
     uv_close(reinterpret_cast<uv_handle_t*>(l),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
