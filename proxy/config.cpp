@@ -148,7 +148,15 @@ const std::vector<Spec>& specs() {
         flag("auth-timeout", &Config::auth_timeout, "SECONDS", "30",
              "seconds from connect to authenticated", seconds(0.1, 3600)),
         flag("upstream-timeout", &Config::upstream_timeout, "SECONDS", "15",
-             "seconds for an upstream login", seconds(0.1, 3600)),
+             "seconds for an upstream login (counted from its turn, see below)",
+             seconds(0.1, 3600)),
+        flag("upstream-login-rate", &Config::upstream_login_rate, "PER_SECOND", "150",
+             "upstream logins (device links and anchors) started per second, in arrival order, "
+             "so that devices reconnecting together never stampede the upstream (Prosody 0.12 "
+             "sustains ~300-450 stored-secret logins/s per core); 0: no pacing",
+             range(0.0, 100000.0)),
+        flag("upstream-logins-in-flight", &Config::upstream_logins_in_flight, "N", "64",
+             "upstream logins authenticating at once; 0: no cap", range(0u, 100000u)),
         flag("max-buffered-bytes", &Config::max_buffered_bytes, "BYTES", "4194304",
              "unsent bytes buffered per connection (slow readers are disconnected)",
              range(uint64_t{16384}, uint64_t{1} << 32)),

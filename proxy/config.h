@@ -37,6 +37,8 @@ struct Config {
   double tls_handshake_timeout = 10;              // seconds from accept to finished TLS
   double auth_timeout = 30;                       // seconds from accept to authenticated
   double upstream_timeout = 15;                   // seconds for an upstream login
+  double upstream_login_rate = 150;               // upstream logins started per second (0: any)
+  uint32_t upstream_logins_in_flight = 64;        // upstream logins running at once (0: any)
   uint64_t max_buffered_bytes = 4 * 1024 * 1024;  // per connection, unsent bytes
   double sm_resume_timeout = 300;                 // seconds a device waits for SM resumption
   uint64_t sm_max_queue = 500;                    // unacknowledged stanzas kept per device

@@ -22,6 +22,7 @@
 #include "proxy/credential_vault.h"
 #include "proxy/fast_tokens.h"
 #include "proxy/key_deriver.h"
+#include "proxy/upstream_login_gate.h"
 #include "proxy/upstream_session.h"
 
 namespace s2 {
@@ -43,6 +44,7 @@ class ProxyContext {
   std::unique_ptr<LoopExecutor> executor;  // store completions → loop thread
   std::unique_ptr<store::Store> store;     // the LMDB mirror (credentials, tokens, history)
   std::unique_ptr<CredentialVault> vault;
+  std::unique_ptr<UpstreamLoginGate> upstream_gate;  // upstream logins paced (upstream.login_gate)
   std::unique_ptr<KeyDeriver> kdf;  // PBKDF2 off the loop + memo (upstream.kdf points here)
   std::unique_ptr<FastTokens> fast;
   policy::LoginThrottle throttle_ip;

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -72,6 +73,12 @@ bool Server::start(std::string* error) {
   ctx_.upstream.conn.quick_ack = true;
   ctx_.kdf = std::make_unique<KeyDeriver>(&loop_);
   ctx_.upstream.kdf = ctx_.kdf.get();
+  ctx_.upstream_gate = std::make_unique<UpstreamLoginGate>(
+      &loop_,
+      policy::PacerConfig{cfg.upstream_login_rate,
+                          static_cast<uint32_t>(std::clamp(cfg.upstream_login_rate, 1.0, 50.0)),
+                          cfg.upstream_logins_in_flight});
+  ctx_.upstream.login_gate = ctx_.upstream_gate.get();
 
   ctx_.client_conn.xml.max_stanza_bytes = cfg.max_stanza_bytes;
   ctx_.client_conn.xml.max_depth = cfg.max_depth;
@@ -338,6 +345,7 @@ int Server::run() {
   ctx_.store.reset();
   if (ctx_.executor) ctx_.executor->drain();
   ctx_.executor.reset();
+  if (ctx_.upstream_gate) ctx_.upstream_gate->shutdown();
   // Close whatever is left (after a forced stop) and let close callbacks run.
   uv_walk(
       &loop_,

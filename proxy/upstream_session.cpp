@@ -9,6 +9,7 @@
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "proxy/key_deriver.h"
+#include "proxy/upstream_login_gate.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {
@@ -142,7 +143,13 @@ UpstreamSession::UpstreamSession(uv_loop_t* loop, const UpstreamParams& params, 
       ack_timer_(loop) {}
 
 UpstreamSession::~UpstreamSession() {
+  release_gate();
   if (conn_) conn_->detach();
+}
+
+void UpstreamSession::release_gate() {
+  if (gate_ticket_ && params_.login_gate) params_.login_gate->release(gate_ticket_);
+  gate_ticket_ = 0;
 }
 
 void UpstreamSession::preconnect() {
@@ -158,6 +165,16 @@ void UpstreamSession::login(const std::string& username, const UpstreamSecret& s
   secret_.iterations = secret.iterations;
   secret_.secret = secret.secret;
   have_credentials_ = true;
+  if (params_.login_gate) {
+    // In arrival order, at the upstream's pace; the login's own timeout starts when admitted.
+    gate_ticket_ = params_.login_gate->admit([this] { begin_login(); });
+    return;
+  }
+  begin_login();
+}
+
+void UpstreamSession::begin_login() {
+  if (state_ == State::Closed) return;
   login_timer_.start(static_cast<uint64_t>(params_.timeout_s * 1000), [this] {
     fail_login(false, "temporary-auth-failure", "upstream login timed out");
   });
@@ -285,6 +302,7 @@ void UpstreamSession::on_features(const Stanza& f) {
     }
     state_ = State::Authenticated;
     login_timer_.stop();
+    release_gate();  // the upstream's expensive part is done
     m_logins_ok().inc();
     S2_LOG(LogLevel::Info, "upstream.authenticated",
            {{"session", log_id_}, {"mechanism", mech_ ? mech_->name() : "?"}});
@@ -592,6 +610,7 @@ void UpstreamSession::fail_login(bool rejected, const std::string& condition,
   }
   state_ = State::Closed;
   login_timer_.stop();
+  release_gate();
   (rejected ? m_logins_rejected() : m_logins_unavailable()).inc();
   S2_LOG(LogLevel::Info, "upstream.login_failed",
          {{"session", log_id_}, {"condition", condition}, {"text", text}});
@@ -605,6 +624,7 @@ void UpstreamSession::fail_login(bool rejected, const std::string& condition,
 void UpstreamSession::terminate(const std::string& stream_error, const std::string& text) {
   if (state_ == State::Closed) return;
   state_ = State::Closed;
+  release_gate();
   if (conn_) {
     conn_->send("</stream:stream>");
     conn_->detach();
@@ -614,6 +634,7 @@ void UpstreamSession::terminate(const std::string& stream_error, const std::stri
 }
 
 void UpstreamSession::close() {
+  release_gate();
   if (state_ == State::Closed) return;
   state_ = State::Closed;
   login_timer_.stop();

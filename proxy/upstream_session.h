@@ -24,6 +24,7 @@
 namespace s2 {
 
 class KeyDeriver;
+class UpstreamLoginGate;
 
 struct UpstreamParams {
   std::string host;  // resolved on every connect
@@ -36,6 +37,8 @@ struct UpstreamParams {
   // SCRAM with a password: Hi() from this memo or on its thread pool, never
   // on the loop (nullptr: computed inline, for tests).
   KeyDeriver* kdf = nullptr;
+  // Upstream logins in arrival order at a bounded pace (upstream_login_gate.h); nullptr: at once.
+  UpstreamLoginGate* login_gate = nullptr;
 };
 
 struct UpstreamFailure {
@@ -137,6 +140,8 @@ class UpstreamSession : public Connection::Handler {
   void on_features(const Stanza& features);
   void start_sasl(const Stanza& mechanisms);
   void on_sasl(const Stanza& s);
+  void begin_login();
+  void release_gate();
   void derive_then_respond();
   void send_sasl_response(const std::optional<std::string>& reply);
   void finish_login_step();
@@ -179,7 +184,8 @@ class UpstreamSession : public Connection::Handler {
   std::string stream_error_, stream_error_text_;
   Timer login_timer_;
   Timer ack_timer_;
-  bool deriving_ = false;  // SCRAM: waiting for Hi() from the thread pool
+  uint64_t gate_ticket_ = 0;  // upstream_login_gate.h: held from login() to authenticated
+  bool deriving_ = false;     // SCRAM: waiting for Hi() from the thread pool
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

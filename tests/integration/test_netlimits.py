@@ -353,3 +353,37 @@ def test_low_descriptor_limit_is_a_warning_by_default(proxy_factory):
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
+
+
+# ---- upstream login pacing -----------------------------------------------------------------------
+def test_upstream_logins_are_paced_in_arrival_order(proxy_factory):
+    """Issue 12 item 5: 60 devices log in at once with --upstream-logins-in-flight 4 and
+    --upstream-login-rate 20: every one gets in, never more than 4 upstream logins authenticate at
+    once, and the burst beyond the bucket (20) takes at least (60 - 20) / 20 = 2 s."""
+    mport = free_closed_port()
+    p = proxy_factory.start({"upstream-logins-in-flight": 4, "upstream-login-rate": 20,
+                             "login-concurrency-per-address": 100,
+                             "metrics": "127.0.0.1:%d" % mport})
+    time.sleep(1.5)  # the anchors of known accounts have logged in
+    results, conns, took = burst_login(p, 60)
+    try:
+        failed = [(i, r) for i, r in enumerate(results) if r[0] != "success"]
+        assert not failed, "%d of 60 logins failed, e.g. %s" % (len(failed), failed[:5])
+        in_flight = [int(n) for n in re.findall(r"upstream\.login_admitted in_flight=(\d+)", p.log_text())]
+        assert len(in_flight) >= 60, len(in_flight)
+        assert max(in_flight) <= 4, "up to %d upstream logins at once" % max(in_flight)
+        assert took >= 1.8, "60 upstream logins in %.2f s: not paced at 20/s" % took
+        # The accounts' anchors queued behind the devices (arrival order): they follow.
+        deadline = time.monotonic() + 10
+        while True:
+            m = metrics(mport)
+            if m["s2proxy_upstream_logins_waiting"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert m["s2proxy_upstream_logins_waiting"] == 0, m["s2proxy_upstream_logins_waiting"]
+        assert m["s2proxy_upstream_logins_paced_total"] > 0
+        assert m["s2proxy_upstream_logins_in_flight"] <= 4
+    finally:
+        close_all(conns)
+    print("60 paced logins in %.2f s" % took)
+    p.stop()
