@@ -63,7 +63,12 @@ bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
   // Push (XEP-0357) registrations are the proxy's, never relayed: the upstream's own push module
   // must not know them (push_service.h).
   if (to_account && PushService::wants(iq)) {
-    push_->handle_iq(d, iq);
+    // Kept in the account's record: a first login's registration waits for the record (the
+    // vault derives its verifiers off the loop, so the record may still be on its way).
+    when_account_known([this, d, alive = d->alive_token(), iq] {
+      if (alive.expired()) return;
+      push_->handle_iq(d, iq);
+    });
     return true;
   }
   // Another account's archive on this server is not ours to show (room
