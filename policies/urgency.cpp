@@ -4,10 +4,9 @@
 namespace s2::policy {
 namespace {
 
-Urgency groupchat_urgency(const MessageFeatures& f, const NotifyPrefs& prefs) {
-  const bool content = f.has_body || f.encryption != Encryption::None;
-  if (!content) return f.has_subject ? Urgency::Normal : Urgency::Silent;
-  switch (prefs.groupchat) {
+// Content under a chat's XEP-0492 setting: urgent always, on mention, or never.
+Urgency by_setting(MucNotify setting, const MessageFeatures& f) {
+  switch (setting) {
     case MucNotify::Always:
       return Urgency::Urgent;
     case MucNotify::OnMention:
@@ -18,17 +17,10 @@ Urgency groupchat_urgency(const MessageFeatures& f, const NotifyPrefs& prefs) {
   return Urgency::Silent;
 }
 
-// A 1:1 chat's content under its XEP-0492 setting.
-Urgency direct_urgency(const MessageFeatures& f, const NotifyPrefs& prefs) {
-  switch (prefs.direct) {
-    case MucNotify::Always:
-      return Urgency::Urgent;
-    case MucNotify::OnMention:
-      return f.mentions_user ? Urgency::Urgent : Urgency::Silent;
-    case MucNotify::Never:
-      break;
-  }
-  return Urgency::Silent;
+Urgency groupchat_urgency(const MessageFeatures& f, const NotifyPrefs& prefs) {
+  const bool content = f.has_body || f.encryption != Encryption::None;
+  if (!content) return f.has_subject ? Urgency::Normal : Urgency::Silent;
+  return by_setting(prefs.groupchat, f);
 }
 
 Urgency class_urgency(MessageClass c, const MessageFeatures& f, const NotifyPrefs& prefs) {
@@ -38,7 +30,7 @@ Urgency class_urgency(MessageClass c, const MessageFeatures& f, const NotifyPref
     case MessageClass::ChatBody:
     case MessageClass::NormalBody:
     case MessageClass::Encrypted:
-      return direct_urgency(f, prefs);
+      return by_setting(prefs.direct, f);  // a 1:1 chat's content
     case MessageClass::MucPrivate:
     case MessageClass::MucInvite:
       return Urgency::Urgent;

@@ -14,8 +14,7 @@ import time
 import uuid
 
 import pytest
-from xmppclient import (NS_MUC, NS_MUC_OWNER, NS_MUC_USER, Client, has_body, msg_xml, q, run_async,
-                        short)
+from xmppclient import Client, join_room, msg_xml, q, run_async, short
 
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -332,28 +331,6 @@ def test_account_push_body_setting_followed_while_running(target, upstream_targe
         assert "push body    default" in show.stdout, show.stdout
 
     run_async(body, 90)
-
-
-async def join_room(c, room, nick):
-    """Joins `room` as `nick` (creating it as an instant room when new)."""
-    t0 = time.monotonic()
-    c.send_xml("<presence xmlns='jabber:client' to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
-
-    def self_presence(el):
-        if el.get("from") != "%s/%s" % (room, nick):
-            return False
-        if el.get("type") == "error":
-            return True
-        x = el.find(q(NS_MUC_USER, "x"))
-        return x is not None and any(s.get("code") == "110" for s in x.findall(q(NS_MUC_USER, "status")))
-
-    p = await c.wait_presence(self_presence, 10, since=t0, what="self-presence in %s" % room)
-    assert p.get("type") != "error", "join %s failed: %s" % (room, short(p))
-    x = p.find(q(NS_MUC_USER, "x"))
-    if any(s.get("code") == "201" for s in x.findall(q(NS_MUC_USER, "status"))):
-        res = await c.iq("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'/></query>" % NS_MUC_OWNER,
-                         to=room, itype="set")
-        assert res.get("type") == "result", "instant room: %s" % short(res)
 
 
 def bookmark_xml(room, setting, options=True):

@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from rawxmpp import RawXMPP
-from xmppclient import (NS_CLIENT, NS_MUC, NS_MUC_OWNER, NS_MUC_USER, NS_PING, NS_ROSTER, NS_XDATA, NS_CARBONS,
-                        body_of, carbon_inner, contains_text, has_body, msg_xml, new_id, q, run_async, short,
+from xmppclient import (NS_CLIENT, NS_MUC_OWNER, NS_MUC_USER, NS_PING, NS_ROSTER, NS_XDATA, NS_CARBONS,
+                        body_of, carbon_inner, join_room, contains_text, has_body, msg_xml, new_id, q, run_async, short,
                         stanza_error)
 
 
@@ -162,20 +162,7 @@ def test_muc_groupchat(target, upstream_target):
     room = "s2it-%s@muc.%s" % (uuid.uuid4().hex[:8], target.domain)
 
     async def join(c, nick):
-        t0 = time.monotonic()
-        c.send_xml("<presence xmlns='jabber:client' to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
-
-        def self_presence(el):
-            if el.get("from") != "%s/%s" % (room, nick):
-                return False
-            if el.get("type") == "error":
-                return True
-            x = el.find(q(NS_MUC_USER, "x"))
-            return x is not None and any(s.get("code") == "110" for s in x.findall(q(NS_MUC_USER, "status")))
-
-        p = await c.wait_presence(self_presence, 10, since=t0, what="MUC self-presence in %s" % room)
-        assert p.get("type") != "error", "join %s failed: %s" % (room, short(p))
-        return p
+        return await join_room(c, room, nick, instant=False)
 
     async def body(pool):
         alice = await pool.connect(target, "alice", "muc")

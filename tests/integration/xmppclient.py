@@ -301,3 +301,27 @@ def short(el, n=300):
     s = ET.tostring(el, encoding="unicode")
     s = s.replace("xmlns:ns0=\"jabber:client\" ", "").replace("ns0:", "")
     return s if len(s) <= n else s[:n] + "..."
+
+
+async def join_room(c, room, nick, instant=True):
+    """Joins `room` as `nick` and returns the self-presence (status 110). instant: a room that the
+    join created (status 201) is configured with the default form at once."""
+    t0 = time.monotonic()
+    c.send_xml("<presence xmlns='jabber:client' to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
+
+    def self_presence(el):
+        if el.get("from") != "%s/%s" % (room, nick):
+            return False
+        if el.get("type") == "error":
+            return True
+        x = el.find(q(NS_MUC_USER, "x"))
+        return x is not None and any(s.get("code") == "110" for s in x.findall(q(NS_MUC_USER, "status")))
+
+    p = await c.wait_presence(self_presence, 10, since=t0, what="MUC self-presence in %s" % room)
+    assert p.get("type") != "error", "join %s failed: %s" % (room, short(p))
+    x = p.find(q(NS_MUC_USER, "x"))
+    if instant and any(s.get("code") == "201" for s in x.findall(q(NS_MUC_USER, "status"))):
+        res = await c.iq("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'/></query>" % NS_MUC_OWNER,
+                         to=room, itype="set")
+        assert res.get("type") == "result", "instant room config: %s" % short(res)
+    return p
