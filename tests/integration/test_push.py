@@ -9,6 +9,7 @@ publishes from the domain itself).
 """
 import asyncio
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -121,7 +122,10 @@ async def enable(dev, app, node, secret):
 
 
 async def hibernated(target, resource):
-    await wait_until(lambda: "device.hibernating" in target.proc.log_text() and resource in target.proc.log_text(),
+    # One line naming both: the proxy's log is shared by the suite, and another device's
+    # hibernation must not count for this one.
+    await wait_until(lambda: any("device.hibernating" in ln and resource in ln
+                                 for ln in target.proc.log_text().splitlines()),
                      10, "device %s hibernating" % resource)
 
 
@@ -365,13 +369,12 @@ def test_room_mention_wakes_and_muted_room_does_not(target, upstream_target):
             await join_room(dev, room, nick)
             await join_room(carol, room, "carol")
 
+        mark = len(target.proc.log_text())  # the log is the suite's: only what follows counts
         res = await dev.iq(bookmark_xml(muted, "never"), to=dev.bare, itype="set")
         if res.get("type") != "result":  # a server that refuses the publish-options
             res = await dev.iq(bookmark_xml(muted, "never", options=False), to=dev.bare, itype="set")
         assert res.get("type") == "result", "bookmark publish: %s" % short(res)
-        await wait_until(lambda: "notify.settings" in target.proc.log_text() and
-                         any("notify.settings" in ln and "chats=1" in ln
-                             for ln in target.proc.log_text().splitlines()),
+        await wait_until(lambda: re.search(r"notify\.settings .*chats=[1-9]", target.proc.log_text()[mark:]),
                          10, "the proxy reading the room's setting")
 
         await asyncio.sleep(0.5)  # SM enabled (resumable) before the cut
