@@ -218,7 +218,7 @@ std::vector<Stanza> Stanza::parse_all(std::string_view xml) {
   // A wrapper stream whose content namespace nobody uses: each element keeps
   // exactly the xmlns it declares (none, "", or a URI), and descendants are
   // normalised as on the wire.
-  static constexpr std::string_view kWrapperNs = "urn:s2:stanza-parse";
+  static constexpr std::string_view kWrapperNs = kInternalParseNs;  // refused from peers
   static constexpr std::string_view kOpen =
       "<stream:stream xmlns='urn:s2:stanza-parse' "
       "xmlns:stream='http://etherx.jabber.org/streams'>";

@@ -316,6 +316,12 @@ struct XmlStream::Impl {
       return;
     }
     const size_t level = static_cast<size_t>(depth - 1);  // 1: a top-level stanza
+    // Stanza::parse_all's wrapper namespace is ours: an element a peer puts in it would come back
+    // from the mirror without its xmlns (the wrapper's content namespace), i.e. as another stanza.
+    if (expected_ns != kInternalParseNs && split(qname).ns == kInternalParseNs) {
+      fail("invalid-namespace", "namespace " + std::string(kInternalParseNs) + " is reserved");
+      return;
+    }
     xmpp_stanza_t* el = xmpp_stanza_new(strophe_ctx());
     if (!el) return oom();
     if (level == 1) {

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/xml/stanza.h"
 
@@ -54,6 +55,10 @@ class XmlStreamHandler {
   virtual void on_stream_close() = 0;
   virtual void on_xml_error(const XmlError& error) = 0;
 };
+
+// The content namespace of the wrapper stream Stanza::parse_all reads stored stanzas with; no
+// other stream accepts an element in it (invalid-namespace).
+inline constexpr std::string_view kInternalParseNs = "urn:s2:stanza-parse";
 
 class XmlStream {
  public:
