@@ -164,22 +164,10 @@ void canonical(const Stanza& e, const std::string& e_ns, std::string& out) {
   out += kClose;
 }
 
-// Unlinks every child `name` in `xmlns` for which `drop` holds and keeps the others (re-added, in
-// their order, behind the remaining children: Stanza can only unlink the first match by name).
+// Removes every child `name` in `xmlns` for which `drop` holds; the others keep their order.
 template <typename Pred>
 int remove_children_if(Stanza& s, std::string_view name, std::string_view xmlns, Pred drop) {
-  std::vector<Stanza> matching;
-  for (const Child& c : top_children(s)) {
-    if (c.name == name && c.ns == xmlns) matching.push_back(c.el);
-  }
-  const auto n = std::count_if(matching.begin(), matching.end(), drop);
-  if (n == 0) return 0;
-  while (s.remove_child(name, xmlns)) {
-  }
-  for (const Stanza& c : matching) {
-    if (!drop(c)) s.add_child(c);
-  }
-  return static_cast<int>(n);
+  return s.remove_children(name, xmlns, drop);
 }
 
 }  // namespace
@@ -354,8 +342,7 @@ std::string ensure_origin_id(Stanza& s, std::string_view fresh_id) {
       if (!id.empty()) return id;
     }
   }
-  while (s.remove_child("origin-id", ns::kSid)) {
-  }
+  s.remove_children("origin-id", ns::kSid);
   Stanza oid = Stanza::element("origin-id", ns::kSid);
   oid.set_attr("id", fresh_id);
   s.add_child(oid);
@@ -383,8 +370,7 @@ void set_presence_priority(Stanza& s, int priority) {
   // one against "jabber:client".
   std::string own = s.xmlns();
   const std::string content = own.empty() ? std::string(ns::kClient) : own;
-  while (s.remove_child("priority", content)) {
-  }
+  s.remove_children("priority", content);
   Stanza p = Stanza::element("priority");
   p.add_text(std::to_string(priority));
   s.add_child(p);

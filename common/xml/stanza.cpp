@@ -1,18 +1,22 @@
-// Stanza: RAII over libstrophe's refcounted xmpp_stanza_t tree.
+// Stanza: RAII over libstrophe's refcounted xmpp_stanza_t tree, through
+// libstrophe's public API only (stanza.h says what each handle means).
 //
-// libstrophe's public API has no way to read a node's parent or to unlink a
-// child, and it leaves `parent`/`next` of a still-referenced child dangling when
-// the parent is freed (so adding such a child elsewhere walks freed memory).
-// We therefore mirror its private node layout (identical from 0.12 to 0.14,
-// checked once at start-up in strophe_ctx()) and:
-//   * release through release_node(), which unlinks children that outlive
-//     their parent, so a parent pointer is always null or alive;
-//   * add_child() links a node by reference only if it is in no tree yet,
-//     otherwise it adds a deep copy (a node can sit in one tree only);
-//   * remove_child() unlinks in place;
-//   * namespace matching walks up to the nearest xmlns attribute; an element
-//     with none in its whole chain is in the stream's content namespace, so it
-//     matches "", "jabber:client" and "jabber:server".
+// What the public API lacks, and what we do instead:
+//   * no parent pointer: a child handle remembers the nearest ancestor that
+//     carries an xmlns attribute (holding a reference to it), which is all that
+//     namespace matching needs; an element with none in its whole chain is in
+//     the stream's content namespace, so it matches "", "jabber:client" and
+//     "jabber:server";
+//   * no unlink: remove_child() copies the element without the removed child
+//     and the handle moves to the copy (cost: one deep copy of that element,
+//     measured in bench/stanza; only paid when something is actually removed);
+//   * add_child_ex() leaves the child's old sibling link in place, so a node
+//     that was ever in a tree must never be linked again: only root handles
+//     whose element is in no tree are linked by reference (the flag is shared
+//     by all copies of the handle), everything else is deep-copied;
+//   * a child that outlives its parent keeps dangling sibling/parent fields
+//     inside libstrophe; we never follow them (children are only ever reached
+//     from their live parent), and xmpp_stanza_release() does not read them.
 // Copies insert attributes in reverse so that libstrophe's hash iterates them
 // in the original order: serialise → parse → serialise is byte-stable.
 // Stanza::parse reuses XmlStream (expat) instead of xmpp_stanza_new_from_string,
@@ -29,82 +33,8 @@
 namespace s2 {
 namespace {
 
-// Mirror of `struct _xmpp_stanza_t` (libstrophe src/common.h, 0.12–0.14).
-struct Node {
-  int ref;
-  xmpp_ctx_t* ctx;
-  int type;  // xmpp_stanza_type_t
-  xmpp_stanza_t* prev;
-  xmpp_stanza_t* next;
-  xmpp_stanza_t* children;
-  xmpp_stanza_t* parent;
-  char* data;
-  void* attributes;
-};
-
-Node* node(xmpp_stanza_t* s) { return reinterpret_cast<Node*>(s); }
-
-// Verifies that Node matches the library we run against; a mismatch would
-// corrupt memory, so it is a start-up failure.
-void check_layout(xmpp_ctx_t* ctx) {
-  xmpp_stanza_t* p = xmpp_stanza_new(ctx);
-  xmpp_stanza_t* c = xmpp_stanza_new(ctx);
-  xmpp_stanza_t* d = xmpp_stanza_new(ctx);
-  bool ok = p && c && d;
-  if (ok) {
-    xmpp_stanza_set_name(p, "p");
-    xmpp_stanza_set_name(c, "c");
-    xmpp_stanza_set_text(d, "d");
-    xmpp_stanza_add_child_ex(p, c, 0);
-    xmpp_stanza_add_child_ex(p, d, 1);
-    ok = node(p)->ref == 1 && node(d)->ref == 2 && node(p)->ctx == ctx && node(p)->children == c &&
-         node(c)->parent == p && node(c)->next == d && node(d)->prev == c &&
-         node(d)->next == nullptr && node(p)->parent == nullptr && node(p)->data &&
-         std::strcmp(node(p)->data, "p") == 0 && node(d)->data &&
-         std::strcmp(node(d)->data, "d") == 0 && node(p)->attributes == nullptr;
-    // Undo by hand so that a wrong layout does not free garbage.
-    if (ok) {
-      node(p)->children = nullptr;
-      node(c)->parent = node(c)->next = nullptr;
-      node(d)->parent = node(d)->prev = nullptr;
-      node(d)->ref = 1;
-    }
-  }
-  if (!ok) {
-    std::fprintf(stderr, "s2: libstrophe stanza layout is not the one s2 was written for\n");
-    std::abort();
-  }
-  xmpp_stanza_release(p);
-  xmpp_stanza_release(c);
-  xmpp_stanza_release(d);
-}
-
-// Drops one reference. When the node dies, children that are still referenced
-// elsewhere are unlinked first so they never point at freed memory.
-void release_node(xmpp_stanza_t* s) {
-  Node* n = node(s);
-  if (n->ref > 1) {
-    --n->ref;
-    return;
-  }
-  xmpp_stanza_t* c = n->children;
-  n->children = nullptr;
-  while (c) {
-    Node* cn = node(c);
-    xmpp_stanza_t* next = cn->next;
-    cn->next = cn->prev = cn->parent = nullptr;
-    release_node(c);
-    c = next;
-  }
-  xmpp_stanza_release(s);  // ref 1, no children: frees name, attributes, node
-}
-
-// Nearest explicit xmlns of s or its ancestors; null when inherited from the stream.
-const char* effective_ns(xmpp_stanza_t* s) {
-  for (; s; s = node(s)->parent) {
-    if (const char* ns = xmpp_stanza_get_attribute(s, "xmlns")) return ns;
-  }
-  return nullptr;
+const char* own_ns(xmpp_stanza_t* s) {
+  return xmpp_stanza_is_tag(s) ? xmpp_stanza_get_attribute(s, "xmlns") : nullptr;
 }
 
 bool ns_matches(const char* effective, std::string_view want) {
@@ -117,25 +47,32 @@ bool name_is(xmpp_stanza_t* s, std::string_view name) {
   return n && name == n;
 }
 
-xmpp_stanza_t* find_child(xmpp_stanza_t* s, std::string_view name, std::string_view xmlns,
-                          bool any_name) {
+// Does child element `c` of a parent whose namespace is `parent_ns` match?
+bool child_matches(xmpp_stanza_t* c, const char* parent_ns, std::string_view name,
+                   std::string_view xmlns, bool any_name) {
+  if (!xmpp_stanza_is_tag(c)) return false;
+  if (!any_name && !name_is(c, name)) return false;
+  if (!xmlns.empty() || any_name) {
+    const char* ns = own_ns(c);
+    if (!ns_matches(ns ? ns : parent_ns, xmlns)) return false;
+  }
+  return true;
+}
+
+xmpp_stanza_t* find_child(xmpp_stanza_t* s, const char* s_ns, std::string_view name,
+                          std::string_view xmlns, bool any_name) {
   if (!s) return nullptr;
   for (xmpp_stanza_t* c = xmpp_stanza_get_children(s); c; c = xmpp_stanza_get_next(c)) {
-    if (!xmpp_stanza_is_tag(c)) continue;
-    if (!any_name && !name_is(c, name)) continue;
-    if (!xmlns.empty() || any_name) {
-      if (!ns_matches(effective_ns(c), xmlns)) continue;
-    }
-    return c;
+    if (child_matches(c, s_ns, name, xmlns, any_name)) return c;
   }
   return nullptr;
 }
 
-// Deep copy that keeps the serialised attribute order. libstrophe keeps
-// attributes in an 8-bucket hash and iterates each bucket newest-first, so
-// re-inserting in iteration order (as xmpp_stanza_copy does) would reverse
-// colliding attributes; inserting in reverse keeps them.
-xmpp_stanza_t* copy_tree(xmpp_stanza_t* s) {
+// A copy of s without its children. libstrophe keeps attributes in an 8-bucket
+// hash and iterates each bucket newest-first, so re-inserting in iteration
+// order (as xmpp_stanza_copy does) would reverse colliding attributes;
+// inserting in reverse keeps them.
+xmpp_stanza_t* copy_shallow(xmpp_stanza_t* s) {
   xmpp_stanza_t* c = xmpp_stanza_new(xmpp_stanza_get_context(s));
   if (!c) return nullptr;
   bool ok = true;
@@ -151,24 +88,39 @@ xmpp_stanza_t* copy_tree(xmpp_stanza_t* s) {
         ok = xmpp_stanza_set_attribute(c, kv[2 * i], kv[2 * i + 1]) == XMPP_EOK;
       }
     }
-    for (xmpp_stanza_t* ch = xmpp_stanza_get_children(s); ok && ch; ch = xmpp_stanza_get_next(ch)) {
-      xmpp_stanza_t* cc = copy_tree(ch);
-      ok = cc != nullptr;
-      if (ok) xmpp_stanza_add_child_ex(c, cc, 0);
-    }
   }
   if (!ok) {
-    release_node(c);
+    xmpp_stanza_release(c);
     return nullptr;
   }
   return c;
 }
 
-bool is_ancestor_or_self(xmpp_stanza_t* candidate, xmpp_stanza_t* s) {
-  for (; s; s = node(s)->parent) {
-    if (s == candidate) return true;
+xmpp_stanza_t* copy_tree(xmpp_stanza_t* s) {
+  xmpp_stanza_t* c = copy_shallow(s);
+  for (xmpp_stanza_t* ch = xmpp_stanza_get_children(s); c && ch; ch = xmpp_stanza_get_next(ch)) {
+    xmpp_stanza_t* cc = copy_tree(ch);
+    if (!cc) {
+      xmpp_stanza_release(c);
+      return nullptr;
+    }
+    xmpp_stanza_add_child_ex(c, cc, 0);
+  }
+  return c;
+}
+
+bool subtree_contains(xmpp_stanza_t* top, xmpp_stanza_t* target) {
+  if (top == target) return true;
+  for (xmpp_stanza_t* c = xmpp_stanza_get_children(top); c; c = xmpp_stanza_get_next(c)) {
+    if (subtree_contains(c, target)) return true;
   }
   return false;
+}
+
+xmpp_stanza_t* add_ref(xmpp_stanza_t* s) { return s ? xmpp_stanza_clone(s) : nullptr; }
+
+void drop_ref(xmpp_stanza_t* s) {
+  if (s) xmpp_stanza_release(s);
 }
 
 }  // namespace
@@ -181,29 +133,71 @@ xmpp_ctx_t* strophe_ctx() {
       std::fprintf(stderr, "s2: cannot create libstrophe context\n");
       std::abort();
     }
-    check_layout(c);
     return c;
   }();
   return ctx;
 }
 
-Stanza Stanza::ref(xmpp_stanza_t* s) {
-  if (s) xmpp_stanza_clone(s);
-  return Stanza(s);
+Stanza::Root::~Root() {
+  drop_ref(node);
+  drop_ref(ns_owner);
+}
+
+Stanza Stanza::make_root(xmpp_stanza_t* node, xmpp_stanza_t* ns_owner) {
+  Stanza st;
+  if (!node) {
+    drop_ref(ns_owner);
+    return st;
+  }
+  st.root_ = std::make_shared<Root>(node, ns_owner);
+  return st;
+}
+
+Stanza Stanza::make_child(xmpp_stanza_t* node, xmpp_stanza_t* ns_owner) {
+  Stanza st;
+  if (!node) return st;
+  st.s_ = add_ref(node);
+  st.ns_owner_ = add_ref(ns_owner);
+  return st;
+}
+
+Stanza Stanza::adopt(xmpp_stanza_t* s) { return make_root(s, nullptr); }
+
+const char* Stanza::effective_ns() const {
+  xmpp_stanza_t* n = node();
+  if (!n) return nullptr;
+  if (const char* ns = own_ns(n)) return ns;
+  xmpp_stanza_t* owner = ns_owner();
+  return owner ? own_ns(owner) : nullptr;
+}
+
+void Stanza::replace_node(xmpp_stanza_t* rebuilt) {
+  if (root_) {
+    drop_ref(root_->node);
+    root_->node = rebuilt;
+    root_->linked = false;
+    return;
+  }
+  // A child handle detaches from its tree and becomes a root.
+  root_ = std::make_shared<Root>(rebuilt, ns_owner_);
+  ns_owner_ = nullptr;
+  drop_ref(s_);
+  s_ = nullptr;
 }
 
 Stanza Stanza::element(std::string_view name, std::string_view xmlns) {
-  Stanza st(xmpp_stanza_new(strophe_ctx()));
-  if (!st.s_) return st;
-  xmpp_stanza_set_name(st.s_, std::string(name).c_str());
-  if (!xmlns.empty()) xmpp_stanza_set_ns(st.s_, std::string(xmlns).c_str());
-  return st;
+  xmpp_stanza_t* s = xmpp_stanza_new(strophe_ctx());
+  if (!s) return {};
+  xmpp_stanza_set_name(s, std::string(name).c_str());
+  if (!xmlns.empty()) xmpp_stanza_set_ns(s, std::string(xmlns).c_str());
+  return make_root(s, nullptr);
 }
 
 Stanza Stanza::text(std::string_view text) {
-  Stanza st(xmpp_stanza_new(strophe_ctx()));
-  if (st.s_) xmpp_stanza_set_text_with_size(st.s_, text.data(), text.size());
-  return st;
+  xmpp_stanza_t* s = xmpp_stanza_new(strophe_ctx());
+  if (!s) return {};
+  xmpp_stanza_set_text_with_size(s, text.data(), text.size());
+  return make_root(s, nullptr);
 }
 
 std::vector<Stanza> Stanza::parse_all(std::string_view xml) {
@@ -239,140 +233,196 @@ Stanza Stanza::parse(std::string_view xml) {
   return std::move(all.front());
 }
 
-Stanza::Stanza(const Stanza& o) : s_(o.s_) {
-  if (s_) xmpp_stanza_clone(s_);
+Stanza::Stanza(const Stanza& o)
+    : root_(o.root_), s_(add_ref(o.s_)), ns_owner_(add_ref(o.ns_owner_)) {}
+
+Stanza::Stanza(Stanza&& o) noexcept : root_(std::move(o.root_)), s_(o.s_), ns_owner_(o.ns_owner_) {
+  o.s_ = o.ns_owner_ = nullptr;
 }
 
 Stanza& Stanza::operator=(const Stanza& o) {
-  if (o.s_) xmpp_stanza_clone(o.s_);
-  if (s_) release_node(s_);
-  s_ = o.s_;
+  if (this != &o) *this = Stanza(o);
   return *this;
 }
 
 Stanza& Stanza::operator=(Stanza&& o) noexcept {
   if (this != &o) {
-    if (s_) release_node(s_);
+    drop_ref(s_);
+    drop_ref(ns_owner_);
+    root_ = std::move(o.root_);
     s_ = o.s_;
-    o.s_ = nullptr;
+    ns_owner_ = o.ns_owner_;
+    o.s_ = o.ns_owner_ = nullptr;
   }
   return *this;
 }
 
 Stanza::~Stanza() {
-  if (s_) release_node(s_);
+  drop_ref(s_);
+  drop_ref(ns_owner_);
 }
 
-Stanza Stanza::clone() const { return Stanza(s_ ? copy_tree(s_) : nullptr); }
+Stanza Stanza::clone() const {
+  xmpp_stanza_t* n = node();
+  return n ? make_root(copy_tree(n), nullptr) : Stanza();
+}
 
 std::string Stanza::name() const {
-  const char* n = s_ && xmpp_stanza_is_tag(s_) ? xmpp_stanza_get_name(s_) : nullptr;
-  return n ? n : "";
+  xmpp_stanza_t* n = node();
+  const char* name = n && xmpp_stanza_is_tag(n) ? xmpp_stanza_get_name(n) : nullptr;
+  return name ? name : "";
 }
 
 std::string Stanza::xmlns() const {
-  const char* ns = s_ ? xmpp_stanza_get_attribute(s_, "xmlns") : nullptr;
+  xmpp_stanza_t* n = node();
+  const char* ns = n ? own_ns(n) : nullptr;
   return ns ? ns : "";
 }
 
 bool Stanza::is(std::string_view name, std::string_view xmlns) const {
-  return s_ && name_is(s_, name) && ns_matches(effective_ns(s_), xmlns);
+  xmpp_stanza_t* n = node();
+  return n && name_is(n, name) && ns_matches(effective_ns(), xmlns);
 }
 
 std::optional<std::string> Stanza::attr(std::string_view key) const {
-  if (!s_) return std::nullopt;
-  const char* v = xmpp_stanza_get_attribute(s_, std::string(key).c_str());
+  xmpp_stanza_t* n = node();
+  if (!n) return std::nullopt;
+  const char* v = xmpp_stanza_get_attribute(n, std::string(key).c_str());
   if (!v) return std::nullopt;
   return std::string(v);
 }
 
 std::string Stanza::attr_or(std::string_view key, std::string_view dflt) const {
-  if (s_) {
-    if (const char* v = xmpp_stanza_get_attribute(s_, std::string(key).c_str())) return v;
+  if (xmpp_stanza_t* n = node()) {
+    if (const char* v = xmpp_stanza_get_attribute(n, std::string(key).c_str())) return v;
   }
   return std::string(dflt);
 }
 
 Stanza& Stanza::set_attr(std::string_view key, std::string_view value) {
-  if (s_) xmpp_stanza_set_attribute(s_, std::string(key).c_str(), std::string(value).c_str());
+  if (xmpp_stanza_t* n = node()) {
+    xmpp_stanza_set_attribute(n, std::string(key).c_str(), std::string(value).c_str());
+  }
   return *this;
 }
 
 Stanza& Stanza::remove_attr(std::string_view key) {
-  if (s_) xmpp_stanza_del_attribute(s_, std::string(key).c_str());
+  if (xmpp_stanza_t* n = node()) xmpp_stanza_del_attribute(n, std::string(key).c_str());
   return *this;
 }
 
 Stanza Stanza::child(std::string_view name, std::string_view xmlns) const {
-  return ref(find_child(s_, name, xmlns, false));
+  xmpp_stanza_t* n = node();
+  if (!n) return {};
+  return make_child(find_child(n, effective_ns(), name, xmlns, false), own_ns(n) ? n : ns_owner());
 }
 
 Stanza Stanza::child_ns(std::string_view xmlns) const {
-  return ref(find_child(s_, {}, xmlns, true));
+  xmpp_stanza_t* n = node();
+  if (!n) return {};
+  return make_child(find_child(n, effective_ns(), {}, xmlns, true), own_ns(n) ? n : ns_owner());
 }
 
 std::vector<Stanza> Stanza::children() const {
   std::vector<Stanza> out;
-  if (!s_) return out;
-  for (xmpp_stanza_t* c = xmpp_stanza_get_children(s_); c; c = xmpp_stanza_get_next(c)) {
-    if (xmpp_stanza_is_tag(c)) out.push_back(ref(c));
+  xmpp_stanza_t* n = node();
+  if (!n) return out;
+  xmpp_stanza_t* owner = own_ns(n) ? n : ns_owner();
+  for (xmpp_stanza_t* c = xmpp_stanza_get_children(n); c; c = xmpp_stanza_get_next(c)) {
+    if (xmpp_stanza_is_tag(c)) out.push_back(make_child(c, owner));
   }
   return out;
 }
 
 Stanza& Stanza::add_child(const Stanza& c) {
-  if (!s_ || !c.s_ || !xmpp_stanza_is_tag(s_)) return *this;
-  Node* cn = node(c.s_);
-  if (cn->parent || cn->prev || cn->next || is_ancestor_or_self(c.s_, s_)) {
-    // Already in a tree (or would make a cycle): link a private copy.
-    if (xmpp_stanza_t* copy = copy_tree(c.s_)) xmpp_stanza_add_child_ex(s_, copy, 0);
-  } else {
-    xmpp_stanza_add_child_ex(s_, c.s_, 1);
+  xmpp_stanza_t* p = node();
+  xmpp_stanza_t* cn = c.node();
+  if (!p || !cn || !xmpp_stanza_is_tag(p)) return *this;
+  const bool c_free = c.root_ && !c.root_->linked;
+  const bool this_top = root_ && !root_->linked;
+  const bool cycle = cn == p || (!this_top && subtree_contains(cn, p));
+  if (c_free && !cycle) {
+    xmpp_stanza_add_child_ex(p, cn, 1);
+    c.root_->linked = true;
+    // It now inherits this element's namespace.
+    xmpp_stanza_t* owner = add_ref(own_ns(p) ? p : ns_owner());
+    drop_ref(c.root_->ns_owner);
+    c.root_->ns_owner = owner;
+  } else if (xmpp_stanza_t* copy = copy_tree(cn)) {
+    xmpp_stanza_add_child_ex(p, copy, 0);
   }
   return *this;
 }
 
 Stanza& Stanza::add_text(std::string_view text) {
-  if (!s_ || text.empty() || !xmpp_stanza_is_tag(s_)) return *this;
+  xmpp_stanza_t* p = node();
+  if (!p || text.empty() || !xmpp_stanza_is_tag(p)) return *this;
   xmpp_stanza_t* t = xmpp_stanza_new(strophe_ctx());
   if (!t) return *this;
   xmpp_stanza_set_text_with_size(t, text.data(), text.size());
-  xmpp_stanza_add_child_ex(s_, t, 0);
+  xmpp_stanza_add_child_ex(p, t, 0);
   return *this;
 }
 
-bool Stanza::remove_child(std::string_view name, std::string_view xmlns) {
-  xmpp_stanza_t* c = find_child(s_, name, xmlns, false);
-  if (!c) return false;
-  Node* cn = node(c);
-  if (cn->prev) {
-    node(cn->prev)->next = cn->next;
-  } else {
-    node(s_)->children = cn->next;
+int Stanza::remove_children(std::string_view name, std::string_view xmlns,
+                            const std::function<bool(const Stanza&)>& drop) {
+  xmpp_stanza_t* p = node();
+  if (!p || !xmpp_stanza_is_tag(p)) return 0;
+  const char* p_ns = effective_ns();
+  xmpp_stanza_t* owner = own_ns(p) ? p : ns_owner();
+  std::vector<xmpp_stanza_t*> dropped;
+  for (xmpp_stanza_t* c = xmpp_stanza_get_children(p); c; c = xmpp_stanza_get_next(c)) {
+    if (!child_matches(c, p_ns, name, xmlns, false)) continue;
+    if (!drop || drop(make_child(c, owner))) dropped.push_back(c);
   }
-  if (cn->next) node(cn->next)->prev = cn->prev;
-  cn->prev = cn->next = cn->parent = nullptr;
-  release_node(c);
-  return true;
+  if (dropped.empty()) return 0;
+  xmpp_stanza_t* rebuilt = copy_shallow(p);
+  if (!rebuilt) return 0;
+  size_t next_drop = 0;
+  for (xmpp_stanza_t* c = xmpp_stanza_get_children(p); c; c = xmpp_stanza_get_next(c)) {
+    if (next_drop < dropped.size() && c == dropped[next_drop]) {
+      ++next_drop;
+      continue;
+    }
+    xmpp_stanza_t* cc = copy_tree(c);
+    if (!cc) {
+      xmpp_stanza_release(rebuilt);
+      return 0;
+    }
+    xmpp_stanza_add_child_ex(rebuilt, cc, 0);
+  }
+  replace_node(rebuilt);
+  return static_cast<int>(dropped.size());
+}
+
+bool Stanza::remove_child(std::string_view name, std::string_view xmlns) {
+  bool first = true;
+  return remove_children(name, xmlns, [&first](const Stanza&) {
+           const bool take = first;
+           first = false;
+           return take;
+         }) > 0;
 }
 
 std::string Stanza::text_content() const {
   std::string out;
-  if (!s_) return out;
-  if (const char* t = xmpp_stanza_get_text_ptr(s_)) return t;  // a text node itself
-  for (xmpp_stanza_t* c = xmpp_stanza_get_children(s_); c; c = xmpp_stanza_get_next(c)) {
+  xmpp_stanza_t* n = node();
+  if (!n) return out;
+  if (const char* t = xmpp_stanza_get_text_ptr(n)) return t;  // a text node itself
+  for (xmpp_stanza_t* c = xmpp_stanza_get_children(n); c; c = xmpp_stanza_get_next(c)) {
     if (const char* t = xmpp_stanza_get_text_ptr(c)) out += t;
   }
   return out;
 }
 
 std::string Stanza::to_string() const {
-  if (!s_) return {};
+  xmpp_stanza_t* n = node();
+  if (!n) return {};
   char* buf = nullptr;
   size_t len = 0;
-  if (xmpp_stanza_to_text(s_, &buf, &len) != XMPP_EOK || !buf) return {};
+  if (xmpp_stanza_to_text(n, &buf, &len) != XMPP_EOK || !buf) return {};
   std::string out(buf, len);
-  xmpp_free(xmpp_stanza_get_context(s_), buf);
+  xmpp_free(xmpp_stanza_get_context(n), buf);
   return out;
 }
 
