@@ -11,6 +11,7 @@
 #include "common/jid/jid.h"
 #include "common/store/archive_id.h"
 #include "common/store/mirror.h"
+#include "common/util/json_text.h"
 #include "proxy/credential_vault.h"
 
 namespace s2 {
@@ -139,6 +140,50 @@ int accounts_push_body(const Config& cfg, const std::string& jid_text, const std
   }
   std::cout << "push body for " << t.jid << ": " << setting << "\n";
   return 0;
+}
+
+int accounts_export(const Config& cfg, const std::string& jid_text) {
+  auto t = open_target(cfg, jid_text);
+  if (t.error) return t.error;
+  auto acct = t.mirror->find_account(t.jid);
+  if (!acct || !acct.value()) {
+    std::cerr << "unknown account: " << t.jid << "\n";
+    return 1;
+  }
+  // Pages of the archive in archive order; each page is its own read
+  // transaction, so a running daemon keeps appending behind the export.
+  store::MamQuery q;
+  q.max = 500;
+  uint64_t n = 0;
+  std::string line;
+  for (;;) {
+    auto page = t.mirror->query(acct.value()->account, q);
+    if (!page) {
+      std::cerr << "export failed: " << page.error().text << "\n";
+      return 1;
+    }
+    for (const auto& m : page->items) {
+      line.clear();
+      line += "{\"archive_id\":";
+      append_json_string(line, store::render_archive_id(m.archive_id));
+      line += ",\"time\":";
+      append_json_string(line, iso8601(m.record.timestamp_ms));
+      line += ",\"direction\":";
+      line += m.record.direction == store::Direction::kOutgoing ? "\"out\"" : "\"in\"";
+      line += ",\"peer\":";
+      append_json_string(line, m.record.peer_bare);
+      line += ",\"stanza\":";
+      append_json_string(line, m.record.stanza);
+      line += "}\n";
+      std::cout << line;
+      ++n;
+    }
+    if (page->complete || page->items.empty()) break;
+    q.after_id = page->last;
+  }
+  std::cout.flush();
+  std::cerr << "exported " << n << " messages of " << t.jid << "\n";
+  return std::cout ? 0 : 1;
 }
 
 int accounts_forget(const Config& cfg, const std::string& jid_text) {

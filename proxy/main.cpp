@@ -14,6 +14,7 @@
 
 #include "common/util/log.h"
 #include "proxy/accounts_cli.h"
+#include "proxy/backup_cli.h"
 #include "proxy/config.h"
 #include "proxy/config_docs.h"
 #include "proxy/health_cli.h"
@@ -58,6 +59,13 @@ int main(int argc, char** argv) {
       accounts->add_subcommand("list", "list accounts known to the proxy")->fallthrough();
   auto* acc_show = accounts->add_subcommand("show", "show one account")->fallthrough();
   acc_show->add_option("jid", account_jid, "bare JID")->required();
+  auto* acc_export =
+      accounts
+          ->add_subcommand("export",
+                           "write one account's archive as JSON lines (archive_id, time, "
+                           "direction, peer, stanza) to stdout")
+          ->fallthrough();
+  acc_export->add_option("jid", account_jid, "bare JID")->required();
   auto* acc_forget =
       accounts->add_subcommand("forget", "remove an account's mirror, credentials and tokens")
           ->fallthrough();
@@ -73,6 +81,17 @@ int main(int argc, char** argv) {
   acc_push_body->add_option("setting", push_body_choice, "on | off | default")
       ->required()
       ->check(CLI::IsMember({"on", "off", "default"}));
+  auto* backup = app.add_subcommand(
+      "backup",
+      "copy the data dir's mirror (compacted, consistent, while the daemon runs) into DIR, which "
+      "must not exist or be empty; restore: deploy/README.md");
+  s2::add_config_options(*backup, cfg);
+  std::string backup_dir;
+  bool backup_vault_key = false;
+  backup->add_option("dir", backup_dir, "where to write the backup")->required();
+  backup->add_flag("--with-vault-key", backup_vault_key,
+                   "also copy the vault key (a secret: whoever has it and the backup can unseal "
+                   "the stored credentials)");
   // Hidden: the flag table for README.md and the man page (deploy/s2proxy.8).
   std::string docs_format = "markdown";
   auto* docs = app.add_subcommand("docs", "")->group("");
@@ -97,6 +116,7 @@ int main(int argc, char** argv) {
   CLI::App* used = run->parsed()      ? run
                    : check->parsed()  ? check
                    : health->parsed() ? health
+                   : backup->parsed() ? backup
                                       : accounts;
   if (auto problem = s2::apply_env_and_file(*used, cfg); !problem.empty())
     return config_error(problem);
@@ -104,10 +124,12 @@ int main(int argc, char** argv) {
     // Only the data dir matters here; everything else may be unset.
     if (acc_list->parsed()) return s2::accounts_list(cfg);
     if (acc_show->parsed()) return s2::accounts_show(cfg, account_jid);
+    if (acc_export->parsed()) return s2::accounts_export(cfg, account_jid);
     if (acc_forget->parsed()) return s2::accounts_forget(cfg, account_jid);
     if (acc_push_body->parsed()) return s2::accounts_push_body(cfg, account_jid, push_body_choice);
   }
   if (health->parsed()) return s2::health_check(cfg, health_timeout);
+  if (backup->parsed()) return s2::run_backup(cfg, backup_dir, backup_vault_key);
   std::string problem = s2::validate_config(cfg);
   if (problem.empty()) problem = s2::check_config_files(cfg);
   if (!problem.empty()) return config_error(problem);

@@ -39,11 +39,12 @@ class BenchEnv:
     """Private Prosody (test bed script, wiped data) + one s2proxy. stop() undoes start()."""
 
     def __init__(self, binary=DEFAULT_BINARY, load_users=0, log_level="info", extra_ports=(),
-                 prosody_nagle=True):
+                 prosody_nagle=True, proxy_opts=None):
         self.binary = str(binary)
         self.prosody_nagle = prosody_nagle
         self._nonagle_proc = None
         self.load_users = load_users
+        self.proxy_opts = dict(proxy_opts or {})
         self.log_level = log_level
         self.extra_ports = tuple(extra_ports)
         self.upstream = None
@@ -70,7 +71,7 @@ class BenchEnv:
         if not self.prosody_nagle:
             self._restart_prosody_without_nagle()
         self.proxy = harness.ProxyProc(self.binary, "bench", self.upstream, PROXY_PORT, PROXY_TLS_PORT,
-                                       opts={"log-level": self.log_level})
+                                       opts=dict({"log-level": self.log_level}, **self.proxy_opts))
         self.proxy.start()
         return self
 

@@ -116,8 +116,10 @@ class AXmpp:
     async def drain(self):
         await self.writer.drain()
 
-    async def connect(self, host, port, direct_tls=False, timeout=10.0):
+    async def connect(self, host, port, direct_tls=False, timeout=10.0, local_addr=None):
         kw = {"ssl": tls_context(self.cafile), "server_hostname": self.domain} if direct_tls else {}
+        if local_addr is not None:  # a source address of our own (127.0.0.x): per-address limits
+            kw["local_addr"] = (local_addr, 0)
         self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(host, port, **kw), timeout)
         sock = self.writer.get_extra_info("socket")
         if sock is not None:
@@ -137,12 +139,13 @@ class AXmpp:
             raise XmppError("STARTTLS refused")
         await asyncio.wait_for(self.writer.start_tls(tls_context(self.cafile), server_hostname=self.domain), timeout)
 
-    async def login_plain(self, host, port, user, password, resource=None, direct_tls=False, timeout=15.0):
+    async def login_plain(self, host, port, user, password, resource=None, direct_tls=False, timeout=15.0,
+                          local_addr=None):
         """Connect, TLS, SASL1 PLAIN, restart, bind (+ session when required). Returns seconds taken."""
         t0 = time.perf_counter()
 
         async def go():
-            await self.connect(host, port, direct_tls)
+            await self.connect(host, port, direct_tls, local_addr=local_addr)
             if not direct_tls:
                 await self.starttls()
             await self.open_stream()

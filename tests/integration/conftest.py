@@ -105,9 +105,10 @@ class ProxyFactory:
         self.request = request
         self.procs = []
 
-    def start(self, opts=None, extra_args=(), env=None, name=None, wait=True, args=None):
+    def start(self, opts=None, extra_args=(), env=None, name=None, wait=True, args=None, prepare=None):
         """Start an extra s2proxy instance. opts: {"max-stanza-bytes": 4096, ...} (None drops a
-        default flag); returns the ProxyProc (use .target() to connect)."""
+        default flag); prepare(proc) runs before the process starts (e.g. to fill its data dir);
+        returns the ProxyProc (use .target() to connect)."""
         global _next_port
         while not (port_free(_next_port) and port_free(_next_port + 1)):
             _next_port += 2
@@ -122,6 +123,8 @@ class ProxyFactory:
         p = ProxyProc(self.binary, name or "%s-%d" % (tname, port), self.upstream, port, port + 1, opts=opts,
                       extra_args=extra_args, env=env, args=args)
         self.procs.append(p)
+        if prepare is not None:
+            prepare(p)
         p.start(wait=wait)
         return p
 

@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""N devices held at once, directly on Prosody and through s2proxy, in the same run (issue 12).
+
+    /usr/bin/python3 bench/scale/bench_scale.py --devices 1000 [--per-account 5] [--addresses 250]
+        [--concurrency 50] [--load-rate 100] [--load-seconds 20] [--json out.json]
+
+Starts a private Prosody 0.12 (test bed script; the bench registers ceil(N / per-account) accounts
+user1..userA in bulk through it) and one s2proxy in front of it (bench/login/s2bench.py; ports
+127.0.0.1:55222 / 56222 — do not run it together with the other benches). Raises its own
+RLIMIT_NOFILE to the hard limit first (as root: to what N needs), which Prosody and s2proxy inherit;
+s2proxy sizes --max-clients from it.
+
+Then, for each target — Prosody directly first, then s2proxy (so the direct run never shares the
+upstream with the proxy's sessions) — the same work:
+1. log N devices in: device i is account 1 + i % A with resource d<i // A>, from source address
+   127.0.0.<1 + i % addresses>, --concurrency logins at a time (STARTTLS, SASL PLAIN, bind,
+   initial presence); login time is TCP connect to bind result;
+2. hold them and read RSS: per device = (RSS after the logins - RSS before) / N, for the target and,
+   through s2proxy, for Prosody behind it (the upstream sessions the proxy holds);
+3. background load: --load-rate messages/s for --load-seconds, each from a random device to the bare
+   JID of a random other account (persistent, fanned out to its devices); latency is the time from
+   the send to the first of the recipient's devices receiving it (one clock: the bench's);
+   a message no device of the recipient received within 10 s is counted lost;
+4. close every device.
+
+CPU: seconds of the target (and of Prosody behind s2proxy) during the logins, per login; the bench's
+own CPU share during the logins is reported too, to show the load client was not the bottleneck.
+
+Load client: asyncio + Python's ssl (bench/relay/axmpp.py), one process. It is the same client
+against both targets, costs ~1-2 ms of CPU per login and sits idle while holding connections, so at
+the login rates measured here (~100/s) it keeps well under one core; the report prints its CPU share
+so a run where it was the bottleneck is visible.
+
+Exit status 1 if any login failed or any message was lost (CI runs this at 200 devices).
+"""
+import argparse
+import asyncio
+import json
+import math
+import random
+import resource
+import signal
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "login"))
+sys.path.insert(0, str(HERE.parent / "relay"))
+import s2bench  # noqa: E402  (puts tests/integration on sys.path)
+from s2bench import DOMAIN, HOST, percentile  # noqa: E402
+from axmpp import AXmpp  # noqa: E402
+from rawxmpp import NS_CLIENT, q  # noqa: E402
+
+LOST_AFTER_S = 10.0
+
+
+def raise_nofile(devices):
+    """Soft (and, as root, hard) RLIMIT_NOFILE high enough for N devices: s2proxy needs ~3
+    descriptors per device, Prosody ~2 through the proxy, the bench 1."""
+    want = max(4096, 4 * devices + 1024)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            want = hard
+    new_soft = want if hard == resource.RLIM_INFINITY else min(max(soft, want), hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+    return new_soft
+
+
+def stats(xs):
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "p50": percentile(xs, 50), "p99": percentile(xs, 99), "max": max(xs)}
+
+
+class Fleet:
+    """The N connected devices of one target and the messages they saw."""
+
+    def __init__(self, name, port, cafile, args, accounts):
+        self.name = name
+        self.port = port
+        self.cafile = cafile
+        self.args = args
+        self.accounts = accounts
+        self.devices = []  # (account index, AXmpp)
+        self.by_account = {}
+        self.sent = {}  # msg id -> send time
+        self.first_seen = {}  # msg id -> latency (ms) at the first device of the recipient
+        self.deliveries = 0
+        self.login_ms = []
+        self.failures = []
+
+    def _on_element(self, el):
+        if el.tag != q(NS_CLIENT, "message"):
+            return
+        body = el.find(q(NS_CLIENT, "body"))
+        if body is None or not body.text or not body.text.startswith("s2scale "):
+            return
+        mid = body.text.split(" ", 2)[1]
+        self.deliveries += 1
+        t0 = self.sent.get(mid)
+        if t0 is not None and mid not in self.first_seen:
+            self.first_seen[mid] = (time.monotonic() - t0) * 1000.0
+
+    async def login_all(self):
+        sem = asyncio.Semaphore(self.args.concurrency)
+        n, a = self.args.devices, self.accounts
+
+        async def one(i):
+            acct = 1 + i % a
+            src = "127.0.0.%d" % (1 + i % self.args.addresses)
+            c = AXmpp(DOMAIN, self.cafile, "user%d/d%d" % (acct, i // a))
+            async with sem:
+                try:
+                    took = await c.login_plain(HOST, self.port, "user%d" % acct, "pass%d" % acct,
+                                               resource="d%d" % (i // a), local_addr=src, timeout=120.0)
+                    c.send("<presence/>")
+                    self.login_ms.append(took * 1000.0)
+                except Exception as e:  # noqa: BLE001 — counted and reported
+                    self.failures.append("user%d/d%d: %s" % (acct, i // a, e))
+                    try:
+                        c.writer and c.writer.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                    return
+            c.start_reader(self._on_element)
+            self.devices.append((acct, c))
+            self.by_account.setdefault(acct, []).append(c)
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+    async def load(self):
+        rng = random.Random(12)
+        interval = 1.0 / self.args.load_rate
+        end = time.monotonic() + self.args.load_seconds
+        nxt = time.monotonic()
+        k = 0
+        accounts = sorted(self.by_account)
+        while time.monotonic() < end and len(accounts) > 1:
+            acct, sender = self.devices[rng.randrange(len(self.devices))]
+            to = rng.choice(accounts)
+            while to == acct:
+                to = rng.choice(accounts)
+            mid = "%s-%d" % (self.name, k)
+            k += 1
+            self.sent[mid] = time.monotonic()
+            sender.send("<message to='user%d@%s' type='chat' id='%s'><body>s2scale %s x</body></message>" % (
+                to, DOMAIN, mid, mid))
+            nxt += interval
+            delay = nxt - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        deadline = time.monotonic() + LOST_AFTER_S
+        while len(self.first_seen) < len(self.sent) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+
+    async def close_all(self):
+        sem = asyncio.Semaphore(200)
+
+        async def one(c):
+            async with sem:
+                await c.close(timeout=5.0)
+
+        await asyncio.gather(*(one(c) for _, c in self.devices))
+
+
+def rss(pid):
+    return s2bench.rss_kib(pid) if pid else 0
+
+
+def cpu(pid):
+    return s2bench.cpu_seconds(pid) if pid else 0.0
+
+
+async def run_target(name, port, cafile, args, accounts, target_pid, prosody_pid):
+    fleet = Fleet(name, port, cafile, args, accounts)
+    r0 = {"target": rss(target_pid), "prosody": rss(prosody_pid)}
+    c0 = {"target": cpu(target_pid), "prosody": cpu(prosody_pid), "self": time.process_time()}
+    t0 = time.monotonic()
+    await fleet.login_all()
+    took = time.monotonic() - t0
+    c1 = {"target": cpu(target_pid), "prosody": cpu(prosody_pid), "self": time.process_time()}
+    await asyncio.sleep(2.0)  # let the upstream sessions and anchors settle before reading RSS
+    r1 = {"target": rss(target_pid), "prosody": rss(prosody_pid)}
+    await fleet.load()
+    await fleet.close_all()
+    ok = len(fleet.login_ms)
+    lat = list(fleet.first_seen.values())
+    res = {
+        "target": name, "devices": args.devices, "accounts": accounts, "logged_in": ok,
+        "failed": len(fleet.failures), "failures": fleet.failures[:10],
+        "login_seconds": took, "logins_per_s": ok / took if took else 0.0,
+        "login_ms": stats(fleet.login_ms),
+        "rss_kib_before": r0, "rss_kib_after": r1,
+        "rss_kib_per_device": (r1["target"] - r0["target"]) / max(ok, 1),
+        "cpu_ms_per_login": 1000.0 * (c1["target"] - c0["target"]) / max(ok, 1),
+        "client_cpu_share": (c1["self"] - c0["self"]) / took if took else 0.0,
+        "sent": len(fleet.sent), "received": len(fleet.first_seen),
+        "lost": len(fleet.sent) - len(fleet.first_seen), "deliveries": fleet.deliveries,
+        "latency_ms": stats(lat),
+    }
+    if prosody_pid and prosody_pid != target_pid:
+        res["prosody_rss_kib_per_device"] = (r1["prosody"] - r0["prosody"]) / max(ok, 1)
+        res["prosody_cpu_ms_per_login"] = 1000.0 * (c1["prosody"] - c0["prosody"]) / max(ok, 1)
+    return res
+
+
+def fmt(x, digits=1):
+    return ("%%.%df" % digits) % x if isinstance(x, float) else str(x)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--per-account", type=int, default=5, help="devices per account (accounts = N / this)")
+    ap.add_argument("--addresses", type=int, default=250, help="source addresses 127.0.0.1..x")
+    ap.add_argument("--concurrency", type=int, default=50, help="logins in flight")
+    ap.add_argument("--load-rate", type=float, default=100.0, help="messages/s during the hold")
+    ap.add_argument("--load-seconds", type=float, default=20.0)
+    ap.add_argument("--targets", default="prosody,s2proxy")
+    ap.add_argument("--binary", default=str(s2bench.DEFAULT_BINARY))
+    ap.add_argument("--json")
+    ap.add_argument("--budget", type=int, default=3600, help="hard deadline for the whole run, seconds")
+    args = ap.parse_args()
+    args.addresses = max(1, min(args.addresses, 254))
+    accounts = max(2, math.ceil(args.devices / max(1, args.per_account)))
+
+    nofile = raise_nofile(args.devices)
+    s2bench.install_deadline(args.budget)
+    started = time.monotonic()
+    binfo = s2bench.binary_info(args.binary)
+    env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level="warn")
+    result = {"binary": binfo, "machine": s2bench.machine_info(), "nofile": nofile,
+              "args": vars(args), "runs": []}
+    try:
+        t = time.monotonic()
+        env.start()
+        result["setup_seconds"] = time.monotonic() - t
+        for target in [x.strip() for x in args.targets.split(",") if x.strip()]:
+            if target == "prosody":
+                res = asyncio.run(run_target("prosody", s2bench.PROSODY_C2S, env.prosody_ca, args, accounts,
+                                             env.prosody_pid(), env.prosody_pid()))
+            elif target == "s2proxy":
+                res = asyncio.run(run_target("s2proxy", s2bench.PROXY_PORT, env.proxy_ca, args, accounts,
+                                             env.proxy_pid(), env.prosody_pid()))
+            else:
+                raise SystemExit("unknown target %r" % target)
+            result["runs"].append(res)
+            time.sleep(1.0)
+        with open("/proc/loadavg") as f:
+            result["loadavg"] = f.read().split()[:3]
+    finally:
+        env.stop()
+        s2bench.cancel_deadline()
+
+    print("Binary: %s" % s2bench.binary_line(binfo))
+    print("%d devices (%d accounts x %d, %d source addresses, %d logins in flight), load %.0f msg/s for %.0f s, "
+          "RLIMIT_NOFILE %d, load average %s\n" % (
+              args.devices, accounts, args.per_account, args.addresses, args.concurrency, args.load_rate,
+              args.load_seconds, nofile, " ".join(result.get("loadavg", []))))
+    rows = []
+    for r in result["runs"]:
+        lm, lat = r["login_ms"], r["latency_ms"]
+        rows.append([r["target"], "%d/%d" % (r["logged_in"], r["devices"]), fmt(r["logins_per_s"]),
+                     fmt(lm.get("p50", "-"), 0), fmt(lm.get("p99", "-"), 0), fmt(r["cpu_ms_per_login"], 2),
+                     fmt(r.get("prosody_cpu_ms_per_login", "-"), 2), fmt(r["rss_kib_per_device"]),
+                     fmt(r.get("prosody_rss_kib_per_device", "-")), "%d/%d" % (r["received"], r["sent"]),
+                     fmt(lat.get("p50", "-"), 2), fmt(lat.get("p99", "-"), 2),
+                     "%.0f %%" % (100.0 * r["client_cpu_share"])])
+    print(s2bench.md_table(["target", "logged in", "logins/s", "login p50 ms", "login p99 ms", "CPU ms/login",
+                            "Prosody behind: CPU ms/login", "RSS KiB/device", "Prosody behind: RSS KiB/device",
+                            "messages", "latency p50 ms", "latency p99 ms", "bench CPU"], rows))
+    for r in result["runs"]:
+        if r["failures"]:
+            print("%s failures (first %d of %d): %s" % (r["target"], len(r["failures"]), r["failed"], r["failures"]))
+    print("_run took %.0f s_" % (time.monotonic() - started))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    bad = [r for r in result["runs"] if r["failed"] or r["lost"]]
+    return 1 if bad or not result["runs"] else 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main())
