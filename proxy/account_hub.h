@@ -157,6 +157,9 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
                                    int64_t ts) const;
   void bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e,
                         std::string condition = {}, std::string text = {});
+  // After a live entering message failed to commit: when the catch-up that
+  // replays it starts (archive_catchup.h resync).
+  static constexpr uint64_t kResyncAfterFailureMs = 5000;
 
   // Outbox::Host
   UpstreamSession* outbox_carrier(const std::string& route) override;

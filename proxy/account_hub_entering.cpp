@@ -21,6 +21,7 @@
 #include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
 #include "proxy/push_service.h"
+#include "proxy/storage_guard.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {
@@ -246,6 +247,11 @@ void AccountHub::process_entering(Entering e) {
             mirror_metrics::write_errors().inc();
             S2_LOG(LogLevel::Error, "hub.archive_failed",
                    {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
+            if (r.error && ctx_.storage) ctx_.storage->note_commit_error(*r.error);
+            // Not in the mirror, not delivered: the cursor stops here and a
+            // catch-up replays it from the upstream's archive once a commit
+            // can succeed again.
+            archive_catchup_.resync(kResyncAfterFailureMs);
             return;
           }
           const auto& op = r.ops[0];

@@ -23,6 +23,7 @@
 #include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
 #include "proxy/push_service.h"
+#include "proxy/storage_guard.h"
 #include "proxy/xmpp_ns.h"
 
 namespace s2 {
@@ -167,6 +168,20 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
     handled();
     return;
   }
+  if (ctx_.storage) {
+    // Short of space (storage_guard.h): refused before it is acknowledged,
+    // with an error the client shows and can retry; the session goes on.
+    const auto v = ctx_.storage->admit();
+    if (v != policy::StorageVerdict::kAccept) {
+      S2_LOG(LogLevel::Warn, "hub.send_refused_storage", {{"account", account_}});
+      bounce_to_device(
+          d, s,
+          policy::StanzaError{policy::ErrorCondition::ServiceUnavailable, policy::ErrorType::Wait},
+          "resource-constraint", std::string(policy::refusal_text(v)));
+      handled();
+      return;
+    }
+  }
   facts.from = d->full_jid();
   auto record = make_record(stored, facts, true, store::msgflag::kPersistent, "", unix_ms());
   // Its origin-id is unique (ours, or the client's): that is its dedup key.
@@ -195,12 +210,27 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
       receipts_.committed(answer);
       if (!resend_key.empty()) committing_keys_.erase(resource + '\x1f' + resend_key);
       if (!r.ok() || r.ops.empty()) {
-        // Not committed, so not acknowledged. Acks cover a prefix: the
-        // device's counter could never move again, so its session ends and
-        // the client resends everything it has not seen acknowledged.
         mirror_metrics::write_errors().inc();
         S2_LOG(LogLevel::Error, "hub.send_not_archived",
                {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
+        if (r.error && ctx_.storage && ctx_.storage->note_commit_error(*r.error)) {
+          // Out of space: this message is answered with an error the client
+          // shows (and acknowledged as answered); the session goes on.
+          if (!dev_alive.expired()) {
+            Stanza original = Stanza::parse(wire);
+            bounce_to_device(
+                dev, original,
+                policy::StanzaError{policy::ErrorCondition::ServiceUnavailable,
+                                    policy::ErrorType::Wait},
+                "resource-constraint",
+                std::string(policy::refusal_text(policy::StorageVerdict::kRefuseMirrorFull)));
+          }
+          handled();
+          return;
+        }
+        // Not committed, so not acknowledged. Acks cover a prefix: the
+        // device's counter could never move again, so its session ends and
+        // the client resends everything it has not seen acknowledged.
         if (!dev_alive.expired())
           dev->abort("internal-server-error", "a message could not be stored; please resend");
         return;

@@ -36,6 +36,14 @@ void ArchiveCatchup::anchor_down() {
   finish(false, false);
 }
 
+void ArchiveCatchup::resync(uint64_t after_ms) {
+  synced_ = false;
+  if (catching_up_ || retry_.active()) return;  // its own failure retries
+  retry_.start(after_ms, [this] {
+    if (host_.catchup_anchor() && !catching_up_) start();
+  });
+}
+
 bool ArchiveCatchup::hold(Stanza& s) {
   if (!catching_up_ || s.name() != "message" || held_live_.size() >= kMaxHeldLive ||
       held_bytes_ >= kMaxHeldBytes)

@@ -57,6 +57,12 @@ class ArchiveCatchup {
   // The anchor went down: this catch-up's pages stop their chain; what was
   // held is processed (without moving the cursor).
   void anchor_down();
+  // A live stanza could not be committed (the mirror or disk is full): from
+  // now on live stanzas do not move the cursor (it stays before the lost one),
+  // and a catch-up from the cursor replays it after `after_ms`, then every
+  // 30 s until it succeeds. What was committed live meanwhile is deduplicated
+  // by its upstream id.
+  void resync(uint64_t after_ms);
   // True when the live stanza was held for the catch-up.
   bool hold(Stanza& s);
   bool catching_up() const { return catching_up_; }

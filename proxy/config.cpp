@@ -179,6 +179,15 @@ const std::vector<Spec>& specs() {
         flag("vault-key-file", &Config::vault_key_file, "FILE", "`<data-dir>/vault.key`",
              "32-byte key sealing stored credentials and deriving FAST tokens; created 0600 when "
              "absent; refused when readable by group or others"),
+        flag("min-free-disk", &Config::min_free_disk, "BYTES", "134217728",
+             "free space kept on the data dir's filesystem (128 MiB): below it new persistent "
+             "messages from devices are refused with resource-constraint (type wait) until space "
+             "returns, while what enters from the upstream may still use the reserve; 0: none",
+             range(uint64_t{0}, uint64_t{1} << 50)),
+        flag("mirror-max-size", &Config::mirror_max_size, "BYTES", "68719476736",
+             "largest size of the mirror (its LMDB map, 64 GiB); when it is reached new persistent "
+             "messages from devices are refused as on a full disk",
+             range(uint64_t{1} << 20, uint64_t{1} << 46)),
         flag("fast-token-lifetime", &Config::fast_token_lifetime, "SECONDS", "1209600",
              "seconds a FAST token is valid (14 days)", seconds(60, 366.0 * 86400)),
         flag("login-free-failures", &Config::login_free_failures, "N", "5",

@@ -44,6 +44,8 @@ struct Config {
   uint64_t sm_max_queue = 500;                    // unacknowledged stanzas kept per device
   uint64_t csi_max_queue = 256;                   // stanzas held per CSI-inactive device
   std::string vault_key_file;                     // 32-byte key; default <data-dir>/vault.key
+  uint64_t min_free_disk = uint64_t{128} << 20;   // reserve on the data dir's filesystem
+  uint64_t mirror_max_size = uint64_t{64} << 30;  // the LMDB map's ceiling
   uint32_t login_free_failures = 5;               // failed logins per IP / account before backoff
   double login_backoff_max = 300;                 // seconds, cap of the doubling lockout
   bool scram_without_from = true;                 // offer SCRAM to streams without 'from'

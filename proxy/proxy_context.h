@@ -30,6 +30,7 @@ namespace s2 {
 class AccountHub;
 class ClientSession;
 class Device;
+class StorageGuard;
 
 class ProxyContext {
  public:
@@ -47,6 +48,7 @@ class ProxyContext {
   std::unique_ptr<UpstreamLoginGate> upstream_gate;  // upstream logins paced (upstream.login_gate)
   std::unique_ptr<KeyDeriver> kdf;  // PBKDF2 off the loop + memo (upstream.kdf points here)
   std::unique_ptr<FastTokens> fast;
+  StorageGuard* storage = nullptr;  // space for new persistent messages (Server owns it)
   policy::LoginThrottle throttle_ip;
   policy::LoginThrottle throttle_account;
   // Per source address limits (policies/address_limits.h): login slots with

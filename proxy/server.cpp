@@ -19,6 +19,7 @@
 #include "proxy/metrics_catalogue.h"
 #include "proxy/metrics_http.h"
 #include "proxy/service_state.h"
+#include "proxy/storage_guard.h"
 
 namespace s2 {
 namespace {
@@ -145,6 +146,8 @@ bool Server::open_state(std::string* error) {
   ctx_.executor->unref();
   store::MirrorOptions mo;
   mo.dir = cfg.data_dir + "/mirror";
+  mo.max_map_size = static_cast<size_t>(cfg.mirror_max_size);
+  mo.map_size = std::min(mo.map_size, mo.max_map_size);
   mo.writer.executor = [ex = ctx_.executor.get()](std::function<void()> fn) {
     ex->post(std::move(fn));
   };
@@ -176,6 +179,9 @@ bool Server::open_state(std::string* error) {
       },
       3600 * 1000);
   token_sweep_->unref();
+  storage_ = std::make_unique<StorageGuard>(&loop_, cfg.data_dir, cfg.min_free_disk);
+  ctx_.storage = storage_.get();
+  storage_->start();
   const policy::ThrottleConfig tc{cfg.login_free_failures, 1000,
                                   static_cast<int64_t>(cfg.login_backoff_max * 1000)};
   ctx_.throttle_ip = policy::LoginThrottle(tc);
@@ -310,6 +316,7 @@ void Server::begin_shutdown(const char* why) {
   });
   force_exit_->unref();
   token_sweep_.reset();
+  if (storage_) storage_->stop();
   anchor_starter_.reset();
 }
 
@@ -333,6 +340,8 @@ int Server::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   force_exit_.reset();
   token_sweep_.reset();
+  ctx_.storage = nullptr;
+  storage_.reset();
   anchor_starter_.reset();
   // Let pending writes commit and their completions run (they may submit
   // follow-up writes), then close the mirror before the loop goes away.

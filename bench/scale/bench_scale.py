@@ -222,6 +222,8 @@ def main():
     ap.add_argument("--load-rate", type=float, default=100.0, help="messages/s during the hold")
     ap.add_argument("--load-seconds", type=float, default=20.0)
     ap.add_argument("--targets", default="prosody,s2proxy")
+    ap.add_argument("--upstream-login-rate", type=float, default=None,
+                    help="s2proxy's --upstream-login-rate (default: the daemon's own, 150/s; 0 = unpaced)")
     ap.add_argument("--binary", default=str(s2bench.DEFAULT_BINARY))
     ap.add_argument("--json")
     ap.add_argument("--budget", type=int, default=3600, help="hard deadline for the whole run, seconds")
@@ -233,7 +235,10 @@ def main():
     s2bench.install_deadline(args.budget)
     started = time.monotonic()
     binfo = s2bench.binary_info(args.binary)
-    env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level="warn")
+    proxy_opts = {}
+    if args.upstream_login_rate is not None:
+        proxy_opts["upstream-login-rate"] = args.upstream_login_rate
+    env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level="warn", proxy_opts=proxy_opts)
     result = {"binary": binfo, "machine": s2bench.machine_info(), "nofile": nofile,
               "args": vars(args), "runs": []}
     try:
@@ -259,9 +264,10 @@ def main():
 
     print("Binary: %s" % s2bench.binary_line(binfo))
     print("%d devices (%d accounts x %d, %d source addresses, %d logins in flight), load %.0f msg/s for %.0f s, "
-          "RLIMIT_NOFILE %d, load average %s\n" % (
+          "RLIMIT_NOFILE %d, s2proxy --upstream-login-rate %s, load average %s\n" % (
               args.devices, accounts, args.per_account, args.addresses, args.concurrency, args.load_rate,
-              args.load_seconds, nofile, " ".join(result.get("loadavg", []))))
+              args.load_seconds, nofile, "default (150)" if args.upstream_login_rate is None
+              else "%g" % args.upstream_login_rate, " ".join(result.get("loadavg", []))))
     rows = []
     for r in result["runs"]:
         lm, lat = r["login_ms"], r["latency_ms"]

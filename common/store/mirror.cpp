@@ -47,7 +47,9 @@ bool only_frees_space(const std::vector<const WriteBatch*>& group,
 }
 
 Error to_error(const lmdb::Error& e) {
-  return Error{e.code() == MDB_MAP_FULL ? Errc::kMapFull : Errc::kIo, e.what()};
+  if (e.code() == MDB_MAP_FULL) return Error{Errc::kMapFull, e.what()};
+  if (e.code() == ENOSPC || e.code() == EDQUOT) return Error{Errc::kNoSpace, e.what()};
+  return Error{Errc::kIo, e.what()};
 }
 
 }  // namespace

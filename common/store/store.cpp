@@ -13,6 +13,8 @@ std::string_view errc_name(Errc c) {
       return "invalid-argument";
     case Errc::kMapFull:
       return "map-full";
+    case Errc::kNoSpace:
+      return "no-space";
     case Errc::kCorrupt:
       return "corrupt";
     case Errc::kIo:

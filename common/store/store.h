@@ -41,6 +41,7 @@ enum class Errc : uint8_t {
   kNotFound,         // the account (or record) a write refers to does not exist
   kInvalidArgument,  // malformed input (e.g. a key component the schema cannot hold)
   kMapFull,          // the map reached max_map_size
+  kNoSpace,          // the filesystem is full (ENOSPC, EDQUOT)
   kCorrupt,          // a stored value did not decode
   kIo,               // any other storage error
   kClosed,           // submitted after the store was stopped
