@@ -26,6 +26,17 @@ Metric& m_sessions() {
   static Metric& m = gauge("s2proxy_client_sessions", "client connections open");
   return m;
 }
+Metric& m_read_paused() {
+  static Metric& m = counter("s2proxy_client_read_paused_total",
+                             "times a client's reading paused for --client-read-rate");
+  return m;
+}
+Metric& m_flood_closed() {
+  static Metric& m = counter("s2proxy_client_flood_closed_total",
+                             "client streams ended with policy-violation for going over "
+                             "--client-stanza-rate");
+  return m;
+}
 Metric& m_stream_errors(const std::string& cond) {
   return counter("s2proxy_client_stream_errors_total", "stream errors sent to clients",
                  "condition=\"" + cond + "\"");
@@ -222,7 +233,12 @@ ClientSession::ClientSession(ProxyContext& ctx, bool direct_tls)
       id_("c" + std::to_string(g_session_seq++)),
       direct_tls_(direct_tls),
       tls_timer_(ctx.loop),
-      auth_timer_(ctx.loop) {
+      auth_timer_(ctx.loop),
+      input_rate_(
+          policy::InputRateConfig{ctx.config.client_read_rate, ctx.config.client_read_burst,
+                                  ctx.config.client_stanza_rate, ctx.config.client_stanza_window},
+          static_cast<int64_t>(uv_now(ctx.loop))),
+      rate_timer_(ctx.loop) {
   seq_ = std::strtoull(id_.c_str() + 1, nullptr, 10);
   ctx_.sessions.insert(this);
   m_sessions().inc();
@@ -365,9 +381,33 @@ void ClientSession::send_features() {
   conn_->send(f);
 }
 
+void ClientSession::on_conn_bytes_read(size_t n) {
+  const int64_t pause = input_rate_.on_bytes(n, static_cast<int64_t>(uv_now(ctx_.loop)));
+  if (pause <= 0 || !conn_) return;
+  // Over --client-read-rate: stop reading until the bucket has refilled. TCP
+  // pushes back on the client; what was read is still handled.
+  conn_->set_reading(false, Connection::kPauseRate);
+  m_read_paused().inc();
+  rate_timer_.start(static_cast<uint64_t>(pause), [this] {
+    if (conn_) conn_->set_reading(true, Connection::kPauseRate);
+  });
+}
+
 void ClientSession::on_conn_stanza(Stanza s) {
   if (state_ == State::Closing) return;
   if (gate_login(s)) return;  // waits for a login slot of its address
+  if (input_rate_.on_stanza(static_cast<int64_t>(uv_now(ctx_.loop)))) {
+    m_flood_closed().inc();
+    S2_LOG(LogLevel::Warn, "client.flood",
+           {{"peer", conn_ ? conn_->peer() : std::string()},
+            {"account", account_},
+            {"max_stanzas_per_s", static_cast<int64_t>(ctx_.config.client_stanza_rate)},
+            {"window_s", static_cast<int64_t>(ctx_.config.client_stanza_window)}});
+    stream_error("policy-violation",
+                 "too many stanzas: more than " + std::to_string(ctx_.config.client_stanza_rate) +
+                     " per second over " + std::to_string(ctx_.config.client_stanza_window) + " s");
+    return;
+  }
   const std::string name = s.name();
   const std::string xmlns = s.xmlns();
 

@@ -19,6 +19,7 @@
 #include "common/crypto/scram.h"
 #include "common/net/connection.h"
 #include "common/session2/sasl2.h"
+#include "policies/input_rate.h"
 #include "proxy/device.h"
 
 namespace s2 {
@@ -53,6 +54,7 @@ class ClientSession : public Connection::Handler, public DeviceClient {
 
   // Connection::Handler
   void on_conn_proxy_header(const proxyproto::Header& header) override;
+  void on_conn_bytes_read(size_t n) override;
   void on_conn_tls_ready() override;
   void on_conn_stream_open(const StreamHeader& header) override;
   void on_conn_stanza(Stanza stanza) override;
@@ -169,6 +171,10 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   std::vector<Stanza> sasl2_extra_;                             // answers collected for <success/>
   Timer tls_timer_;
   Timer auth_timer_;
+  // Flood control (policies/input_rate.h): bytes pace reading, a sustained
+  // stanza rate over the ceiling ends the stream.
+  policy::InputRate input_rate_;
+  Timer rate_timer_;
 };
 
 }  // namespace s2

@@ -160,6 +160,20 @@ const std::vector<Spec>& specs() {
         flag("max-buffered-bytes", &Config::max_buffered_bytes, "BYTES", "4194304",
              "unsent bytes buffered per connection (slow readers are disconnected)",
              range(uint64_t{16384}, uint64_t{1} << 32)),
+        flag("client-read-rate", &Config::client_read_rate, "BYTES_PER_S", "1048576",
+             "bytes read per second from one client connection (1 MiB/s); over it reading "
+             "pauses until the allowance refills, the stream is not cut; 0: no limit",
+             range(uint64_t{0}, uint64_t{1} << 40)),
+        flag("client-read-burst", &Config::client_read_burst, "BYTES", "4194304",
+             "bytes a client may send at once before --client-read-rate paces it (4 MiB)",
+             range(uint64_t{65536}, uint64_t{1} << 40)),
+        flag("client-stanza-rate", &Config::client_stanza_rate, "PER_SECOND", "1000",
+             "stanzas per second from one client connection, averaged over "
+             "--client-stanza-window; over it the stream ends with policy-violation; 0: no "
+             "ceiling",
+             range(0u, 1000000u)),
+        flag("client-stanza-window", &Config::client_stanza_window, "SECONDS", "30",
+             "seconds --client-stanza-rate is averaged over", range(1u, 3600u)),
         flag("sm-resume-timeout", &Config::sm_resume_timeout, "SECONDS", "300",
              "seconds a disconnected device stays resumable (XEP-0198)", seconds(1, 86400)),
         flag("sm-max-queue", &Config::sm_max_queue, "N", "500",

@@ -40,6 +40,10 @@ struct Config {
   double upstream_login_rate = 150;               // upstream logins started per second (0: any)
   uint32_t upstream_logins_in_flight = 64;        // upstream logins running at once (0: any)
   uint64_t max_buffered_bytes = 4 * 1024 * 1024;  // per connection, unsent bytes
+  uint64_t client_read_rate = 1 << 20;            // bytes/s read per client connection (0: any)
+  uint64_t client_read_burst = 4 << 20;           // bytes read at once before pacing starts
+  uint32_t client_stanza_rate = 1000;             // stanzas/s sustained ⇒ policy-violation
+  uint32_t client_stanza_window = 30;             // seconds the stanza rate is averaged over
   double sm_resume_timeout = 300;                 // seconds a device waits for SM resumption
   uint64_t sm_max_queue = 500;                    // unacknowledged stanzas kept per device
   uint64_t csi_max_queue = 256;                   // stanzas held per CSI-inactive device

@@ -210,20 +210,21 @@ void Connection::connect_to(const sockaddr* addr) {
   }
 }
 
-void Connection::set_reading(bool on) {
-  if (paused_ == !on) return;
-  paused_ = !on;
+void Connection::set_reading(bool on, unsigned reason) {
+  const unsigned before = pause_mask_;
+  pause_mask_ = on ? (pause_mask_ & ~reason) : (pause_mask_ | reason);
+  if ((before == 0) == (pause_mask_ == 0)) return;
   if (handle_closed_ || closing_) return;
-  if (!on && reading_) {
+  if (pause_mask_ != 0 && reading_) {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
     reading_ = false;
-  } else if (on && !reading_ && connected_) {
+  } else if (pause_mask_ == 0 && !reading_ && connected_) {
     start_reading();
   }
 }
 
 void Connection::start_reading() {
-  if (paused_ || reading_) return;
+  if (pause_mask_ != 0 || reading_) return;
   reading_ = true;
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp_),
@@ -233,6 +234,10 @@ void Connection::start_reading() {
       },
       [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         auto* c = static_cast<Connection*>(s->data);
+        if (c->lingering_) {
+          if (n < 0) c->finish_close();  // the peer closed too (or failed): done
+          return;                        // discarded
+        }
         if (n > 0) {
           c->on_read(buf->base, static_cast<size_t>(n));
         } else if (n < 0) {
@@ -243,6 +248,8 @@ void Connection::start_reading() {
 }
 
 void Connection::on_read(const char* data, size_t len) {
+  if (closing_) return;
+  if (handler_) handler_->on_conn_bytes_read(len);
   if (closing_) return;
   if (opts_.quick_ack) {
     uv_os_fd_t fd;
@@ -382,12 +389,35 @@ void Connection::close() {
             &c->close_guard_,
             [](uv_timer_t* t) { static_cast<Connection*>(t->data)->finish_close(); }, 3000, 0);
         c->shutdown_req_.data = c;
-        int rc = uv_shutdown(
-            &c->shutdown_req_, reinterpret_cast<uv_stream_t*>(&c->tcp_),
-            [](uv_shutdown_t* req, int) { static_cast<Connection*>(req->data)->finish_close(); });
+        int rc = uv_shutdown(&c->shutdown_req_, reinterpret_cast<uv_stream_t*>(&c->tcp_),
+                             [](uv_shutdown_t* req, int status) {
+                               auto* conn = static_cast<Connection*>(req->data);
+                               if (status == 0) {
+                                 conn->linger();
+                               } else {
+                                 conn->finish_close();
+                               }
+                             });
         if (rc != 0) c->finish_close();
       },
       0, 0);
+}
+
+// Our FIN is out and everything before it was written. Closing the socket
+// now while the peer's bytes sit unread in it would make the kernel answer
+// with RST, which can destroy the stream error we just sent before the peer
+// reads it (a client that floods us is exactly one that still sends). So
+// read and discard until the peer closes too, for at most a second.
+void Connection::linger() {
+  if (handle_closed_) return;
+  lingering_ = true;
+  uv_timer_start(
+      &close_guard_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->finish_close(); }, 1000,
+      0);
+  if (!reading_) {
+    pause_mask_ = 0;
+    start_reading();
+  }
 }
 
 void Connection::detach() {

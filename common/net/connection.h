@@ -46,6 +46,9 @@ class Connection {
     // header closes the connection instead (on_conn_closed, reason
     // "PROXY protocol: …").
     virtual void on_conn_proxy_header(const proxyproto::Header& /*header*/) {}
+    // Bytes taken from the socket (before TLS and XML see them): input rate
+    // limits (set_reading(false, kPauseRate) here stops the next read).
+    virtual void on_conn_bytes_read(size_t /*n*/) {}
   };
 
   struct Options {
@@ -97,8 +100,11 @@ class Connection {
 
   // Flow control: stop taking bytes from the peer (TCP pushes back on it)
   // until reading is turned on again. Bytes already read are still parsed.
-  void set_reading(bool on);
-  bool reading_paused() const { return paused_; }
+  // Independent reasons pause independently; reading resumes when none holds.
+  static constexpr unsigned kPauseFlow = 1;  // the session's own flow control
+  static constexpr unsigned kPauseRate = 2;  // input rate limit (flood control)
+  void set_reading(bool on, unsigned reason = kPauseFlow);
+  bool reading_paused() const { return pause_mask_ != 0; }
 
   const std::string& peer() const { return peer_; }
   // The socket's own peer when a PROXY header replaced peer(); else "".
@@ -119,6 +125,7 @@ class Connection {
   void write_raw(const char* data, size_t len);
   void fail(const std::string& reason);
   void finish_close();
+  void linger();
   friend struct OutputFlusher;
 
   uv_loop_t* loop_;
@@ -136,10 +143,11 @@ class Connection {
   uint64_t id_;
   bool closing_ = false;
   bool handle_closed_ = false;
-  bool reading_ = false;  // uv_read_start is in effect
-  bool paused_ = false;   // set_reading(false)
+  bool reading_ = false;     // uv_read_start is in effect
+  unsigned pause_mask_ = 0;  // reasons set_reading(false) holds
   bool connected_ = false;
   bool shutdown_started_ = false;
+  bool lingering_ = false;  // after our FIN: reading only to discard (see linger())
   uv_shutdown_t shutdown_req_{};
   uv_timer_t close_guard_{};
   int handles_open_ = 0;
