@@ -19,6 +19,7 @@
 #include "proxy/config_docs.h"
 #include "proxy/health_cli.h"
 #include "proxy/server.h"
+#include "proxy/upstream_probe.h"
 #include "proxy/version.h"
 
 namespace {
@@ -41,6 +42,11 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand(
       "check-config", "validate the configuration; exit 0 when valid, else 2 naming the bad key");
   s2::add_config_options(*check, cfg);
+  bool check_probe = false;
+  check->add_flag("--probe", check_probe,
+                  "also connect to the upstream: TLS as configured, its certificate against "
+                  "--domain, the SASL mechanisms it offers (no login, no credentials sent); exit "
+                  "1 with the reason when s2proxy could not log users in there");
   auto* version = app.add_subcommand("version", "print the version");
   auto* health = app.add_subcommand(
       "health",
@@ -144,7 +150,7 @@ int main(int argc, char** argv) {
   if (!fd_plan.error.empty()) return config_error(fd_plan.error);
   if (check->parsed()) {
     std::cout << "configuration ok\n";
-    return 0;
+    return check_probe ? s2::probe_upstream(cfg, 10.0) : 0;
   }
   if (fd_plan.soft_target != 0) {
     rlimit want = rl;

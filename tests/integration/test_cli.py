@@ -362,3 +362,42 @@ def test_accounts_read_only_commands_create_nothing(binary, tmp_path):
     s = run(binary, "accounts", "show", "alice@example.org", "--data-dir", str(data))
     assert s.returncode == 1 and "unknown account" in s.stderr, s.stderr
     assert not data.exists(), "a read-only accounts command created %s" % data
+
+
+# ---- check-config --probe (issue 13 item 7) ---------------------------------------------------
+def test_check_config_probe_reports_tls_certificate_and_mechanisms(binary, upstream, tmp_path):
+    r = run(binary, "check-config", "--probe", *valid_flags(upstream, tmp_path), timeout=20)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "configuration ok" in r.stdout
+    assert re.search(r"TLS: TLSv1\.[23] \S+", r.stdout), out
+    assert "certificate: valid for %s" % upstream.domain in r.stdout, out
+    m = re.search(r"SASL mechanisms offered: (.*)", r.stdout)
+    assert m and ("SCRAM-SHA-1" in m.group(1) or "SCRAM-SHA-256" in m.group(1)), out
+    assert re.search(r"s2proxy will log users in with SCRAM-SHA-(1|256)", r.stdout), out
+    assert r.stdout.rstrip().endswith("upstream ok"), out
+    assert "pw" not in out  # no credentials anywhere
+
+
+def test_check_config_probe_refuses_a_certificate_the_ca_does_not_sign(binary, upstream, tmp_path):
+    key, crt = tmp_path / "other.key", tmp_path / "other.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-subj", "/CN=other.test", "-days", "1"],
+                   check=True, capture_output=True)
+    flags = replace(valid_flags(upstream, tmp_path), "--upstream-ca", str(crt))
+    r = run(binary, "check-config", "--probe", *flags, timeout=20)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "configuration ok" in r.stdout
+    assert "check-config --probe: TLS:" in r.stderr and "certif" in r.stderr.lower(), r.stderr
+
+
+def test_check_config_probe_says_when_nothing_answers(binary, upstream, tmp_path):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # a port nobody listens on
+    flags = replace(valid_flags(upstream, tmp_path), "--upstream", "127.0.0.1:%d" % port)
+    r = run(binary, "check-config", "--probe", *flags, timeout=20)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "cannot connect to 127.0.0.1:%d" % port in r.stderr, r.stderr
