@@ -202,6 +202,17 @@ const std::vector<Spec>& specs() {
              "largest size of the mirror (its LMDB map, 64 GiB); when it is reached new persistent "
              "messages from devices are refused as on a full disk",
              range(uint64_t{1} << 20, uint64_t{1} << 46)),
+        flag("archive-max-age", &Config::archive_max_age, "SECONDS", "0",
+             "history kept per account in the mirror, by age; older messages are pruned by a "
+             "periodic sweep in small batches (0: keep all)",
+             seconds(0, 100.0 * 366 * 86400)),
+        flag("archive-max-messages", &Config::archive_max_messages, "N", "0",
+             "messages kept per account in the mirror; the oldest beyond it are pruned by the "
+             "sweep (0: keep all)",
+             range(uint64_t{0}, uint64_t{1} << 48)),
+        flag("archive-sweep-interval", &Config::archive_sweep_interval, "SECONDS", "3600",
+             "seconds between retention sweeps (the first runs 5 s after start)",
+             seconds(1, 7 * 86400)),
         flag("fast-token-lifetime", &Config::fast_token_lifetime, "SECONDS", "1209600",
              "seconds a FAST token is valid (14 days)", seconds(60, 366.0 * 86400)),
         flag("login-free-failures", &Config::login_free_failures, "N", "5",

@@ -84,6 +84,11 @@ const std::vector<CatalogueEntry>& metrics_catalogue() {
        "client streams ended with policy-violation for going over --client-stanza-rate",
        "",
        {}},
+      {"s2proxy_archive_pruned_total",
+       "counter",
+       "messages removed from the mirror by retention (--archive-max-age, --archive-max-messages)",
+       "",
+       {}},
       {"s2proxy_storage_full",
        "gauge",
        "1 while new persistent messages from devices are refused for lack of space (disk under "

@@ -182,6 +182,10 @@ bool Server::open_state(std::string* error) {
   storage_ = std::make_unique<StorageGuard>(&loop_, cfg.data_dir, cfg.min_free_disk);
   ctx_.storage = storage_.get();
   storage_->start();
+  retention_ =
+      std::make_unique<RetentionSweeper>(&loop_, *ctx_.store, cfg.archive_max_age,
+                                         cfg.archive_max_messages, cfg.archive_sweep_interval);
+  retention_->start();
   const policy::ThrottleConfig tc{cfg.login_free_failures, 1000,
                                   static_cast<int64_t>(cfg.login_backoff_max * 1000)};
   ctx_.throttle_ip = policy::LoginThrottle(tc);
@@ -317,6 +321,7 @@ void Server::begin_shutdown(const char* why) {
   force_exit_->unref();
   token_sweep_.reset();
   if (storage_) storage_->stop();
+  if (retention_) retention_->stop();
   anchor_starter_.reset();
 }
 
@@ -342,6 +347,7 @@ int Server::run() {
   token_sweep_.reset();
   ctx_.storage = nullptr;
   storage_.reset();
+  retention_.reset();
   anchor_starter_.reset();
   // Let pending writes commit and their completions run (they may submit
   // follow-up writes), then close the mirror before the loop goes away.

@@ -11,6 +11,7 @@
 
 #include "proxy/config.h"
 #include "proxy/proxy_context.h"
+#include "proxy/retention_sweeper.h"
 #include "proxy/storage_guard.h"
 
 namespace s2 {
@@ -43,6 +44,7 @@ class Server {
   std::unique_ptr<Timer> force_exit_;
   std::unique_ptr<Timer> token_sweep_;
   std::unique_ptr<StorageGuard> storage_;  // ctx_.storage
+  std::unique_ptr<RetentionSweeper> retention_;
   std::unique_ptr<Timer> anchor_starter_;  // staggered anchor logins at start-up
   std::vector<std::string> anchors_to_start_;
 };

@@ -33,7 +33,8 @@ bool frees_space(const WriteOp& op) {
          std::holds_alternative<op::ExpireFastTokens>(op) ||
          std::holds_alternative<op::DeleteDevice>(op) ||
          std::holds_alternative<op::RemoveOutbox>(op) ||
-         std::holds_alternative<op::ClearResendKeys>(op);
+         std::holds_alternative<op::ClearResendKeys>(op) ||
+         std::holds_alternative<op::PruneArchive>(op);
 }
 
 bool only_frees_space(const std::vector<const WriteBatch*>& group,

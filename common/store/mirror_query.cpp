@@ -2,7 +2,8 @@
 //
 // Every filter is first turned into an inclusive archive-id range [lo, hi]:
 // after-id/before-id are point lookups (and must exist: item-not-found
-// otherwise, XEP-0313 §4.1.4); start/end are binary searches over the ids,
+// otherwise, XEP-0313 §4.1.4, except an id retention pruned: the page then
+// starts at the oldest remaining message); start/end are binary searches over the ids,
 // because archive_ms never decreases in archive order and ids are dense
 // (O(log² n) page touches, and no time index to write on every append). Then:
 // * no `with`: walk `messages` from the end of the range the page is taken
@@ -46,7 +47,7 @@ class Query {
     ArchiveBounds b = read_bounds(d_, txn_, a_);
     const Range all{b.first_id == 0 ? 1 : b.first_id, b.last_id};
     Range r = all;
-    if (auto err = clip_ids(r)) return *err;
+    if (auto err = clip_ids(all, r)) return *err;
     clip_time(all, r);
     MamPage page;
     if (!q_.ids.empty()) {
@@ -71,16 +72,30 @@ class Query {
     return id;
   }
 
-  std::optional<Error> clip_ids(Range& r) const {
+  // An id below the oldest remaining message was pruned by retention (ids are
+  // dense from 1, only a prefix is ever removed): a device syncing from it
+  // continues from what remains instead of getting item-not-found forever.
+  static bool pruned(const Range& all, const std::string& s) {
+    auto id = parse_archive_id(s);
+    return id && *id != 0 && !all.empty() && *id < all.lo;
+  }
+
+  std::optional<Error> clip_ids(const Range& all, Range& r) const {
     if (q_.after_id) {
-      auto id = resolve(*q_.after_id);
-      if (!id) return item_not_found(*q_.after_id);
-      r.lo = std::max(r.lo, *id + 1);
+      if (auto id = resolve(*q_.after_id)) {
+        r.lo = std::max(r.lo, *id + 1);
+      } else if (!pruned(all, *q_.after_id)) {
+        return item_not_found(*q_.after_id);
+      }
     }
     if (q_.before_id) {
-      auto id = resolve(*q_.before_id);
-      if (!id) return item_not_found(*q_.before_id);
-      r.hi = std::min(r.hi, *id - 1);
+      if (auto id = resolve(*q_.before_id)) {
+        r.hi = std::min(r.hi, *id - 1);
+      } else if (pruned(all, *q_.before_id)) {
+        r.hi = r.lo - 1;  // nothing remains before it
+      } else {
+        return item_not_found(*q_.before_id);
+      }
     }
     return std::nullopt;
   }

@@ -53,6 +53,7 @@ class Applier {
   void apply(const op::EnqueueOutbox& o, OpResult& r);
   void apply(const op::RemoveOutbox& o, OpResult& r);
   void apply(const op::ClearResendKeys& o, OpResult& r);
+  void apply(const op::PruneArchive& o, OpResult& r);
 
  private:
   AccountInfoValue& account(AccountNo a, bool modify) {
@@ -86,6 +87,12 @@ class Applier {
     return n;
   }
   DedupMatch claim_keys(AccountNo a, const MessageRecord& m, ArchiveId id, ArchiveId& existing);
+  void unindex(AccountNo a, const MessageRecord& m, ArchiveId id);
+  // Deletes `key` if it still points at `id` (the first 8 bytes of its value).
+  void del_if_points_at(lmdb::Dbi dbi, std::string_view key, ArchiveId id) {
+    if (auto v = txn_.get(dbi, key); v && v->size() >= 8 && get_u64(*v, 0) == id)
+      txn_.del(dbi, key);
+  }
   void index(AccountNo a, const MessageRecord& m, ArchiveId id);
 
   TxnContext& ctx_;
@@ -236,6 +243,47 @@ void Applier::index(AccountNo a, const MessageRecord& m, ArchiveId id) {
   std::string idb;
   put_u64(idb, id);
   txn_.put(d_.by_ref, ref_key(a, m.peer_bare, kind, m.id), idb);
+}
+
+// Every entry index() and claim_keys() wrote for message `id`, where it still
+// points at it (a later message may own a shared key: a repeated 'id', a
+// fingerprint whose window restarted).
+void Applier::unindex(AccountNo a, const MessageRecord& m, ArchiveId id) {
+  txn_.del(d_.by_peer, peer_key(a, m.peer_bare, id));
+  if (!m.upstream_stanza_id.empty())
+    del_if_points_at(d_.by_upstream_id, upstream_key(a, 'S', m.upstream_stanza_id), id);
+  if (!m.fingerprint.empty())
+    del_if_points_at(d_.by_upstream_id, upstream_key(a, 'F', m.fingerprint), id);
+  if (!m.origin_id.empty())
+    del_if_points_at(d_.by_ref, ref_key(a, m.peer_bare, RefKind::kOriginId, m.origin_id), id);
+  if (!m.id.empty() && m.id != m.origin_id) {
+    const RefKind kind =
+        m.direction == Direction::kOutgoing ? RefKind::kSentId : RefKind::kReceivedId;
+    del_if_points_at(d_.by_ref, ref_key(a, m.peer_bare, kind, m.id), id);
+  }
+}
+
+void Applier::apply(const op::PruneArchive& o, OpResult& r) {
+  require_account(o.account);
+  const ArchiveBounds b = read_bounds(d_, txn_, o.account);
+  if (b.first_id == 0 || (o.before_ms == 0 && o.keep_last == 0)) return;
+  uint64_t remaining = b.last_id - b.first_id + 1;
+  const Key prefix = account_key(o.account);
+  lmdb::Cursor c(txn_, d_.messages);
+  uint64_t n = 0;
+  for (bool ok = c.seek(prefix); ok && has_prefix(c.key(), prefix) && n < o.max_batch;
+       ok = c.next()) {
+    const bool over_count = o.keep_last != 0 && remaining > o.keep_last;
+    const bool too_old = o.before_ms != 0 && message_archive_ms(c.val()) < o.before_ms;
+    if (!over_count && !too_old) break;
+    const ArchiveId id = key_suffix_u64(c.key());
+    const StoredMessage m = decode_message(id, c.val());
+    unindex(o.account, m.record, id);
+    c.del();
+    ++n;
+    --remaining;
+  }
+  r.count = n;
 }
 
 void Applier::apply(const op::Append& o, OpResult& r) {

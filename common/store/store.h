@@ -274,6 +274,17 @@ struct SetSyncCursor {  // put it in the batch of the stanzas it covers
   AccountNo account = 0;
   std::string upstream_id{};
 };
+// Retention (issue 13 item 4): removes the account's oldest messages, with
+// every index entry that points at them, while they are older than before_ms
+// (by archive time) or more than keep_last remain; at most max_batch per
+// batch, so a sweep is many small transactions between appends. The archive
+// stays dense (only a prefix goes). OpResult::count = messages removed.
+struct PruneArchive {
+  AccountNo account = 0;
+  int64_t before_ms = 0;   // 0: no age limit
+  uint64_t keep_last = 0;  // 0: no count limit
+  uint32_t max_batch = 500;
+};
 struct AddGap {  // gap.after_id is assigned by the store
   AccountNo account = 0;
   Gap gap{};
@@ -311,7 +322,7 @@ using WriteOp =
                  op::PutFastToken, op::DeleteFastToken, op::DeleteFastTokens, op::ExpireFastTokens,
                  op::Append, op::SetMessageFlags, op::SetAccountSettings, op::SetSyncCursor,
                  op::AddGap, op::UpdateDevice, op::DeleteDevice, op::EnqueueOutbox,
-                 op::RemoveOutbox, op::ClearResendKeys>;
+                 op::RemoveOutbox, op::ClearResendKeys, op::PruneArchive>;
 
 // Applied atomically, in order.
 using WriteBatch = std::vector<WriteOp>;
