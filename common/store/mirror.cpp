@@ -90,8 +90,21 @@ void Mirror::open_env() {
   lmdb::Txn txn = lmdb::Txn::begin_write(env_);
   dbs_ = schema::open_dbs(txn);
   if (auto v = txn.get(dbs_.meta, "schema")) {
-    if (v->size() != 4 || schema::get_u32(*v, 0) != schema::kSchemaVersion) {
-      throw schema::CorruptError{"unsupported mirror schema version"};
+    if (v->size() != 4) throw schema::CorruptError{"unreadable mirror schema version"};
+    const uint32_t found = schema::get_u32(*v, 0);
+    if (found > schema::kSchemaVersion) {
+      // Written by a newer s2proxy: its layout may mean things this one
+      // would misread or destroy. Never open it.
+      throw schema::CorruptError{
+          "the mirror was written by a newer s2proxy (schema " + std::to_string(found) +
+          "); this s2proxy reads schema " + std::to_string(schema::kSchemaVersion) +
+          " and older: run the newer s2proxy, or restore a backup made by this version"};
+    }
+    if (found < schema::kSchemaVersion) {
+      // Migrations run here, one step per version, in this transaction
+      // (schema.h lists them). Schema 1 is the first: there is nothing older.
+      throw schema::CorruptError{"mirror schema " + std::to_string(found) +
+                                 " is older than any s2proxy release (schema 1 is the first)"};
     }
   } else {
     std::string s;

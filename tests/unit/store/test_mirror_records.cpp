@@ -1,6 +1,7 @@
 // Accounts, credentials, FAST tokens, devices, sync cursor/gaps, outbox, flags
 // and forget.
 #include <doctest/doctest.h>
+#include <lmdb.h>
 
 #include <map>
 
@@ -343,4 +344,29 @@ TEST_CASE("account record: a record written before settings existed decodes with
   CHECK(old.bare_jid == "alice@example.org");
   CHECK(old.created_ms == 1234);
   CHECK(old.next_archive_id == 77);
+}
+
+TEST_CASE("a mirror written by a newer schema is refused with a clear message") {
+  s2::store::test::TempDir dir;
+  { auto m = s2::store::test::open_mirror(s2::store::test::options(dir.path())); }
+  {
+    // What a newer s2proxy would leave: schema 2 in meta.
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 16);
+    REQUIRE(mdb_env_open(env, dir.path().c_str(), 0, 0600) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    MDB_dbi meta;
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    const unsigned char two[4] = {0, 0, 0, 2};
+    MDB_val k{6, const_cast<char*>("schema")}, v{4, const_cast<unsigned char*>(two)};
+    REQUIRE(mdb_put(txn, meta, &k, &v, 0) == 0);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+  auto m = s2::store::Mirror::open(s2::store::test::options(dir.path()));
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.error().text.find("newer s2proxy (schema 2)") != std::string::npos);
+  CHECK(m.error().text.find("reads schema 1") != std::string::npos);
 }
