@@ -150,6 +150,11 @@ const std::vector<Spec>& specs() {
         flag("upstream-timeout", &Config::upstream_timeout, "SECONDS", "15",
              "seconds for an upstream login (counted from its turn, see below)",
              seconds(0.1, 3600)),
+        flag("upstream-ping-interval", &Config::upstream_ping_interval, "SECONDS", "60",
+             "an upstream session that heard nothing for this long is probed (SM <r/> or an "
+             "XEP-0199 ping); silent for another interval, it is treated as cut and reconnected "
+             "(a network cut without FIN is otherwise noticed only when TCP gives up); 0: off",
+             seconds(0, 3600)),
         flag("upstream-login-rate", &Config::upstream_login_rate, "PER_SECOND", "150",
              "upstream logins (device links and anchors) started per second, in arrival order, "
              "so that devices reconnecting together never stampede the upstream (Prosody 0.12 "

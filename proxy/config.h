@@ -37,6 +37,7 @@ struct Config {
   double tls_handshake_timeout = 10;              // seconds from accept to finished TLS
   double auth_timeout = 30;                       // seconds from accept to authenticated
   double upstream_timeout = 15;                   // seconds for an upstream login
+  double upstream_ping_interval = 60;             // silent upstream: probe, then give up (0: off)
   double upstream_login_rate = 150;               // upstream logins started per second (0: any)
   uint32_t upstream_logins_in_flight = 64;        // upstream logins running at once (0: any)
   uint64_t max_buffered_bytes = 4 * 1024 * 1024;  // per connection, unsent bytes

@@ -71,6 +71,7 @@ bool Server::start(std::string* error) {
   // The upstream is trusted more than clients but still bounded.
   ctx_.upstream.conn.xml.max_stanza_bytes = 4 * cfg.max_stanza_bytes;
   ctx_.upstream.conn.max_write_buffer = cfg.max_buffered_bytes;
+  ctx_.upstream.ping_interval_s = cfg.upstream_ping_interval;
   ctx_.upstream.conn.quick_ack = true;
   ctx_.kdf = std::make_unique<KeyDeriver>(&loop_);
   ctx_.upstream.kdf = ctx_.kdf.get();

@@ -140,7 +140,8 @@ UpstreamSession::UpstreamSession(uv_loop_t* loop, const UpstreamParams& params, 
       listener_(listener),
       log_id_(std::move(log_id)),
       login_timer_(loop),
-      ack_timer_(loop) {}
+      ack_timer_(loop),
+      live_timer_(loop) {}
 
 UpstreamSession::~UpstreamSession() {
   release_gate();
@@ -262,7 +263,49 @@ void UpstreamSession::on_conn_stanza(Stanza s) {
     }
   }
   if (state_ != State::Ready) return;  // nothing else may arrive before bind
+  // The answer to our liveness probe (XEP-0199) is ours, not the device's.
+  if (name == "iq" && s.attr_or("id").rfind(kLivenessIdPrefix, 0) == 0 &&
+      (s.attr_or("type") == "result" || s.attr_or("type") == "error"))
+    return;
   listener_->on_upstream_stanza(std::move(s));
+}
+
+void UpstreamSession::on_conn_bytes_read(size_t) { heard_ = true; }
+
+void UpstreamSession::start_liveness() {
+  if (params_.ping_interval_s <= 0 || live_timer_.active()) return;
+  const auto ms = static_cast<uint64_t>(params_.ping_interval_s * 1000);
+  heard_ = false;
+  probe_outstanding_ = false;
+  live_timer_.start(
+      ms, [this] { liveness_tick(); }, ms);
+  live_timer_.unref();
+}
+
+void UpstreamSession::liveness_tick() {
+  if (state_ != State::Ready || !conn_) {
+    live_timer_.stop();
+    return;
+  }
+  if (heard_) {
+    heard_ = false;
+    probe_outstanding_ = false;
+    return;
+  }
+  if (probe_outstanding_) {
+    S2_LOG(LogLevel::Warn, "upstream.silent",
+           {{"session", log_id_}, {"seconds", static_cast<int64_t>(2 * params_.ping_interval_s)}});
+    live_timer_.stop();
+    terminate("connection-timeout", "the upstream stopped answering");
+    return;
+  }
+  probe_outstanding_ = true;
+  if (sm_enabled_) {
+    conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
+  } else {
+    conn_->send("<iq type='get' id='" + std::string(kLivenessIdPrefix) + std::to_string(++probes_) +
+                "'><ping xmlns='urn:xmpp:ping'/></iq>");
+  }
 }
 
 void UpstreamSession::on_features(const Stanza& f) {
@@ -501,6 +544,7 @@ void UpstreamSession::on_iq_result(const Stanza& iq) {
     h_acked_ = 0;
   }
   state_ = State::Ready;
+  start_liveness();
   S2_LOG(LogLevel::Info, "upstream.bound", {{"session", log_id_}, {"jid", full_jid_}});
   listener_->on_upstream_bound(full_jid_);
 }
@@ -588,6 +632,7 @@ void UpstreamSession::on_conn_xml_error(const XmlError& e) {
 
 void UpstreamSession::on_conn_closed(const std::string& reason) {
   conn_ = nullptr;
+  live_timer_.stop();
   if (state_ == State::Closed) return;
   if (state_ == State::Ready || state_ == State::Authenticated || state_ == State::Binding ||
       state_ == State::Session) {
@@ -624,6 +669,7 @@ void UpstreamSession::fail_login(bool rejected, const std::string& condition,
 void UpstreamSession::terminate(const std::string& stream_error, const std::string& text) {
   if (state_ == State::Closed) return;
   state_ = State::Closed;
+  live_timer_.stop();
   release_gate();
   if (conn_) {
     conn_->send("</stream:stream>");
@@ -639,6 +685,7 @@ void UpstreamSession::close() {
   state_ = State::Closed;
   login_timer_.stop();
   ack_timer_.stop();
+  live_timer_.stop();
   if (conn_) {
     conn_->send("</stream:stream>");
     conn_->detach();

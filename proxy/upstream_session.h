@@ -39,6 +39,11 @@ struct UpstreamParams {
   KeyDeriver* kdf = nullptr;
   // Upstream logins in arrival order at a bounded pace (upstream_login_gate.h); nullptr: at once.
   UpstreamLoginGate* login_gate = nullptr;
+  // Liveness (--upstream-ping-interval): a bound session that heard nothing
+  // for this long sends a probe (SM <r/>, else an XEP-0199 ping); one more
+  // silent interval and the connection is given up as dead, like a closed one
+  // (a cut without FIN otherwise hangs for as long as TCP retransmits). 0: off.
+  double ping_interval_s = 60;
 };
 
 struct UpstreamFailure {
@@ -184,6 +189,14 @@ class UpstreamSession : public Connection::Handler {
   std::string stream_error_, stream_error_text_;
   Timer login_timer_;
   Timer ack_timer_;
+  Timer live_timer_;  // see UpstreamParams::ping_interval_s
+  uint64_t probes_ = 0;
+  static constexpr const char* kLivenessIdPrefix = "s2-live-";
+  bool heard_ = false;  // bytes arrived since the last liveness tick
+  bool probe_outstanding_ = false;
+  void on_conn_bytes_read(size_t n) override;
+  void start_liveness();
+  void liveness_tick();
   uint64_t gate_ticket_ = 0;  // upstream_login_gate.h: held from login() to authenticated
   bool deriving_ = false;     // SCRAM: waiting for Hi() from the thread pool
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
