@@ -4,8 +4,9 @@ the network between them is cut; afterwards nothing acknowledged is lost and eve
     cd tests/chaos && CHAOS_MESSAGES=10000 CHAOS_KILLS=10 CHAOS_RESTARTS=3 CHAOS_SEED=42 \\
         S2PROXY_BIN=../../build/s2proxy /usr/bin/python3 -m pytest -q -s test_chaos.py
 
-Cast: alice's device A (slixmpp, XEP-0198) and device B (slixmpp, no SM) through the proxy, both
-reconnecting whenever they are cut off; alice's sender S (raw client, XEP-0198, an origin-id per
+Cast: alice's device A (slixmpp, XEP-0198), device B (slixmpp, no SM) and device C (xmpp.js 0.14,
+session2: SASL2 + Bind2 + FAST + inline SM resumption) through the proxy, all reconnecting whenever
+they are cut off; alice's sender S (raw client, XEP-0198, an origin-id per
 message, resends whatever was not acknowledged after every reconnect, as a phone's outbox does);
 bob directly on the upstream (slixmpp), reconnecting after upstream restarts. The proxy reaches
 the upstream through a relay the test can cut without FIN (tests/integration/cutrelay.py).
@@ -16,7 +17,7 @@ from CHAOS_SEED (printed, replayable): CHAOS_KILLS kill -9 of the proxy (the fir
 3 s. bob pauses during an upstream restart (his own server is down: what he could not send is not
 the proxy's to lose).
 
-Afterwards: A and B each saw every bob message at least once, duplicates only under the same
+Afterwards: A, B and C each saw every bob message at least once, duplicates only under the same
 archive id; MAM through the proxy holds each bob message exactly once, in bob's send order, under
 the id the devices saw; bob got each of S's messages exactly once; the proxy's outbox is empty.
 Defaults are CI's reduced form (1,000 messages, 3 kills, 1 restart, 1 cut).
@@ -37,11 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 from cutrelay import CutRelay  # noqa: E402
 from rawxmpp import XMPPTimeout, q  # noqa: E402
 from test_exactly_once import Raw, login  # noqa: E402
-from test_history import collect, connect, mam_all, wait_anchor, wait_until  # noqa: E402
+from jsclient import XmppJs, ensure_node_modules  # noqa: E402
+from test_history import archive_id, collect, connect, mam_all, text_of, wait_anchor, wait_until  # noqa: E402
 from xmppclient import body_of, msg_xml, run_async  # noqa: E402
 
 NS_SM = "urn:xmpp:sm:3"
 NS_SID = "urn:xmpp:sid:0"
+NS_MAM = "urn:xmpp:mam:2"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_FORWARD = "urn:xmpp:forward:0"
 MESSAGES = int(os.environ.get("CHAOS_MESSAGES", "1000"))
 KILLS = int(os.environ.get("CHAOS_KILLS", "3"))
 RESTARTS = int(os.environ.get("CHAOS_RESTARTS", "1"))
@@ -128,6 +133,9 @@ def test_chaos(proxy_factory, upstream, upstream_target):
     first_kill = next((i for i, e in enumerate(events) if e[1] == "kill"), None)
     log = []
     report = {}
+    why = ensure_node_modules()
+    assert why is None, why
+    drv = XmppJs(cafile=p.cert)
 
     async def body(pool):
         run = uuid.uuid4().hex[:6]
@@ -150,7 +158,71 @@ def test_chaos(proxy_factory, upstream, upstream_target):
                         continue
                 await asyncio.sleep(0.2)
 
-        keepers = [asyncio.ensure_future(keep("A", t, "alice", True, devices["A"])),
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: drv.start("C", t, "alice", resource="chaosC-" + run,
+                                                           user_agent=str(uuid.uuid4()), timeout=20))
+        c_reconnects = [0]
+
+        async def keep_c():
+            while not stop.is_set():
+                st = await loop.run_in_executor(None, lambda: drv.state("C"))
+                if st.get("status") != "online":
+                    try:
+                        r = await loop.run_in_executor(None, lambda: drv.call("reconnect", timeout=15.0, name="C"))
+                        c_reconnects[0] += 1
+                        if r.get("how") != "resumed":
+                            await loop.run_in_executor(None, c_mam_sync)
+                    except Exception:  # noqa: BLE001 — the proxy is down: try again
+                        await asyncio.sleep(0.5)
+                        continue
+                await asyncio.sleep(0.3)
+
+        def seen_c():
+            """What C holds: live messages (archive id from the stanza-id) and MAM results."""
+            out = []
+            for el in drv.messages("C"):
+                r = el.find("{%s}result" % NS_MAM)
+                if r is not None:
+                    inner = r.find("{%s}forwarded/{jabber:client}message" % NS_FORWARD)
+                    b = text_of(inner) if inner is not None else None
+                    if b and b.startswith(to_alice):
+                        out.append((b, r.get("id")))
+                    continue
+                b = text_of(el)
+                if b and b.startswith(to_alice):
+                    out.append((b, archive_id(el, alice_bare)))
+            return out
+
+        def c_mam_sync():
+            """What a session2 client does after a reconnect that did not resume (the proxy never
+            pushes catch-up to session2 devices): MAM from the newest archive id it holds."""
+            ids = [aid for _, aid in seen_c() if aid]
+            after = max(ids) if ids else None
+            for page in range(100):
+                qid = "cq%d-%s" % (page, uuid.uuid4().hex[:6])
+                mark = len(drv.trace("C").entries)
+                rsm = "<max>250</max>" + ("<after>%s</after>" % after if after else "")
+                drv.send("C", "<iq type='set' id='%s'><query xmlns='%s' queryid='%s'><set xmlns='%s'>%s</set>"
+                              "</query></iq>" % (qid, NS_MAM, qid, NS_RSM, rsm))
+                fin = None
+                end = time.monotonic() + 20
+                while fin is None and time.monotonic() < end:
+                    for e in drv.trace("C", since=mark).entries:
+                        if e.dir == "in" and e.el is not None and e.el.get("id") == qid:
+                            fin = e.el
+                    if fin is None:
+                        time.sleep(0.1)
+                if fin is None or fin.get("type") != "result":
+                    return False
+                f = fin.find("{%s}fin" % NS_MAM)
+                last = f.findtext("{%s}set/{%s}last" % (NS_RSM, NS_RSM)) if f is not None else None
+                if f is None or f.get("complete") in ("true", "1") or not last:
+                    return True
+                after = last
+            return False
+
+        keepers = [asyncio.ensure_future(keep_c()),
+                   asyncio.ensure_future(keep("A", t, "alice", True, devices["A"])),
                    asyncio.ensure_future(keep("B", t, "alice", False, devices["B"])),
                    asyncio.ensure_future(keep("bob", upstream_target, "bob", False, bobs))]
         sender = Sender(t, bobs[0].bare, to_bob, n_alice, RATE * 0.4, upstream_down)
@@ -211,14 +283,33 @@ def test_chaos(proxy_factory, upstream, upstream_target):
         await asyncio.get_running_loop().run_in_executor(None, sender.done.wait, 300)
         want = set(bob_sent)
 
+        c_seen = []
+
         def missing(name):
+            if name == "C":
+                return want - {b for b, _ in c_seen}
             return want - {x[0] for x in collect(devices[name], to_alice, alice_bare)}
 
-        try:
-            await wait_until(lambda: not missing("A") and not missing("B"), 120, "every bob message on A and B")
-        except AssertionError as e:
-            raise AssertionError("%s; missing on A: %d %s, on B: %d %s; events %s" % (
-                e, len(missing("A")), sorted(missing("A"))[:5], len(missing("B")), sorted(missing("B"))[:5], log))
+        end = time.monotonic() + 120
+        synced_at_end = False
+        while time.monotonic() < end:
+            c_seen[:] = await loop.run_in_executor(None, seen_c)
+            if not missing("A") and not missing("B") and missing("C") and not synced_at_end:
+                # C's last sync ran while bob was still sending: like a client coming to the
+                # foreground, it syncs once more
+                synced_at_end = await loop.run_in_executor(None, c_mam_sync)
+                continue
+            if not missing("A") and not missing("B") and not missing("C"):
+                break
+            await asyncio.sleep(1.0)
+        gaps = {d: missing(d) for d in ("A", "B", "C")}
+        if any(gaps.values()):
+            st = await loop.run_in_executor(None, lambda: drv.state("C"))
+            tr = await loop.run_in_executor(None, lambda: drv.trace("C"))
+            raise AssertionError("every bob message on A, B and C: missing %s; events %s; C reconnects %d, "
+                                 "state %s; C statuses %s" % (
+                                     {d: (len(m), sorted(m)[:5]) for d, m in gaps.items()}, log, c_reconnects[0],
+                                     st, tr.statuses()[-20:]) + "\nC trace tail:\n" + tr.dump(80))
         ids = {}
         redelivered = 0
         for name in ("A", "B"):
@@ -230,7 +321,14 @@ def test_chaos(proxy_factory, upstream, upstream_target):
             redelivered += sum(1 for _ in collect(devices[name], to_alice, alice_bare)) - len(per)
             two = {b: a for b, a in per.items() if len(a) > 1}
             assert not two, "%s saw messages under two archive ids: %s" % (name, list(two.items())[:5])
-        assert all(len(a) == 1 for a in ids.values()), "A and B disagree on archive ids"
+        per_c = {}
+        for b, aid in c_seen:
+            assert aid, "C got %s without an archive id" % b
+            per_c.setdefault(b, set()).add(aid)
+            ids.setdefault(b, set()).add(aid)
+        redelivered += len(c_seen) - len(per_c)
+        assert all(len(a) == 1 for a in ids.values()), "A, B and C disagree on archive ids: %s" % [
+            (b, a) for b, a in ids.items() if len(a) > 1][:5]
 
         m = await connect(pool, t, "alice", "chaosM-" + run)
         items = await mam_all(m, with_jid=bobs[0].bare, max_=250, limit_pages=1000)
@@ -263,12 +361,14 @@ def test_chaos(proxy_factory, upstream, upstream_target):
         stop.set()
         for k in keepers:
             k.cancel()
-        report.update(A=len(devices["A"]), B=len(devices["B"]), bob=len(bobs), redelivered=redelivered,
+        report.update(A=len(devices["A"]), B=len(devices["B"]), C_reconnects=c_reconnects[0], bob=len(bobs),
+                      redelivered=redelivered,
                       sender_reconnects=sender.reconnects, events=log, seconds=round(time.monotonic() - t0))
 
     try:
         run_async(body, 900)
     finally:
         relay.stop()
+        drv.close()
     assert "hub.outbox_given_up" not in p.log_text(), "the outbox gave a message up"
     print("chaos ok: %s" % report)
