@@ -22,6 +22,11 @@ Metric& m_anchors() {
   static Metric& m = gauge("s2proxy_anchors_ready", "anchor sessions logged in upstream");
   return m;
 }
+Metric& m_anchors_kept() {
+  static Metric& m =
+      gauge("s2proxy_anchors", "accounts keeping an anchor session upstream (ready or not)");
+  return m;
+}
 Metric& m_reconnects() {
   static Metric& m = counter("s2proxy_upstream_reconnects_total", "anchor reconnect attempts");
   return m;
@@ -38,9 +43,11 @@ Anchor::Anchor(ProxyContext& ctx, Owner* owner, std::string account)
   if (auto j = parse_jid(account_)) account_domain_ = j->domain;
   presence_show_ = ctx_.config.idle_presence == "unavailable" ? "" : ctx_.config.idle_presence;
   presence_available_ = ctx_.config.idle_presence != "unavailable";
+  m_anchors_kept().inc();
 }
 
 Anchor::~Anchor() {
+  m_anchors_kept().dec();
   if (ready_) m_anchors().dec();
   if (session_) session_->close();
 }

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 
 from harness import HOST, free_closed_port
 
@@ -84,3 +85,22 @@ def test_health_follows_the_daemon(proxy_factory, proxy_bin, tmp_path):
     r = health(proxy_bin, "--data-dir", nowhere)
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert not os.path.exists(nowhere)
+
+
+def test_health_reports_the_anchors(proxy_factory, proxy_bin):
+    """With an account behind it, health says how many anchors are logged in upstream (the rule
+    for "none after a minute" is policies/health, table-tested in tests/unit/policies)."""
+    from xmppclient import PASSWORDS
+    from rawxmpp import RawXMPP
+    mport = free_closed_port()
+    p = proxy_factory.start({"metrics": "127.0.0.1:%d" % mport})
+    t = p.target()
+    c = RawXMPP.connect(t.host, t.starttls_port, t.domain, cafile=t.cafile, timeout=15)
+    c.login("alice", PASSWORDS["alice"], resource="health")
+    end = time.monotonic() + 15
+    while "anchor.ready" not in p.log_text() and time.monotonic() < end:
+        time.sleep(0.1)
+    c.close()
+    r = health(proxy_bin, "--data-dir", p.data_dir)
+    assert r.returncode == 0, r.stderr
+    assert "anchors logged in upstream: 1 of 1" in r.stdout, r.stdout
