@@ -223,13 +223,15 @@ class Probe : public XmlStreamHandler {
     ctx_ = make_client_ctx(cfg_.upstream_ca, cfg_.upstream_insecure, &error);
     if (!ctx_) return fail("--upstream-ca: " + error), false;
     tls_ = std::make_unique<TlsSession>(ctx_.get(), TlsSession::Role::Client, cfg_.domain);
-    bool ok = true;
-    tls_->on_cipher = [this, &ok](const char* d, size_t n) { ok = write_all(d, n) && ok; };
+    // A member, not a local: the callback outlives this function (every later send).
+    tls_->on_cipher = [this](const char* d, size_t n) {
+      tls_write_ok_ = write_all(d, n) && tls_write_ok_;
+    };
     tls_->on_plain = [this](const char* d, size_t n) { xml_.feed(d, n); };
     tls_->on_error = [](const std::string&) {};
     tls_->start();
     while (!tls_->handshake_done()) {
-      if (!ok) return fail("TLS: cannot write to the upstream"), false;
+      if (!tls_write_ok_) return fail("TLS: cannot write to the upstream"), false;
       if (!read_some()) return false;
     }
     say("TLS: " + tls_->version() + " " + tls_->cipher());
@@ -253,6 +255,7 @@ class Probe : public XmlStreamHandler {
   std::string stream_from_;
   std::string xml_error_;
   bool header_seen_ = false;
+  bool tls_write_ok_ = true;
   bool closed_ = false;
 };
 
