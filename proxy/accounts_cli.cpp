@@ -7,6 +7,7 @@
 #include <ctime>
 #include <future>
 #include <iostream>
+#include <optional>
 
 #include "common/jid/jid.h"
 #include "common/store/archive_id.h"
@@ -70,6 +71,13 @@ Target open_target(const Config& cfg, const std::string& jid_text) {
   if (!t.mirror) t.error = 1;
   return t;
 }
+// The account's record, or nullopt after saying on stderr that it is unknown.
+std::optional<store::AccountInfo> find_known(const Target& t) {
+  auto acct = t.mirror->find_account(t.jid);
+  if (acct && acct.value()) return *acct.value();
+  std::cerr << "unknown account: " << t.jid << "\n";
+  return std::nullopt;
+}
 }  // namespace
 
 int accounts_list(const Config& cfg) {
@@ -92,13 +100,9 @@ int accounts_show(const Config& cfg, const std::string& jid_text) {
   auto t = open_target(cfg, jid_text);
   if (t.error) return t.error;
   auto& m = t.mirror;
-  const auto* jid = &t.jid;
-  auto acct = m->find_account(*jid);
-  if (!acct || !acct.value()) {
-    std::cerr << "unknown account: " << *jid << "\n";
-    return 1;
-  }
-  const auto& a = *acct.value();
+  const auto found = find_known(t);
+  if (!found) return 1;
+  const auto& a = *found;
   auto creds = m->get_credentials(a.account);
   auto bounds = m->bounds(a.account);
   auto devices = m->list_devices(a.account);
@@ -122,13 +126,10 @@ int accounts_show(const Config& cfg, const std::string& jid_text) {
 int accounts_push_body(const Config& cfg, const std::string& jid_text, const std::string& setting) {
   auto t = open_target(cfg, jid_text);
   if (t.error) return t.error;
-  auto acct = t.mirror->find_account(t.jid);
-  if (!acct || !acct.value()) {
-    std::cerr << "unknown account: " << t.jid << "\n";
-    return 1;
-  }
+  const auto acct = find_known(t);
+  if (!acct) return 1;
   using namespace store::acctset;
-  store::op::SetAccountSettings op{acct.value()->account, 0, kPushBodyOn | kPushBodyOff};
+  store::op::SetAccountSettings op{acct->account, 0, kPushBodyOn | kPushBodyOff};
   if (setting == "on") op.set = kPushBodyOn;
   if (setting == "off") op.set = kPushBodyOff;
   std::promise<store::WriteResult> done;
@@ -145,11 +146,8 @@ int accounts_push_body(const Config& cfg, const std::string& jid_text, const std
 int accounts_export(const Config& cfg, const std::string& jid_text) {
   auto t = open_target(cfg, jid_text);
   if (t.error) return t.error;
-  auto acct = t.mirror->find_account(t.jid);
-  if (!acct || !acct.value()) {
-    std::cerr << "unknown account: " << t.jid << "\n";
-    return 1;
-  }
+  const auto acct = find_known(t);
+  if (!acct) return 1;
   // Pages of the archive in archive order; each page is its own read
   // transaction, so a running daemon keeps appending behind the export.
   store::MamQuery q;
@@ -157,7 +155,7 @@ int accounts_export(const Config& cfg, const std::string& jid_text) {
   uint64_t n = 0;
   std::string line;
   for (;;) {
-    auto page = t.mirror->query(acct.value()->account, q);
+    auto page = t.mirror->query(acct->account, q);
     if (!page) {
       std::cerr << "export failed: " << page.error().text << "\n";
       return 1;

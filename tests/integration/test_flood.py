@@ -125,9 +125,7 @@ def test_stanza_flood_ends_with_policy_violation_and_others_are_not_delayed(prox
         th = threading.Thread(target=flood, daemon=True)
         th.start()
         await asyncio.sleep(0.3)
-        probe_start = time.monotonic()
         await probe("during", 20)
-        probe_sent = time.monotonic() - probe_start
         await asyncio.get_running_loop().run_in_executor(None, th.join, 40)
         res = flood_result.get("res")
         assert res is not None, "the flooder never finished"
@@ -136,7 +134,6 @@ def test_stanza_flood_ends_with_policy_violation_and_others_are_not_delayed(prox
         assert flood_result["seconds"] < 15, "ended within the window, not after the flood stopped"
         assert flood_result["seconds"] > 0.3 + 20 * 0.05, \
             "the flood lasted %.2f s: the probe did not run during it" % flood_result["seconds"]
-        del probe_sent
 
     run_async(body, 120)
     assert len(lat["before"]) == 30 and len(lat["during"]) == 20, "every probe message arrived: %s" % {
