@@ -47,7 +47,7 @@ struct Args {
   size_t stanza = 300;
   size_t inflight = 65'536;
   size_t max_batch = WriterOptions{}.max_batch;
-  long delay_us = 2000;
+  long delay_us = WriterOptions{}.max_delay.count();
   size_t catchup = 10'000;
   size_t page = 250;
   std::string dir;

@@ -10,10 +10,12 @@
 // from it.
 //
 // Under load the queue refills while a commit is in flight, so batches grow
-// with the load and the fsync cost per request shrinks; then a group also
-// lingers up to `max_delay` for company. When idle (the previous group was a
-// single request) a request is committed at once: lingering would only add
-// latency to every lone message.
+// with the load and the fsync cost per request shrinks: batching needs no
+// timer. By default nothing lingers. With `max_delay` > 0 a group that
+// follows a shared commit lingers up to that long for company (the bench's
+// knob); it used to be 2 ms by default, and at a chat's pace (a few hundred
+// requests/s, two of them now and then in one group) that put 2 ms of pure
+// waiting on the next message's round trip (issue 12: scale bench latency).
 //
 // Completion delivery is pluggable: `executor` receives one closure per
 // committed group (the daemon wraps a queue + uv_async_send; tests use a plain
@@ -56,7 +58,7 @@ struct CommitInfo {
 // beats 4k by ~2x with UUID ids; peak dirty memory ~100 MB).
 struct WriterOptions {
   size_t max_batch = 16384;                   // requests per transaction
-  std::chrono::microseconds max_delay{2000};  // linger for more requests
+  std::chrono::microseconds max_delay{0};     // linger for more requests (0: never)
   bool linger_when_idle = false;              // also linger when the last group was a lone request
   Executor executor;                          // null: run completions on the writer thread
   std::function<void(const CommitInfo&)> on_commit;  // writer thread, after the commit
