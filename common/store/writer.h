@@ -57,10 +57,10 @@ struct CommitInfo {
 // linearly in dirty pages, which bounds the useful size (bench_mirror: 16k
 // beats 4k by ~2x with UUID ids; peak dirty memory ~100 MB).
 struct WriterOptions {
-  size_t max_batch = 16384;                   // requests per transaction
-  std::chrono::microseconds max_delay{0};     // linger for more requests (0: never)
-  bool linger_when_idle = false;              // also linger when the last group was a lone request
-  Executor executor;                          // null: run completions on the writer thread
+  size_t max_batch = 16384;                // requests per transaction
+  std::chrono::microseconds max_delay{0};  // linger for more requests (0: never)
+  bool linger_when_idle = false;           // also linger when the last group was a lone request
+  Executor executor;                       // null: run completions on the writer thread
   std::function<void(const CommitInfo&)> on_commit;  // writer thread, after the commit
 };
 
