@@ -3,7 +3,9 @@
 // Input layout: byte 0 selects options (bit 0: reset() every third stanza,
 // bit 1: keep_rest for that reset, bit 2: stop() at the 7th stanza, bit 3:
 // prepend a valid stream header so the fuzzer reaches stanza building at once,
-// bit 4: larger limits, bit 5: feed() from inside on_stanza); byte 1 seeds the
+// bit 4: larger limits, bit 5: feed() from inside on_stanza, bit 6: run the
+// input a second time releasing the parser after every chunk (release_idle)
+// and require the same events); byte 1 seeds the
 // chunk sizes (1..64 bytes) the rest is fed in. Limits are small so the size
 // and depth checks are hit often.
 //
@@ -14,6 +16,7 @@
 //     serialise → parse → serialise is stable (modulo the whitespace
 //     normalisation XML applies to attribute values); clone() serialises the same.
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -47,16 +50,18 @@ struct Handler : s2::XmlStreamHandler {
   uint8_t mode = 0;
   int stanzas = 0;
   int errors = 0;
-  bool dead = false;  // after error or stop(): no callback may arrive
+  bool dead = false;   // after error or stop(): no callback may arrive
+  std::string events;  // what the handler saw, to compare runs
 
   void on_stream_open(const s2::StreamHeader& h) override {
     if (dead) fail_invariant();
-    (void)h.attr("to");
+    events += "open " + h.attr("to") + "\n";
   }
   void on_stanza(s2::Stanza s) override {
     if (dead || !s) fail_invariant();
     ++stanzas;
     check_round_trip(s);
+    events += s.to_string() + "\n";
     if ((mode & 32) && stanzas == 2) stream->feed("<q xmlns='urn:q'>x</q>", 22);
     if ((mode & 1) && stanzas % 3 == 0) stream->reset((mode & 2) != 0);
     if ((mode & 4) && stanzas == 7) {
@@ -66,9 +71,11 @@ struct Handler : s2::XmlStreamHandler {
   }
   void on_stream_close() override {
     if (dead) fail_invariant();
+    events += "close\n";
   }
   void on_xml_error(const s2::XmlError& e) override {
     if (dead || e.condition.empty() || ++errors > 1) fail_invariant();
+    events += "error " + e.condition + "\n";
     dead = true;
   }
 };
@@ -77,10 +84,7 @@ constexpr char kHeader[] =
     "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
     "to='example.com' version='1.0'>";
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 2) return 0;
+std::string run(const uint8_t* data, size_t size, bool release) {
   Handler handler;
   handler.mode = data[0];
   uint32_t rng = data[1] * 2654435761u + 1;
@@ -102,6 +106,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ok == stream.failed()) fail_invariant();
     p += n;
     left -= n;
+    if (release) s2::XmlStream::release_idle(std::chrono::seconds(0));
   }
+  return handler.events;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2) return 0;
+  const std::string plain = run(data, size, false);
+  if ((data[0] & 64) && run(data, size, true) != plain) fail_invariant();
   return 0;
 }

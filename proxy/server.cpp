@@ -1,6 +1,7 @@
 // See server.h.
 #include "proxy/server.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -11,8 +12,10 @@
 
 #include "common/crypto/vault.h"
 #include "common/store/mirror.h"
+#include "common/tls/tls.h"
 #include "common/util/clock.h"
 #include "common/util/log.h"
+#include "common/xml/xml_stream.h"
 #include "proxy/account_hub.h"
 #include "proxy/client_session.h"
 #include "proxy/device.h"
@@ -180,6 +183,7 @@ bool Server::open_state(std::string* error) {
       },
       3600 * 1000);
   token_sweep_->unref();
+  start_idle_memory_sweep();
   storage_ = std::make_unique<StorageGuard>(&loop_, cfg.data_dir, cfg.min_free_disk);
   ctx_.storage = storage_.get();
   storage_->start();
@@ -372,6 +376,29 @@ int Server::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   S2_LOG(LogLevel::Info, "server.stopped", {});
   return 0;
+}
+
+// Idle connections give memory back (issue 12: RSS per idle device). Every few seconds the XML
+// parsers of streams that have rested that long between stanzas are freed (XmlStream::
+// release_idle: ~9 KiB each, rebuilt on the next byte), and so are the memory BIOs of TLS
+// sessions with nothing buffered (TlsSession::release_idle: the capacity of their largest burst);
+// when many were, free heap pages go back to the OS, so RSS shows it.
+void Server::start_idle_memory_sweep() {
+  static constexpr uint64_t kEveryMs = 5000;
+  idle_sweep_ = std::make_unique<Timer>(&loop_);
+  idle_sweep_->start(
+      kEveryMs,
+      [] {
+        const size_t parsers = XmlStream::release_idle(std::chrono::milliseconds(kEveryMs));
+        const size_t tls = TlsSession::release_idle();
+#ifdef __GLIBC__
+        if (parsers + tls >= 64) malloc_trim(0);
+#endif
+        if (parsers + tls > 0)
+          S2_LOG(LogLevel::Debug, "memory.idle_released", {{"parsers", parsers}, {"tls", tls}});
+      },
+      kEveryMs);
+  idle_sweep_->unref();
 }
 
 }  // namespace s2

@@ -35,6 +35,7 @@ class Server {
   void reload_tls();
   void start_anchors();
   void flush_store();
+  void start_idle_memory_sweep();
 
   uv_loop_t loop_{};
   ProxyContext ctx_;
@@ -43,6 +44,7 @@ class Server {
   std::unique_ptr<MetricsHttp> metrics_;
   std::unique_ptr<Timer> force_exit_;
   std::unique_ptr<Timer> token_sweep_;
+  std::unique_ptr<Timer> idle_sweep_;      // start_idle_memory_sweep()
   std::unique_ptr<StorageGuard> storage_;  // ctx_.storage
   std::unique_ptr<RetentionSweeper> retention_;
   std::unique_ptr<Timer> anchor_starter_;  // staggered anchor logins at start-up

@@ -15,7 +15,8 @@ upstream with the proxy's sessions) — the same work:
 1. log N devices in: device i is account 1 + i % A with resource d<i // A>, from source address
    127.0.0.<1 + i % addresses>, --concurrency logins at a time (STARTTLS, SASL PLAIN, bind,
    initial presence); login time is TCP connect to bind result;
-2. hold them and read RSS: per device = (RSS after the logins - RSS before) / N, for the target and,
+2. hold them idle for --settle seconds (12) and read RSS: per device = (RSS then - RSS before) / N,
+   for the target and,
    through s2proxy, for Prosody behind it (the upstream sessions the proxy holds);
 3. background load: --load-rate messages/s for --load-seconds, each from a random device to the bare
    JID of a random other account (persistent, fanned out to its devices); latency is the time from
@@ -184,7 +185,9 @@ async def run_target(name, port, cafile, args, accounts, target_pid, prosody_pid
     await fleet.login_all()
     took = time.monotonic() - t0
     c1 = {"target": cpu(target_pid), "prosody": cpu(prosody_pid), "self": time.process_time()}
-    await asyncio.sleep(2.0)  # let the upstream sessions and anchors settle before reading RSS
+    # Held idle --settle seconds before RSS is read: the upstream sessions and anchors settle, and
+    # s2proxy frees what an idle connection does not need (its idle sweep runs every 5 s).
+    await asyncio.sleep(args.settle)
     r1 = {"target": rss(target_pid), "prosody": rss(prosody_pid)}
     await fleet.load()
     await fleet.close_all()
@@ -222,6 +225,8 @@ def main():
     ap.add_argument("--load-rate", type=float, default=100.0, help="messages/s during the hold")
     ap.add_argument("--load-seconds", type=float, default=20.0)
     ap.add_argument("--targets", default="prosody,s2proxy")
+    ap.add_argument("--settle", type=float, default=12.0,
+                    help="seconds the devices are held idle before RSS is read")
     ap.add_argument("--upstream-login-rate", type=float, default=None,
                     help="s2proxy's --upstream-login-rate (default: the daemon's own, 150/s; 0 = unpaced)")
     ap.add_argument("--binary", default=str(s2bench.DEFAULT_BINARY))

@@ -36,6 +36,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <openssl/bn.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -355,7 +356,20 @@ bool ensure_self_signed(const std::string& domain, const std::string& cert_file,
 
 // ---- TlsSession ----
 
+namespace {
+thread_local TlsSession* g_sessions = nullptr;
+
+size_t bio_capacity(BIO* b) {
+  BUF_MEM* bm = nullptr;
+  BIO_get_mem_ptr(b, &bm);
+  return bm ? bm->max : 0;
+}
+}  // namespace
+
 TlsSession::TlsSession(SSL_CTX* ctx, Role role, const std::string& server_name) : role_(role) {
+  next_ = g_sessions;
+  if (g_sessions) g_sessions->prev_ = this;
+  g_sessions = this;
   ERR_clear_error();
   ssl_ = SSL_new(ctx);
   in_ = BIO_new(BIO_s_mem());
@@ -394,6 +408,38 @@ TlsSession::TlsSession(SSL_CTX* ctx, Role role, const std::string& server_name) 
 TlsSession::~TlsSession() {
   if (dead_) *dead_ = true;
   SSL_free(ssl_);
+  if (prev_) prev_->next_ = next_;
+  if (next_) next_->prev_ = prev_;
+  if (g_sessions == this) g_sessions = next_;
+}
+
+size_t TlsSession::release_idle() {
+  size_t released = 0;
+  for (TlsSession* s = g_sessions; s; s = s->next_)
+    if (s->release_buffers()) ++released;
+  return released;
+}
+
+bool TlsSession::release_buffers() {
+  if (!ssl_ || failed_ || in_pump_ || !handshake_done_) return false;
+  bool released = false;
+  if (pending_plain_.empty() && pending_plain_.capacity() > std::string().capacity()) {
+    std::string().swap(pending_plain_);
+    released = true;
+  }
+  if (BIO_ctrl_pending(in_) != 0 || BIO_ctrl_pending(out_) != 0) return released;
+  if (bio_capacity(in_) == 0 && bio_capacity(out_) == 0) return released;
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  if (!in || !out) {  // keep the old ones: nothing lost but the chance to shrink
+    BIO_free(in);
+    BIO_free(out);
+    return released;
+  }
+  SSL_set_bio(ssl_, in, out);  // frees the old pair
+  in_ = in;
+  out_ = out;
+  return true;
 }
 
 void TlsSession::start() {

@@ -85,7 +85,14 @@ class TlsSession {
   // empty before the handshake or when not TLS 1.3.
   std::string tls_exporter() const;
 
+  // Memory of idle sessions (issue 12): the memory BIOs keep the capacity of the largest burst
+  // they carried. Replaces the BIOs of every established session on this thread that holds no
+  // buffered ciphertext either way (new ones allocate on first use) and drops spare capacity
+  // of the plaintext queue. Returns how many sessions gave memory back.
+  static size_t release_idle();
+
  private:
+  bool release_buffers();
   void pump();  // drives handshake/reads, flushes the write BIO
   // The step helpers return false when the session must not be touched any
   // more (destroyed from a callback, or failed).
@@ -107,9 +114,11 @@ class TlsSession {
   bool peer_closed_ = false;
   bool shutdown_requested_ = false;
   bool shutdown_sent_ = false;
-  bool in_pump_ = false;  // re-entrancy guard: nested calls only queue work
-  bool again_ = false;    // work was queued while pumping
-  bool* dead_ = nullptr;  // set by the destructor while a pump() is running
+  bool in_pump_ = false;        // re-entrancy guard: nested calls only queue work
+  bool again_ = false;          // work was queued while pumping
+  bool* dead_ = nullptr;        // set by the destructor while a pump() is running
+  TlsSession* prev_ = nullptr;  // this thread's sessions (release_idle walks them)
+  TlsSession* next_ = nullptr;
 };
 
 }  // namespace s2

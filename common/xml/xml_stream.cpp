@@ -33,6 +33,7 @@
 #include <expat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -116,6 +117,17 @@ struct XmlStream::Impl {
   std::string key;                   // scratch: "xml:" + local attribute name
   std::string queued;                // bytes fed from inside a handler
 
+  // Hibernation (release_idle): the raw stream start tag, to wake a fresh parser with the same
+  // namespace context and root name; `resting` while every byte fed has been parsed into
+  // complete depth-1 elements (expat holds nothing), `dormant` while the parser is freed.
+  std::string root_tag;
+  bool resting = false;
+  bool dormant = false;
+  bool waking = false;
+  std::chrono::steady_clock::time_point rest_since;
+  Impl* prev_stream = nullptr;  // this thread's streams (release_idle walks them)
+  Impl* next_stream = nullptr;
+
   bool in_parse = false;
   bool in_feed = false;
   bool failed = false;
@@ -129,9 +141,19 @@ struct XmlStream::Impl {
     ns.resize(4);
     ns[0] = expected_ns;
     restart();
+    next_stream = g_streams;
+    if (g_streams) g_streams->prev_stream = this;
+    g_streams = this;
   }
 
-  ~Impl() { shed(); }
+  ~Impl() {
+    shed();
+    if (prev_stream) prev_stream->next_stream = next_stream;
+    if (next_stream) next_stream->prev_stream = prev_stream;
+    if (g_streams == this) g_streams = next_stream;
+  }
+
+  static thread_local Impl* g_streams;
 
   bool halted() const { return failed || stopped || restart_pending; }
 
@@ -152,6 +174,44 @@ struct XmlStream::Impl {
     std::string().swap(text);
     if (parser) XML_ParserFree(parser);
     parser = nullptr;
+    resting = dormant = false;
+  }
+
+  // Frees expat's state between stanzas; wake() rebuilds it before the next byte.
+  bool hibernate() {
+    if (!resting || dormant || in_feed || !parser) return false;
+    XML_ParserFree(parser);
+    parser = nullptr;
+    std::string().swap(text);
+    std::string().swap(queued);
+    dormant = true;
+    return true;
+  }
+
+  // A fresh parser, fed the stream's own start tag again: the same root name (for the closing
+  // tag) and namespace declarations, at depth 1, without telling the handler a second time.
+  // Offsets then count from the end of that tag.
+  void wake() {
+    dormant = resting = false;
+    parser = XML_ParserCreateNS("UTF-8", kSep);
+    if (!parser) {
+      fail("resource-constraint", "cannot create XML parser");
+      return;
+    }
+    configure_parser();
+    depth = 0;  // the tag below opens the stream again
+    waking = true;
+    in_parse = true;
+    const XML_Status status =
+        XML_Parse(parser, root_tag.data(), static_cast<int>(root_tag.size()), XML_FALSE);
+    in_parse = false;
+    waking = false;
+    if (status != XML_STATUS_OK || depth != 1) {
+      fail("internal-server-error", "cannot resume the XML stream");
+      return;
+    }
+    fed = mark = event_end = root_tag.size();
+    stanza_start = 0;
   }
 
   void restart() {
@@ -160,6 +220,8 @@ struct XmlStream::Impl {
     head = 0;
     fed = mark = stanza_start = event_end = 0;
     root_default_ns.clear();
+    root_tag.clear();
+    resting = dormant = false;
     restart_pending = false;
     if (!parser || XML_ParserReset(parser, "UTF-8") != XML_TRUE) {
       if (parser) XML_ParserFree(parser);
@@ -169,6 +231,10 @@ struct XmlStream::Impl {
       fail("resource-constraint", "cannot create XML parser");
       return;
     }
+    configure_parser();
+  }
+
+  void configure_parser() {
     XML_SetUserData(parser, this);
     XML_SetElementHandler(parser, &Impl::on_start, &Impl::on_end);
     XML_SetCharacterDataHandler(parser, &Impl::on_chars);
@@ -198,12 +264,19 @@ struct XmlStream::Impl {
 
   bool feed(const char* data, size_t len) {
     if (failed) return false;
-    if (stopped || !parser) return true;
+    if (stopped) return true;
     if (in_feed) {
       // Called from a handler: parse after what is being parsed now.
       queued.append(data, len);
       return true;
     }
+    if (len == 0) return true;
+    if (dormant) {
+      wake();
+      if (failed) return false;
+    }
+    if (!parser) return true;
+    resting = false;
     in_feed = true;
     parse_block(data, len);
     while (!queued.empty() && !failed && !stopped) {
@@ -213,8 +286,15 @@ struct XmlStream::Impl {
     }
     queued.clear();
     in_feed = false;
-    if (failed || stopped) shed();
-    return !failed;
+    if (failed || stopped) {
+      shed();
+      return !failed;
+    }
+    // Every byte fed is parsed and belongs to a complete element (or whitespace) at depth 1.
+    resting = parser && depth == 1 && open.empty() && text.empty() && mark == fed &&
+              !restart_pending && !root_tag.empty();
+    if (resting) rest_since = std::chrono::steady_clock::now();
+    return true;
   }
 
   void parse_block(const char* data, size_t len) {
@@ -374,6 +454,10 @@ struct XmlStream::Impl {
   }
 
   void open_stream(const XML_Char* qname, const XML_Char** atts) {
+    if (waking) {  // the same header again (wake()): not news to the handler
+      mark = event_end = event_stop();
+      return;
+    }
     const QName name = split(qname);
     if (name.ns != kStreamsNs || std::strcmp(name.local, "stream") != 0) {
       fail("invalid-namespace", "root element is not <stream> in " + std::string(kStreamsNs));
@@ -389,7 +473,19 @@ struct XmlStream::Impl {
       if (const char* k = attribute_key(a[0])) header.attrs[k] = a[1];
     }
     mark = event_end = event_stop();
+    capture_root_tag();
     handler.on_stream_open(header);
+  }
+
+  // The start tag's bytes as the peer sent them (expat's context buffer; absent when expat
+  // was built without XML_CONTEXT_BYTES, and then the stream simply never hibernates).
+  void capture_root_tag() {
+    int offset = 0, size = 0;
+    const char* ctx = XML_GetInputContext(parser, &offset, &size);
+    const int count = XML_GetCurrentByteCount(parser);
+    root_tag.clear();
+    if (ctx && offset >= 0 && count > 0 && offset + count <= size)
+      root_tag.assign(ctx + offset, static_cast<size_t>(count));
   }
 
   void end_element() {
@@ -510,5 +606,17 @@ void XmlStream::reset(bool keep_rest) { impl_->reset(keep_rest); }
 void XmlStream::stop() { impl_->stop(); }
 
 bool XmlStream::failed() const { return impl_->failed; }
+
+bool XmlStream::dormant() const { return impl_->dormant; }
+
+thread_local XmlStream::Impl* XmlStream::Impl::g_streams = nullptr;
+
+size_t XmlStream::release_idle(std::chrono::steady_clock::duration min_rest) {
+  const auto now = std::chrono::steady_clock::now();
+  size_t released = 0;
+  for (Impl* s = Impl::g_streams; s; s = s->next_stream)
+    if (s->resting && !s->dormant && now - s->rest_since >= min_rest && s->hibernate()) ++released;
+  return released;
+}
 
 }  // namespace s2

@@ -15,6 +15,7 @@
 // attributes are dropped.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -83,6 +84,14 @@ class XmlStream {
   // Stop delivering callbacks (e.g. after the owner decided to close).
   void stop();
   bool failed() const;
+
+  // Memory of idle streams (issue 12): expat keeps ~9 KiB per parser (buffers, name pools)
+  // that an idle connection does not need. Frees the parser of every stream on this thread
+  // that has rested at least `min_rest` between stanzas (all bytes fed parsed, no element
+  // open); the next feed() rebuilds it from the stream's start tag, invisibly to the
+  // handler. Returns how many were released.
+  static size_t release_idle(std::chrono::steady_clock::duration min_rest);
+  bool dormant() const;  // released by release_idle and not fed since
 
  private:
   struct Impl;

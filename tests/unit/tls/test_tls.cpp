@@ -19,6 +19,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/tls/tls.h"
@@ -723,4 +724,35 @@ TEST_CASE("the owner may destroy the session from inside a callback") {
     p.deliver();
     CHECK(p.server.tls == nullptr);
   }
+}
+
+TEST_CASE("idle sessions give their buffers back and carry on, even mid-record") {
+  Certs c;
+  auto client_ctx = c.client(false);
+  Pair p(c.server.get(), client_ctx.get(), kDomain, Pair::Wire::Queued);
+  p.start();
+  REQUIRE(p.established());
+  const std::string burst = random_bytes(64 * 1024, 7);
+  p.client.tls->write_plain(burst);
+  p.server.tls->write_plain(burst);
+  p.deliver(4096);
+  REQUIRE(p.server.plain == burst);
+  REQUIRE(p.client.plain == burst);
+  CHECK(TlsSession::release_idle() >= 2);  // both ends carried a burst
+  CHECK(TlsSession::release_idle() == 0);  // nothing left to give back
+
+  // Half a record reaches the server, then the buffers go, then the rest.
+  p.server.plain.clear();
+  p.client.tls->write_plain("<message><body>after the release</body></message>");
+  REQUIRE(p.to_server.size() > 2);
+  const std::string record = std::exchange(p.to_server, {});
+  p.server.tls->feed_cipher(record.data(), record.size() / 2);
+  TlsSession::release_idle();
+  p.server.tls->feed_cipher(record.data() + record.size() / 2, record.size() - record.size() / 2);
+  CHECK(p.server.plain == "<message><body>after the release</body></message>");
+  p.client.plain.clear();
+  p.server.tls->write_plain("<r/>");
+  p.deliver();
+  CHECK(p.client.plain == "<r/>");
+  CHECK(p.server.errors + p.client.errors == 0);
 }

@@ -8,6 +8,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <random>
 #include <stdexcept>
@@ -64,6 +65,7 @@ struct Options {
   XmlLimits limits{};
   std::string ns = "jabber:client";
   std::function<void(Recorder&, const Stanza&)> hook;
+  bool hibernate = false;  // release_idle(0) after every feed: the parser is rebuilt each time
 };
 
 // Feeds `input` cut at the given offsets (ascending) and returns the events.
@@ -84,6 +86,7 @@ std::vector<std::string> run(std::string_view input, const std::vector<size_t>& 
     }
     if (!ok) failed = true;
     CHECK(ok == !stream.failed());
+    if (opt.hibernate) XmlStream::release_idle(std::chrono::seconds(0));
   };
   for (size_t cut : cuts) {
     feed(prev, cut);
@@ -170,6 +173,11 @@ TEST_CASE("a client stream gives the same stanzas however it is split") {
       "close",
   };
   check_all_splits(kClientStream, want);
+  SUBCASE("with the parser released whenever it rests between stanzas") {
+    Options opt;
+    opt.hibernate = true;
+    check_all_splits(kClientStream, want, opt);
+  }
 }
 
 TEST_CASE("adjacent character data becomes one text node") {
@@ -766,6 +774,93 @@ TEST_CASE("stanzas outlive the parser") {
   }
   REQUIRE(kept.size() == 1);
   CHECK(kept[0].child("body").text_content() == "x");
+}
+
+}  // namespace
+}  // namespace s2
+
+namespace s2 {
+namespace {
+
+// Issue 12: idle parsers give their memory back (release_idle) and wake invisibly.
+TEST_CASE("an idle stream's parser is released between stanzas and rebuilt on the next byte") {
+  Recorder rec;
+  XmlStream stream(rec);
+  const std::string header =
+      "<?xml version='1.0'?><s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/"
+      "streams' xmlns:foo='urn:foo' to='example.com' version='1.0'>";
+  REQUIRE(stream.feed(header.data(), header.size()));
+  const std::string first = "<message id='1'><body>a</body></message>";
+  REQUIRE(stream.feed(first.data(), first.size()));
+  CHECK(XmlStream::release_idle(std::chrono::hours(1)) == 0);  // not idle long enough
+  CHECK_FALSE(stream.dormant());
+  CHECK(XmlStream::release_idle(std::chrono::seconds(0)) >= 1);
+  CHECK(stream.dormant());
+  CHECK(XmlStream::release_idle(std::chrono::seconds(0)) == 0);  // already released
+
+  SUBCASE("a prefix declared on the stream root still resolves; the close tag still matches") {
+    const std::string rest = "<foo:ping id='2'/>\n<message id='3'><foo:x/></message></s:stream>";
+    REQUIRE(stream.feed(rest.data(), rest.size()));
+    CHECK_FALSE(stream.dormant());
+    REQUIRE(rec.events.size() == 5);
+    CHECK(rec.events[0].rfind("open jabber:client", 0) == 0);  // once, not again at the wake
+    CHECK(rec.events[2] == R"(<ping id="2" xmlns="urn:foo"/>)");
+    CHECK(rec.events[3] == R"(<message id="3"><x xmlns="urn:foo"/></message>)");
+    CHECK(rec.events[4] == "close");
+  }
+  SUBCASE("a stanza cut in two is not released in the middle") {
+    const std::string half = "<message id='2'><bo";
+    REQUIRE(stream.feed(half.data(), half.size()));
+    CHECK(XmlStream::release_idle(std::chrono::seconds(0)) == 0);
+    CHECK_FALSE(stream.dormant());
+    const std::string other = "dy>b</body></message>";
+    REQUIRE(stream.feed(other.data(), other.size()));
+    CHECK(rec.events.back() == R"(<message id="2"><body>b</body></message>)");
+    CHECK(XmlStream::release_idle(std::chrono::seconds(0)) >= 1);
+  }
+  SUBCASE("the limits hold after a wake") {
+    const std::string big = "<message><body>" + std::string(300 * 1024, 'x') + "</body></message>";
+    CHECK_FALSE(stream.feed(big.data(), big.size()));
+    CHECK(rec.events.back() == "error policy-violation");
+  }
+  SUBCASE("bad input after a wake is still an error") {
+    const std::string bad = "<message><body></message>";
+    CHECK_FALSE(stream.feed(bad.data(), bad.size()));
+    CHECK(rec.events.back() == "error not-well-formed");
+  }
+  SUBCASE("a reset after a release starts a new stream") {
+    stream.reset();
+    const std::string again =
+        "<stream:stream xmlns='jabber:client' "
+        "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+        "<presence/>";
+    REQUIRE(stream.feed(again.data(), again.size()));
+    REQUIRE(rec.events.size() == 4);
+    CHECK(rec.events[2] == "open jabber:client version=1.0");
+    CHECK(rec.events[3] == "<presence/>");
+  }
+  SUBCASE("stop and destruction while released") {
+    stream.stop();
+    CHECK(stream.feed(first.data(), first.size()));
+    CHECK(rec.events.size() == 2);
+  }
+}
+
+TEST_CASE("whitespace keepalives rest too; a stream before its header never does") {
+  Recorder rec;
+  XmlStream stream(rec);
+  const std::string partial = "<stream:stream xmlns='jabber:client' ";
+  REQUIRE(stream.feed(partial.data(), partial.size()));
+  XmlStream::release_idle(std::chrono::seconds(0));
+  CHECK_FALSE(stream.dormant());
+  const std::string rest = "xmlns:stream='http://etherx.jabber.org/streams'>\n \n";
+  REQUIRE(stream.feed(rest.data(), rest.size()));
+  const std::string ping = "<iq type='get' id='p'/> ";
+  REQUIRE(stream.feed(ping.data(), ping.size()));
+  XmlStream::release_idle(std::chrono::seconds(0));
+  const std::string next = "<iq type='get' id='q'/>";
+  REQUIRE(stream.feed(next.data(), next.size()));
+  CHECK(rec.events.back() == R"(<iq id="q" type="get"/>)");
 }
 
 }  // namespace
