@@ -325,6 +325,7 @@ void Server::begin_shutdown(const char* why) {
   });
   force_exit_->unref();
   token_sweep_.reset();
+  idle_sweep_.reset();
   if (storage_) storage_->stop();
   if (retention_) retention_->stop();
   anchor_starter_.reset();
@@ -350,6 +351,7 @@ int Server::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   force_exit_.reset();
   token_sweep_.reset();
+  idle_sweep_.reset();
   ctx_.storage = nullptr;
   storage_.reset();
   retention_.reset();
