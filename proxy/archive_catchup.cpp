@@ -17,7 +17,7 @@ Metric& m_gaps() {
 }  // namespace
 
 ArchiveCatchup::ArchiveCatchup(ProxyContext& ctx, Host& host, std::string account)
-    : ctx_(ctx), host_(host), account_(std::move(account)), retry_(ctx.loop) {}
+    : ctx_(ctx), host_(host), account_(std::move(account)), retry_(ctx.loop), settle_(ctx.loop) {}
 
 // From bind on, live stanzas wait for the catch-up: our presence releases
 // the upstream's offline storage, and none of it may move the sync cursor
@@ -29,6 +29,7 @@ void ArchiveCatchup::anchor_bound() {
 
 void ArchiveCatchup::anchor_down() {
   retry_.stop();
+  settle_.stop();
   ++gen_;  // pages of this session's catch-up stop their chain
   // Whatever waited for the catch-up is processed now, without moving the
   // cursor; the next catch-up (after reconnect) covers what this session
@@ -129,19 +130,36 @@ void ArchiveCatchup::page(std::optional<std::string> after, std::optional<int64_
     std::string last = a.fin.last;
     if (!a.items.empty()) last = a.items.back().id;
     const bool done = a.fin.complete || a.items.empty();
-    host_.catchup_commit(std::move(a.items), last, [this, done, last, start, gen, alive](bool ok) {
-      if (alive.expired()) return;
-      // What was committed is delivered either way; only
-      // the current catch-up goes on paging.
-      if (!catching_up_ || gen != gen_) return;
-      if (!ok) {
-        finish(false);
-      } else if (done || last.empty()) {
-        finish(true);
-      } else {
-        page(last, start, gen);
-      }
-    });
+    host_.catchup_commit(std::move(a.items), last,
+                         [this, done, last, after, start, gen, alive](bool ok) {
+                           if (alive.expired()) return;
+                           // What was committed is delivered either way; only
+                           // the current catch-up goes on paging.
+                           if (!catching_up_ || gen != gen_) return;
+                           if (!ok) {
+                             finish(false);
+                           } else if (done || last.empty()) {
+                             paged_to_end(last.empty() ? after : last, start, gen);
+                           } else {
+                             page(last, start, gen);
+                           }
+                         });
+  });
+}
+
+// The chain reached the end of the upstream archive: once per catch-up, read the end again
+// after kSettleMs (what a replaced session archived late is there by then, in the upstream's
+// order, before the held live stanzas that came after it); the second time, it is done.
+void ArchiveCatchup::paged_to_end(std::optional<std::string> after, std::optional<int64_t> start,
+                                  uint64_t gen) {
+  if (settled_gen_ == gen) {
+    finish(true);
+    return;
+  }
+  settled_gen_ = gen;
+  settle_.start(kSettleMs, [this, after, start, gen] {
+    if (!catching_up_ || gen != gen_) return;
+    page(after, start, gen);
   });
 }
 
