@@ -464,12 +464,13 @@ struct Timer::Handle {
   std::function<void()> cb;
 };
 
-Timer::Timer(uv_loop_t* loop) : h_(new Handle) {
-  uv_timer_init(loop, &h_->t);
-  h_->t.data = h_;
-}
+// The libuv handle is made at the first start(): a device owns about a dozen timers (SM acks,
+// pings, login and drain deadlines) and an idle one has started few of them (issue 12: RSS per
+// idle device).
+Timer::Timer(uv_loop_t* loop) : loop_(loop) {}
 
 Timer::~Timer() {
+  if (!h_) return;
   uv_timer_stop(&h_->t);
   h_->cb = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(&h_->t),
@@ -477,6 +478,12 @@ Timer::~Timer() {
 }
 
 void Timer::start(uint64_t ms, std::function<void()> cb, uint64_t repeat_ms) {
+  if (!h_) {
+    h_ = new Handle;
+    uv_timer_init(loop_, &h_->t);
+    h_->t.data = h_;
+    if (unref_) uv_unref(reinterpret_cast<uv_handle_t*>(&h_->t));
+  }
   h_->cb = std::move(cb);
   uv_timer_start(
       &h_->t,
@@ -490,11 +497,18 @@ void Timer::start(uint64_t ms, std::function<void()> cb, uint64_t repeat_ms) {
       ms, repeat_ms);
 }
 
-void Timer::stop() { uv_timer_stop(&h_->t); }
+void Timer::stop() {
+  if (h_) uv_timer_stop(&h_->t);
+}
 
-void Timer::unref() { uv_unref(reinterpret_cast<uv_handle_t*>(&h_->t)); }
+void Timer::unref() {
+  unref_ = true;
+  if (h_) uv_unref(reinterpret_cast<uv_handle_t*>(&h_->t));
+}
 
-bool Timer::active() const { return uv_is_active(reinterpret_cast<uv_handle_t*>(&h_->t)) != 0; }
+bool Timer::active() const {
+  return h_ && uv_is_active(reinterpret_cast<uv_handle_t*>(&h_->t)) != 0;
+}
 
 void defer(uv_loop_t* loop, std::function<void()> fn) {
   struct Deferred {

@@ -175,7 +175,9 @@ class Timer {
 
  private:
   struct Handle;
-  Handle* h_;
+  uv_loop_t* loop_;
+  Handle* h_ = nullptr;  // made at the first start()
+  bool unref_ = false;
 };
 
 // Runs `fn` on the next loop iteration (e.g. to destroy an object whose
