@@ -357,8 +357,6 @@ bool ensure_self_signed(const std::string& domain, const std::string& cert_file,
 // ---- TlsSession ----
 
 namespace {
-thread_local TlsSession* g_sessions = nullptr;
-
 size_t bio_capacity(BIO* b) {
   BUF_MEM* bm = nullptr;
   BIO_get_mem_ptr(b, &bm);
@@ -367,9 +365,6 @@ size_t bio_capacity(BIO* b) {
 }  // namespace
 
 TlsSession::TlsSession(SSL_CTX* ctx, Role role, const std::string& server_name) : role_(role) {
-  next_ = g_sessions;
-  if (g_sessions) g_sessions->prev_ = this;
-  g_sessions = this;
   ERR_clear_error();
   ssl_ = SSL_new(ctx);
   in_ = BIO_new(BIO_s_mem());
@@ -408,15 +403,11 @@ TlsSession::TlsSession(SSL_CTX* ctx, Role role, const std::string& server_name) 
 TlsSession::~TlsSession() {
   if (dead_) *dead_ = true;
   SSL_free(ssl_);
-  if (prev_) prev_->next_ = next_;
-  if (next_) next_->prev_ = prev_;
-  if (g_sessions == this) g_sessions = next_;
 }
 
 size_t TlsSession::release_idle() {
   size_t released = 0;
-  for (TlsSession* s = g_sessions; s; s = s->next_)
-    if (s->release_buffers()) ++released;
+  for_each([&](TlsSession& s) { released += s.release_buffers() ? 1 : 0; });
   return released;
 }
 

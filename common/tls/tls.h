@@ -23,6 +23,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/util/thread_list.h"
+
 namespace s2 {
 
 struct SslCtxDeleter {
@@ -43,7 +45,7 @@ SslCtxPtr make_client_ctx(const std::string& ca_file, bool insecure, std::string
 bool ensure_self_signed(const std::string& domain, const std::string& cert_file,
                         const std::string& key_file, std::string* error);
 
-class TlsSession {
+class TlsSession : public ThreadListed<TlsSession> {  // release_idle() walks them
  public:
   enum class Role { Server, Client };
   // For Role::Client, `server_name` is used for SNI and hostname verification.
@@ -114,11 +116,9 @@ class TlsSession {
   bool peer_closed_ = false;
   bool shutdown_requested_ = false;
   bool shutdown_sent_ = false;
-  bool in_pump_ = false;        // re-entrancy guard: nested calls only queue work
-  bool again_ = false;          // work was queued while pumping
-  bool* dead_ = nullptr;        // set by the destructor while a pump() is running
-  TlsSession* prev_ = nullptr;  // this thread's sessions (release_idle walks them)
-  TlsSession* next_ = nullptr;
+  bool in_pump_ = false;  // re-entrancy guard: nested calls only queue work
+  bool again_ = false;    // work was queued while pumping
+  bool* dead_ = nullptr;  // set by the destructor while a pump() is running
 };
 
 }  // namespace s2

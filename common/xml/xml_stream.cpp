@@ -41,6 +41,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/util/thread_list.h"
+
 namespace s2 {
 namespace {
 
@@ -97,7 +99,7 @@ const char* condition_for(XML_Error code) {
 
 }  // namespace
 
-struct XmlStream::Impl {
+struct XmlStream::Impl : ThreadListed<XmlStream::Impl> {  // release_idle() walks them
   XmlStreamHandler& handler;
   const XmlLimits limits;
   const std::string expected_ns;
@@ -125,8 +127,6 @@ struct XmlStream::Impl {
   bool dormant = false;
   bool waking = false;
   std::chrono::steady_clock::time_point rest_since;
-  Impl* prev_stream = nullptr;  // this thread's streams (release_idle walks them)
-  Impl* next_stream = nullptr;
 
   bool in_parse = false;
   bool in_feed = false;
@@ -141,19 +141,9 @@ struct XmlStream::Impl {
     ns.resize(4);
     ns[0] = expected_ns;
     restart();
-    next_stream = g_streams;
-    if (g_streams) g_streams->prev_stream = this;
-    g_streams = this;
   }
 
-  ~Impl() {
-    shed();
-    if (prev_stream) prev_stream->next_stream = next_stream;
-    if (next_stream) next_stream->prev_stream = prev_stream;
-    if (g_streams == this) g_streams = next_stream;
-  }
-
-  static thread_local Impl* g_streams;
+  ~Impl() { shed(); }
 
   bool halted() const { return failed || stopped || restart_pending; }
 
@@ -177,9 +167,11 @@ struct XmlStream::Impl {
     resting = dormant = false;
   }
 
-  // Frees expat's state between stanzas; wake() rebuilds it before the next byte.
-  bool hibernate() {
-    if (!resting || dormant || in_feed || !parser) return false;
+  // Frees expat's state once the stream has rested `min_rest` between stanzas; wake()
+  // rebuilds it before the next byte.
+  bool hibernate(std::chrono::steady_clock::time_point now,
+                 std::chrono::steady_clock::duration min_rest) {
+    if (!resting || dormant || in_feed || !parser || now - rest_since < min_rest) return false;
     XML_ParserFree(parser);
     parser = nullptr;
     std::string().swap(text);
@@ -609,13 +601,10 @@ bool XmlStream::failed() const { return impl_->failed; }
 
 bool XmlStream::dormant() const { return impl_->dormant; }
 
-thread_local XmlStream::Impl* XmlStream::Impl::g_streams = nullptr;
-
 size_t XmlStream::release_idle(std::chrono::steady_clock::duration min_rest) {
   const auto now = std::chrono::steady_clock::now();
   size_t released = 0;
-  for (Impl* s = Impl::g_streams; s; s = s->next_stream)
-    if (s->resting && !s->dormant && now - s->rest_since >= min_rest && s->hibernate()) ++released;
+  Impl::for_each([&](Impl& s) { released += s.hibernate(now, min_rest) ? 1 : 0; });
   return released;
 }
 
