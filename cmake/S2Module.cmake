@@ -1,7 +1,7 @@
 # s2_module(NAME name SOURCES ... DEPS ...)
 #   Defines static library s2_<name> from the sources (include root = repo root,
 #   so code says #include "common/xml/xml_stream.h").
-# s2_unit_test(NAME name SOURCES ... DEPS ...)
+# s2_unit_test(NAME name SOURCES ... DEPS ... [ARGS ...])
 #   Defines doctest executable unit_<name> and registers it with CTest
 #   (label "unit").
 function(s2_module)
@@ -12,10 +12,10 @@ function(s2_module)
 endfunction()
 
 function(s2_unit_test)
-  cmake_parse_arguments(T "" "NAME" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(T "" "NAME" "SOURCES;DEPS;ARGS" ${ARGN})
   add_executable(unit_${T_NAME} ${PROJECT_SOURCE_DIR}/tests/unit/doctest_main.cpp ${T_SOURCES})
   target_include_directories(unit_${T_NAME} PRIVATE ${PROJECT_SOURCE_DIR})
   target_link_libraries(unit_${T_NAME} PRIVATE ${T_DEPS} doctest::doctest)
-  add_test(NAME unit_${T_NAME} COMMAND unit_${T_NAME})
+  add_test(NAME unit_${T_NAME} COMMAND unit_${T_NAME} ${T_ARGS})
   set_tests_properties(unit_${T_NAME} PROPERTIES LABELS unit TIMEOUT 300)
 endfunction()

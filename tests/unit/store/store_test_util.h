@@ -1,11 +1,19 @@
 // Helpers shared by the store tests: a temp dir, a queue executor standing in
 // for the daemon's uv_async_send executor, a blocking write, and a message
 // builder.
+//
+// The store under test: the LMDB Mirror, or the PostgreSQL store when
+// S2_TEST_POSTGRES holds a libpq connection string (with_postgres.sh starts a
+// throwaway server and sets it; ctest runs the binary both ways). Each test's
+// temp dir names its own PostgreSQL schema, so tests never see each other's
+// rows and a reopen of the same dir finds the same data. Cases that only make
+// sense on LMDB are in the doctest suite "lmdb-only".
 #pragma once
 
 #include <stdlib.h>
 
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -17,6 +25,8 @@
 #include <utility>
 
 #include "common/store/mirror.h"
+#include "common/store/pg_conn.h"
+#include "common/store/pg_store.h"
 
 namespace s2::store::test {
 
@@ -89,6 +99,41 @@ inline std::unique_ptr<Mirror> open_mirror(MirrorOptions o) {
   auto m = Mirror::open(std::move(o));
   if (!m) throw std::runtime_error("open: " + m.error().text);
   return std::move(*m);
+}
+
+inline const char* postgres_conninfo() { return ::getenv("S2_TEST_POSTGRES"); }
+inline bool testing_postgres() { return postgres_conninfo() != nullptr; }
+
+// The options' dir, as a PostgreSQL schema name (lower-case hex of its hash).
+inline std::string schema_for(const std::string& dir) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "t_%016zx", std::hash<std::string>{}(dir));
+  return buf;
+}
+
+// The store under test, opened on `o.dir` (LMDB) or on its schema (PostgreSQL).
+inline std::unique_ptr<Store> open_store(const MirrorOptions& o) {
+  if (!testing_postgres()) return open_mirror(o);
+  const std::string base = postgres_conninfo();
+  const std::string schema = schema_for(o.dir);
+  pg::Conn::connect(base)->run("CREATE SCHEMA IF NOT EXISTS " + schema);
+  PgStoreOptions po;
+  po.conninfo = base + " options='-c search_path=" + schema + "'";
+  po.fingerprint_window_ms = o.fingerprint_window_ms;
+  po.writer = o.writer;
+  auto s = PgStore::open(std::move(po));
+  if (!s) throw std::runtime_error("open: " + s.error().text);
+  return std::move(*s);
+}
+
+// Records per table (LMDB database or PostgreSQL table): tests compare them
+// before and after, never their names.
+inline std::vector<std::pair<std::string, uint64_t>> entry_counts(const Store& s) {
+  auto c = dynamic_cast<const Mirror*>(&s) != nullptr
+               ? dynamic_cast<const Mirror&>(s).entry_counts()
+               : dynamic_cast<const PgStore&>(s).entry_counts();
+  if (!c) throw std::runtime_error("entry counts: " + c.error().text);
+  return *c;
 }
 
 // Blocks until the batch is committed (the completion runs on the writer

@@ -127,7 +127,8 @@ void run_round(const std::string& dir, int base, Report& rep) {
 
 }  // namespace
 
-TEST_CASE("kill -9 mid-stream loses no acknowledged append and duplicates none") {
+TEST_CASE("kill -9 mid-stream loses no acknowledged append and duplicates none" *
+          doctest::test_suite("lmdb-only")) {
   TempDir dir;
   Report rep;
   for (int round = 0; round < 3; ++round) {

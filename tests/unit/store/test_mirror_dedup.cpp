@@ -8,10 +8,9 @@ using namespace s2::store::test;
 
 namespace {
 
-uint64_t message_count(const Mirror& m) {
-  auto counts = m.entry_counts();  // keep the Result alive across the loop
-  for (auto& [name, n] : *counts) {
-    if (name == "messages") return n;
+uint64_t message_count(const Store& m) {
+  for (auto& [name, n] : entry_counts(m)) {
+    if (name == "messages" || name == "s2_messages") return n;
   }
   return 0;
 }
@@ -20,7 +19,7 @@ uint64_t message_count(const Mirror& m) {
 
 TEST_CASE("dedup by upstream stanza-id") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
 
   OpResult first = append(*m, a, msg("bob@example.org", 1000, "S1"));
@@ -40,7 +39,7 @@ TEST_CASE("dedup by upstream stanza-id") {
 
 TEST_CASE("dedup by origin-id is per peer") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
 
   CHECK(append(*m, a, msg("bob@example.org", 1000, "", "O1")).archive_id == 1);
@@ -58,7 +57,7 @@ TEST_CASE("dedup by fingerprint only within the window") {
   TempDir dir;
   MirrorOptions o = options(dir.path());
   o.fingerprint_window_ms = 60'000;
-  auto m = open_mirror(o);
+  auto m = open_store(o);
   AccountNo a = create_account(*m, "alice@example.org");
 
   CHECK(append(*m, a, msg("bob@example.org", 100'000, "", "", "FP")).archive_id == 1);
@@ -76,7 +75,7 @@ TEST_CASE("dedup by fingerprint only within the window") {
 
 TEST_CASE("a duplicate back-fills the keys it brought") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
 
   // Sent by a device: only the origin-id is known.
@@ -100,7 +99,7 @@ TEST_CASE("a duplicate back-fills the keys it brought") {
 
 TEST_CASE("duplicates inside one batch, and a duplicate enqueues nothing") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
 
   OutboxItem out{"phone", "<message/>", 1};
@@ -117,7 +116,7 @@ TEST_CASE("duplicates inside one batch, and a duplicate enqueues nothing") {
 
 TEST_CASE("references resolve by origin-id and by id per direction; newest id wins") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
 
   MessageRecord out = msg("bob@example.org", 1, "", "uuid-1");
@@ -141,7 +140,7 @@ TEST_CASE("references resolve by origin-id and by id per direction; newest id wi
 
 TEST_CASE("an id equal to the origin-id resolves through the origin-id entry") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   const std::string bob = "bob@example.org";
 
@@ -174,7 +173,7 @@ TEST_CASE("an id equal to the origin-id resolves through the origin-id entry") {
 
 TEST_CASE("oversized key components are hashed, not rejected") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   std::string peer(600, 'p');
   peer += "@example.org";

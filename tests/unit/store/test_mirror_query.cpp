@@ -19,7 +19,7 @@ const char* const kPeers[] = {"bob@example.org", "carol@example.org", "dave@exam
 // Message i (0-based) gets archive id i + 1, peer kPeers[i % 3], ts kT0 + i s.
 struct Fixture {
   TempDir dir;
-  std::unique_ptr<Mirror> m = open_mirror(options(dir.path()));
+  std::unique_ptr<Store> m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   AccountNo other = create_account(*m, "zed@example.org");
 
@@ -225,7 +225,7 @@ TEST_CASE("ids fetches exactly those messages, in archive order") {
 
 TEST_CASE("archive time never goes backwards; the record keeps its own timestamp") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   append(*m, a, msg("bob@example.org", 5000));
   append(*m, a, msg("bob@example.org", 3000));  // delayed delivery, stamped earlier

@@ -23,10 +23,9 @@ FastToken fast(AccountNo a, int64_t expiry) {
   return FastToken{a, "ua-" + std::to_string(a), "HT-SHA-256-NONE", expiry, 1, 0};
 }
 
-std::map<std::string, uint64_t> counts(const Mirror& m) {
-  auto c = m.entry_counts();
-  REQUIRE(c.ok());
-  return {c->begin(), c->end()};
+std::map<std::string, uint64_t> counts(const Store& m) {
+  auto c = entry_counts(m);
+  return {c.begin(), c.end()};
 }
 
 // Puts at least one record of `a` into every database.
@@ -49,7 +48,7 @@ void populate(Store& s, AccountNo a, uint8_t token_byte) {
 
 TEST_CASE("accounts: get-or-create is idempotent, numbers are never reused") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   AccountNo b = create_account(*m, "bob@example.org");
   CHECK(a == 1);
@@ -74,7 +73,7 @@ TEST_CASE("accounts: get-or-create is idempotent, numbers are never reused") {
 
 TEST_CASE("writes to an unknown account fail and leave nothing") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   auto before = counts(*m);
   WriteResult r = write_sync(*m, {op::Append{a, msg("bob@example.org", 1), std::nullopt},
@@ -91,7 +90,7 @@ TEST_CASE("writes to an unknown account fail and leave nothing") {
 
 TEST_CASE("credentials blob") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   CHECK_FALSE(m->get_credentials(a)->has_value());
   REQUIRE(write_sync(*m, {op::PutCredentials{a, std::string("\0sealed\xff", 8)}}).ok());
@@ -104,7 +103,7 @@ TEST_CASE("credentials blob") {
 
 TEST_CASE("fast tokens: put, get, delete, delete all of an account, expire") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   AccountNo b = create_account(*m, "bob@example.org");
   REQUIRE(write_sync(*m, {op::PutFastToken{token(1), fast(a, 1000)},
@@ -137,7 +136,7 @@ TEST_CASE("fast tokens: put, get, delete, delete all of an account, expire") {
 
 TEST_CASE("devices: partial updates keep the other fields") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   REQUIRE(write_sync(*m, {op::UpdateDevice{a, "phone", 10, "sm1", "push1", 1, 100}}).ok());
   op::UpdateDevice u{a, "phone"};
@@ -162,7 +161,7 @@ TEST_CASE("devices: partial updates keep the other fields") {
 
 TEST_CASE("sync cursor commits with the stanzas it covers; gaps merge") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   CHECK_FALSE(m->get_sync_cursor(a)->has_value());
   REQUIRE(write_sync(*m, {op::Append{a, msg("bob@example.org", 1, "U1"), std::nullopt},
@@ -193,7 +192,7 @@ TEST_CASE("sync cursor commits with the stanzas it covers; gaps merge") {
 
 TEST_CASE("message flags update returns the old flags") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   MessageRecord r = msg("bob@example.org", 1);
   r.flags = msgflag::kPersistent | msgflag::kReceiptRequested;
@@ -213,7 +212,7 @@ TEST_CASE("outbox: in order, removable, survives reopen") {
   TempDir dir;
   AccountNo a = 0;
   {
-    auto m = open_mirror(options(dir.path()));
+    auto m = open_store(options(dir.path()));
     a = create_account(*m, "alice@example.org");
     WriteResult r = write_sync(
         *m, {op::Append{a, msg("bob@example.org", 1, "", "O1"), OutboxItem{"phone", "<m1/>", 1}},
@@ -225,7 +224,7 @@ TEST_CASE("outbox: in order, removable, survives reopen") {
     CHECK(r.ops[2].outbox_seq == 3);
     CHECK(write_sync(*m, {op::RemoveOutbox{a, 2}}).ops[0].count == 1);
   }
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   auto pending = *m->list_outbox(a, 0, 100);
   REQUIRE(pending.size() == 2);
   CHECK(pending[0].seq == 1);
@@ -243,7 +242,7 @@ TEST_CASE("outbox: in order, removable, survives reopen") {
 
 TEST_CASE("resend keys: indexed with a new message, never with a duplicate, cleared by scope") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   op::Append first{a, msg("bob@example.org", 1, "", "O1")};
   first.resend_scope = "phone";
@@ -270,7 +269,7 @@ TEST_CASE("resend keys: indexed with a new message, never with a duplicate, clea
 
 TEST_CASE("forget removes every record of the account and nothing else") {
   TempDir dir;
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   AccountNo keep = create_account(*m, "keep@example.org");
   populate(*m, keep, 1);
   auto baseline = counts(*m);
@@ -305,7 +304,7 @@ TEST_CASE("account settings: set/clear bits, kept across reopen, unknown account
   TempDir dir;
   AccountNo a = 0;
   {
-    auto m = open_mirror(options(dir.path()));
+    auto m = open_store(options(dir.path()));
     a = create_account(*m, "alice@example.org");
     CHECK(m->find_account("alice@example.org")->value().settings == 0);
     WriteResult w = write_sync(*m, {op::SetAccountSettings{a, acctset::kPushBodyOn, 0}});
@@ -320,7 +319,7 @@ TEST_CASE("account settings: set/clear bits, kept across reopen, unknown account
                 *m, {op::Append{a, msg("bob@example.org", 1000, "S1", "O1", "F1"), std::nullopt}})
                 .ok());
   }
-  auto m = open_mirror(options(dir.path()));
+  auto m = open_store(options(dir.path()));
   auto info = *m->find_account("alice@example.org");
   REQUIRE(info.has_value());
   CHECK(info->settings == acctset::kPushBodyOff);
@@ -329,7 +328,8 @@ TEST_CASE("account settings: set/clear bits, kept across reopen, unknown account
   CHECK(list[0].settings == acctset::kPushBodyOff);
 }
 
-TEST_CASE("account record: a record written before settings existed decodes with none") {
+TEST_CASE("account record: a record written before settings existed decodes with none" *
+          doctest::test_suite("lmdb-only")) {
   schema::AccountInfoValue v;
   v.bare_jid = "alice@example.org";
   v.created_ms = 1234;
@@ -346,7 +346,8 @@ TEST_CASE("account record: a record written before settings existed decodes with
   CHECK(old.next_archive_id == 77);
 }
 
-TEST_CASE("a mirror written by a newer schema is refused with a clear message") {
+TEST_CASE("a mirror written by a newer schema is refused with a clear message" *
+          doctest::test_suite("lmdb-only")) {
   s2::store::test::TempDir dir;
   { auto m = s2::store::test::open_mirror(s2::store::test::options(dir.path())); }
   {
@@ -369,4 +370,19 @@ TEST_CASE("a mirror written by a newer schema is refused with a clear message") 
   REQUIRE_FALSE(m.ok());
   CHECK(m.error().text.find("newer s2proxy (schema 2)") != std::string::npos);
   CHECK(m.error().text.find("reads schema 1") != std::string::npos);
+}
+
+TEST_CASE("a PostgreSQL database written by a newer schema is refused with a clear message" *
+          doctest::test_suite("postgres-only")) {
+  s2::store::test::TempDir dir;
+  const auto o = s2::store::test::options(dir.path());
+  { auto m = s2::store::test::open_store(o); }  // creates the tables, schema 1
+  {
+    // What a newer s2proxy would leave: schema 2 in s2_meta.
+    auto c = s2::store::pg::Conn::connect(s2::store::test::postgres_conninfo());
+    c->run("UPDATE " + s2::store::test::schema_for(o.dir) +
+           ".s2_meta SET value = 2 WHERE key = 'schema'");
+  }
+  CHECK_THROWS_WITH_AS(s2::store::test::open_store(o),
+                       doctest::Contains("newer s2proxy (schema 2)"), std::runtime_error);
 }

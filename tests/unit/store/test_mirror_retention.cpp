@@ -18,7 +18,7 @@ constexpr int64_t kT0 = 1'700'000'000'000;
 
 struct Fixture {
   TempDir dir;
-  std::unique_ptr<Mirror> m = open_mirror(options(dir.path()));
+  std::unique_ptr<Store> m = open_store(options(dir.path()));
   AccountNo a = create_account(*m, "alice@example.org");
   AccountNo other = create_account(*m, "zed@example.org");
 

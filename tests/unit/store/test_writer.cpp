@@ -19,7 +19,7 @@ TEST_CASE("completions run on the executor, after commit, in submit order") {
   o.writer.max_delay = std::chrono::microseconds(2000);
   std::atomic<int> commits{0};
   o.writer.on_commit = [&](const CommitInfo&) { ++commits; };
-  auto m = open_mirror(o);
+  auto m = open_store(o);
 
   AccountNo a = 0;
   m->submit({op::CreateAccount{"alice@example.org"}}, [&](WriteResult r) {
@@ -53,7 +53,7 @@ TEST_CASE("a failing batch does not fail, or leak into, the others of its group"
   TempDir dir;
   AccountNo a = 0;
   {
-    auto m = open_mirror(options(dir.path()));
+    auto m = open_store(options(dir.path()));
     a = create_account(*m, "alice@example.org");
   }
   // A full group commits at once, so max_batch 3 with a long linger puts the
@@ -68,7 +68,7 @@ TEST_CASE("a failing batch does not fail, or leak into, the others of its group"
     std::lock_guard lk(mu);
     infos.push_back(i);
   };
-  auto m = open_mirror(o);
+  auto m = open_store(o);
 
   std::promise<WriteResult> p1, p2, p3;
   m->submit({op::Append{a, msg("bob@example.org", 1, "S1"), std::nullopt}},
@@ -89,7 +89,9 @@ TEST_CASE("a failing batch does not fail, or leak into, the others of its group"
   std::lock_guard lk(mu);
   REQUIRE(infos.size() == 1);
   CHECK(infos[0].requests == 3);
-  CHECK(infos[0].attempts == 2);
+  // LMDB re-runs the group without the failed batch; PostgreSQL rolls back
+  // to the batch's savepoint and carries on in the same transaction.
+  CHECK(infos[0].attempts == (testing_postgres() ? 1u : 2u));
 }
 
 TEST_CASE("stop drains; later submits complete with kClosed") {
@@ -98,7 +100,7 @@ TEST_CASE("stop drains; later submits complete with kClosed") {
   o.writer.max_delay = std::chrono::milliseconds(50);
   std::atomic<int> ok{0};
   {
-    auto m = open_mirror(o);
+    auto m = open_store(o);
     AccountNo a = create_account(*m, "alice@example.org");
     for (int i = 0; i < 100; ++i) {
       m->submit({op::Append{a, msg("bob@example.org", i), std::nullopt}}, [&](WriteResult r) {
@@ -118,12 +120,12 @@ TEST_CASE("stop drains; later submits complete with kClosed") {
     ++calls;
   });
   CHECK(calls.load() == 1);
-  auto m = open_mirror(o);
+  auto m = open_store(o);
   auto a = *m->find_account("alice@example.org");
   CHECK((*m->bounds((*a).account)).last_id == 100);
 }
 
-TEST_CASE("the map grows on MDB_MAP_FULL up to the maximum") {
+TEST_CASE("the map grows on MDB_MAP_FULL up to the maximum" * doctest::test_suite("lmdb-only")) {
   TempDir dir;
   MirrorOptions o = options(dir.path());
   o.map_size = size_t{1} << 20;
@@ -146,7 +148,8 @@ TEST_CASE("the map grows on MDB_MAP_FULL up to the maximum") {
   CHECK(m->bounds(a)->last_id == 2000);
 }
 
-TEST_CASE("at the maximum map size writes fail cleanly and reads still work") {
+TEST_CASE("at the maximum map size writes fail cleanly and reads still work" *
+          doctest::test_suite("lmdb-only")) {
   TempDir dir;
   MirrorOptions o = options(dir.path());
   o.map_size = size_t{1} << 20;
@@ -190,7 +193,7 @@ TEST_CASE("an idle writer commits a lone request at once; under load groups ling
     std::lock_guard lk(mu);
     infos.push_back(i);
   };
-  auto m = open_mirror(o);
+  auto m = open_store(o);
   AccountNo a = create_account(*m, "alice@example.org");
   const auto t0 = std::chrono::steady_clock::now();
   std::promise<WriteResult> p1;

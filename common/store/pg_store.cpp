@@ -1,0 +1,339 @@
+// PgStore: connections, group commit with a savepoint per batch, reads.
+// The design is in pg_store.h; the operations live in pg_write.cpp and
+// pg_query.cpp, the tables in pg_schema.cpp.
+#include "common/store/pg_store.h"
+
+#include <chrono>
+#include <string>
+
+#include "common/store/pg_conn.h"
+#include "common/store/pg_ops.h"
+#include "common/store/schema.h"
+
+namespace s2::store {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using pg::Params;
+using pg::Rows;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Rolls back whatever transaction the connection is in; a connection that
+// cannot even do that is dropped by the caller (healthy() is false).
+void abandon(pg::Conn& c) {
+  try {
+    if (c.in_transaction()) c.run("ROLLBACK");
+  } catch (const pg::Failure&) {
+  }
+}
+
+}  // namespace
+
+bool is_postgresql_url(std::string_view s) {
+  return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0;
+}
+
+PgStore::PgStore(PgStoreOptions opts) : opts_(std::move(opts)) {}
+
+Result<std::unique_ptr<PgStore>> PgStore::open(PgStoreOptions opts) {
+  std::unique_ptr<PgStore> s(new PgStore(std::move(opts)));
+  try {
+    s->writer_conn_ = pg::Conn::connect(s->opts_.conninfo);
+    pgdetail::ensure_schema(*s->writer_conn_);
+  } catch (const pg::Failure& f) {
+    return pg::to_error(f);
+  } catch (const pgdetail::OpError& e) {
+    return e.error;
+  }
+  PgStore* self = s.get();
+  s->writer_ = std::make_unique<MirrorWriter>(
+      [self](const std::vector<const WriteBatch*>& group, CommitInfo& info) {
+        return self->commit_group(group, info);
+      },
+      s->opts_.writer);
+  return s;
+}
+
+PgStore::~PgStore() {
+  if (writer_) writer_->stop();
+}
+
+// --- group commit -----------------------------------------------------------------
+
+void PgStore::submit(WriteBatch batch, WriteCallback done) {
+  writer_->submit(std::move(batch), std::move(done));
+}
+
+std::vector<WriteResult> PgStore::commit_group(const std::vector<const WriteBatch*>& group,
+                                               CommitInfo& info) {
+  std::vector<WriteResult> out(group.size());
+  ++info.attempts;
+  const auto t0 = Clock::now();
+  auto fail_all = [&](const Error& e) {
+    for (auto& r : out) r = WriteResult{e, {}};
+    info.apply += Clock::now() - t0;
+  };
+  try {
+    // A connection lost by the previous group is re-established here; until
+    // it is, every group fails (and its writers retry as for any failure).
+    if (!writer_conn_ || !writer_conn_->healthy()) {
+      writer_conn_.reset();
+      writer_conn_ = pg::Conn::connect(opts_.conninfo);
+    }
+  } catch (const pg::Failure& f) {
+    fail_all(pg::to_error(f));
+    return out;
+  }
+  pg::Conn& c = *writer_conn_;
+  const int64_t now = wall_ms();
+  try {
+    c.run("BEGIN");
+    for (size_t i = 0; i < group.size(); ++i) {
+      // Each batch under its own savepoint: one that fails rolls back to it
+      // and fails alone, the others of the group still commit.
+      c.run("SAVEPOINT b");
+      try {
+        out[i] = WriteResult{std::nullopt,
+                             pgdetail::apply_batch(c, *group[i], opts_.fingerprint_window_ms, now)};
+        c.run("RELEASE SAVEPOINT b");
+      } catch (const pgdetail::OpError& e) {
+        out[i] = WriteResult{e.error, {}};
+        c.run("ROLLBACK TO SAVEPOINT b");
+      } catch (const pg::Failure& f) {
+        if (f.connection_lost) throw;
+        // A statement the server refused because of this batch's data
+        // (a bad value, a constraint): the batch fails, not the group.
+        out[i] = WriteResult{pg::to_error(f), {}};
+        c.run("ROLLBACK TO SAVEPOINT b");
+      }
+    }
+    const auto t1 = Clock::now();
+    info.apply += t1 - t0;
+    c.run("COMMIT");
+    info.commit += Clock::now() - t1;
+  } catch (const pg::Failure& f) {
+    // The transaction as a whole failed (connection lost, COMMIT refused):
+    // nothing of it is durable, so no batch may report success.
+    abandon(c);
+    if (!c.healthy()) writer_conn_.reset();
+    fail_all(pg::to_error(f));
+  }
+  return out;
+}
+
+// --- reads ----------------------------------------------------------------------
+
+std::unique_ptr<pg::Conn> PgStore::take_reader() const {
+  {
+    std::lock_guard lk(pool_mu_);
+    if (!idle_.empty()) {
+      std::unique_ptr<pg::Conn> c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+  }
+  return pg::Conn::connect(opts_.conninfo);
+}
+
+void PgStore::give_back(std::unique_ptr<pg::Conn> c) const {
+  if (!c || !c->healthy() || c->in_transaction()) return;  // dropped
+  std::lock_guard lk(pool_mu_);
+  if (idle_.size() < opts_.max_idle_readers) idle_.push_back(std::move(c));
+}
+
+template <class F>
+auto PgStore::read(bool snapshot, F&& f) const -> Result<decltype(f(std::declval<pg::Conn&>()))> {
+  std::unique_ptr<pg::Conn> c;
+  try {
+    c = take_reader();
+    if (snapshot) c->run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    auto v = f(*c);
+    if (snapshot) c->run("COMMIT");
+    give_back(std::move(c));
+    return v;
+  } catch (const pg::Failure& e) {
+    if (c) abandon(*c);
+    give_back(std::move(c));
+    return pg::to_error(e);
+  }
+}
+
+Result<std::optional<AccountInfo>> PgStore::find_account(std::string_view bare_jid) const {
+  return read(false, [&](pg::Conn& c) -> std::optional<AccountInfo> {
+    Rows r = c.exec(
+        "SELECT account, bare_jid, state, created_ms, settings FROM s2_accounts "
+        "WHERE name_key = $1",
+        Params().bytes(std::string_view(schema::account_name_key(bare_jid))));
+    if (r.empty() || r.bytes(0, 1) != bare_jid) return std::nullopt;  // absent, or a collision
+    return AccountInfo{static_cast<AccountNo>(r.u64(0, 0)), r.bytes(0, 1),
+                       static_cast<AccountState>(r.i64(0, 2)), r.i64(0, 3),
+                       static_cast<uint32_t>(r.u64(0, 4))};
+  });
+}
+
+Result<std::vector<AccountInfo>> PgStore::list_accounts() const {
+  return read(false, [&](pg::Conn& c) {
+    Rows r = c.exec(
+        "SELECT account, bare_jid, state, created_ms, settings FROM s2_accounts "
+        "ORDER BY account");
+    std::vector<AccountInfo> out;
+    for (int i = 0; i < r.size(); ++i) {
+      out.push_back(AccountInfo{static_cast<AccountNo>(r.u64(i, 0)), r.bytes(i, 1),
+                                static_cast<AccountState>(r.i64(i, 2)), r.i64(i, 3),
+                                static_cast<uint32_t>(r.u64(i, 4))});
+    }
+    return out;
+  });
+}
+
+Result<std::optional<std::string>> PgStore::get_credentials(AccountNo a) const {
+  return read(false, [&](pg::Conn& c) -> std::optional<std::string> {
+    Rows r = c.exec("SELECT sealed FROM s2_credentials WHERE account = $1", Params().i64(a));
+    if (r.empty()) return std::nullopt;
+    return r.bytes(0, 0);
+  });
+}
+
+Result<std::optional<FastToken>> PgStore::get_fast_token(const TokenHash& hash) const {
+  return read(false, [&](pg::Conn& c) -> std::optional<FastToken> {
+    Rows r = c.exec(
+        "SELECT account, user_agent_id, mechanism, expiry_ms, created_ms, flags, nonce, "
+        "last_count FROM s2_fast_tokens WHERE hash = $1",
+        Params().bytes(schema::token_key(hash)));
+    if (r.empty()) return std::nullopt;
+    FastToken t;
+    t.account = static_cast<AccountNo>(r.u64(0, 0));
+    t.user_agent_id = r.bytes(0, 1);
+    t.mechanism = r.bytes(0, 2);
+    t.expiry_ms = r.i64(0, 3);
+    t.created_ms = r.i64(0, 4);
+    t.flags = static_cast<uint32_t>(r.u64(0, 5));
+    t.nonce = r.bytes(0, 6);
+    t.last_count = r.u64(0, 7);
+    return t;
+  });
+}
+
+Result<std::optional<StoredMessage>> PgStore::get_message(AccountNo a, ArchiveId id) const {
+  return read(false, [&](pg::Conn& c) -> std::optional<StoredMessage> {
+    Rows r = c.exec(std::string("SELECT ") + pgdetail::kMessageColumns +
+                        " FROM s2_messages WHERE account = $1 AND archive_id = $2",
+                    Params().i64(a).u64(id));
+    if (r.empty()) return std::nullopt;
+    return pgdetail::decode_message_row(r, 0);
+  });
+}
+
+Result<std::optional<ArchiveId>> PgStore::find_upstream_id(AccountNo a,
+                                                           std::string_view upstream_id) const {
+  return read(false, [&](pg::Conn& c) -> std::optional<ArchiveId> {
+    Rows r =
+        c.exec("SELECT archive_id FROM s2_upstream_keys WHERE account = $1 AND k = $2",
+               Params().i64(a).bytes(std::string_view(schema::upstream_key(a, 'S', upstream_id))));
+    if (r.empty()) return std::nullopt;
+    return r.u64(0, 0);
+  });
+}
+
+Result<std::optional<ArchiveId>> PgStore::resolve_ref(AccountNo a, std::string_view peer_bare,
+                                                      RefKind kind, std::string_view ref) const {
+  return read(true, [&](pg::Conn& c) { return pgdetail::lookup_ref(c, a, peer_bare, kind, ref); });
+}
+
+Result<ArchiveBounds> PgStore::bounds(AccountNo a) const {
+  return read(true, [&](pg::Conn& c) { return pgdetail::read_bounds(c, a); });
+}
+
+Result<MamPage> PgStore::query(AccountNo a, const MamQuery& q) const {
+  auto r = read(true, [&](pg::Conn& c) { return pgdetail::run_query(c, a, q); });
+  if (!r) return r.error();
+  return std::move(*r);  // the inner Result: a page or item-not-found
+}
+
+Result<std::optional<std::string>> PgStore::get_sync_cursor(AccountNo a) const {
+  return read(false, [&](pg::Conn& c) -> std::optional<std::string> {
+    Rows r = c.exec("SELECT upstream_id FROM s2_sync WHERE account = $1", Params().i64(a));
+    if (r.empty()) return std::nullopt;
+    return r.bytes(0, 0);
+  });
+}
+
+Result<std::vector<Gap>> PgStore::list_gaps(AccountNo a) const {
+  return read(false, [&](pg::Conn& c) {
+    Rows r = c.exec(
+        "SELECT after_id, from_ms, to_ms, reason FROM s2_gaps WHERE account = $1 "
+        "ORDER BY after_id",
+        Params().i64(a));
+    std::vector<Gap> out;
+    for (int i = 0; i < r.size(); ++i)
+      out.push_back(Gap{r.u64(i, 0), r.i64(i, 1), r.i64(i, 2), r.bytes(i, 3)});
+    return out;
+  });
+}
+
+namespace {
+constexpr const char* kDeviceColumns =
+    "device_id, last_delivered, sm_state, push, csi_state, last_seen_ms";
+DeviceRecord decode_device_row(const Rows& r, int i) {
+  return DeviceRecord{
+      r.bytes(i, 0), r.u64(i, 1), r.bytes(i, 2), r.bytes(i, 3), static_cast<uint8_t>(r.i64(i, 4)),
+      r.i64(i, 5)};
+}
+}  // namespace
+
+Result<std::optional<DeviceRecord>> PgStore::get_device(AccountNo a,
+                                                        std::string_view device_id) const {
+  return read(false, [&](pg::Conn& c) -> std::optional<DeviceRecord> {
+    Rows r = c.exec(
+        std::string("SELECT ") + kDeviceColumns + " FROM s2_devices WHERE account = $1 AND k = $2",
+        Params().i64(a).bytes(std::string_view(schema::device_key(a, device_id))));
+    if (r.empty()) return std::nullopt;
+    return decode_device_row(r, 0);
+  });
+}
+
+Result<std::vector<DeviceRecord>> PgStore::list_devices(AccountNo a) const {
+  return read(false, [&](pg::Conn& c) {
+    Rows r = c.exec(
+        std::string("SELECT ") + kDeviceColumns + " FROM s2_devices WHERE account = $1 ORDER BY k",
+        Params().i64(a));
+    std::vector<DeviceRecord> out;
+    for (int i = 0; i < r.size(); ++i) out.push_back(decode_device_row(r, i));
+    return out;
+  });
+}
+
+Result<std::vector<OutboxEntry>> PgStore::list_outbox(AccountNo a, uint64_t after_seq,
+                                                      size_t max) const {
+  return read(false, [&](pg::Conn& c) {
+    Rows r = c.exec(
+        "SELECT seq, archive_id, route, stanza, created_ms FROM s2_outbox "
+        "WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        Params().i64(a).u64(after_seq).u64(std::min<uint64_t>(max, uint64_t{1} << 62)));
+    std::vector<OutboxEntry> out;
+    for (int i = 0; i < r.size(); ++i)
+      out.push_back(OutboxEntry{r.u64(i, 0), r.u64(i, 1),
+                                OutboxItem{r.bytes(i, 2), r.bytes(i, 3), r.i64(i, 4)}});
+    return out;
+  });
+}
+
+Result<std::vector<std::pair<std::string, uint64_t>>> PgStore::entry_counts() const {
+  return read(true, [&](pg::Conn& c) {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (const char* t :
+         {"s2_accounts", "s2_credentials", "s2_fast_tokens", "s2_messages", "s2_upstream_keys",
+          "s2_refs", "s2_sync", "s2_gaps", "s2_devices", "s2_outbox"}) {
+      Rows r = c.exec(std::string("SELECT count(*) FROM ") + t);
+      out.emplace_back(t, r.u64(0, 0));
+    }
+    return out;
+  });
+}
+
+}  // namespace s2::store

@@ -1,0 +1,107 @@
+// PgStore: the Store interface on PostgreSQL (issue 14 item 1).
+//
+// LMDB (mirror.h) stays the embedded default for a single node. PostgreSQL is
+// the store when several s2proxy nodes serve one domain: operators of Prosody
+// and ejabberd already run it, it replicates and fails over by itself, and it
+// can hold both the shared state and, later, each account's ownership.
+//
+// Same semantics as the Mirror, operation by operation; the store unit tests
+// run against both (tests/unit/store, `unit_store_pg`). How it maps:
+// * Tables keyed by account (pg_schema.cpp); every table is prefixed `s2_`
+//   so that the database may be the one Prosody or ejabberd already uses.
+// * Index keys are the Mirror's own key bytes (schema.h: component-encoded,
+//   long values hashed), so dedup and reference lookups match the Mirror's
+//   byte for byte, and a key is never too long for a B-tree.
+// * Writes: the same MirrorWriter thread and group commit. A group is one
+//   transaction with one SAVEPOINT per batch: a batch that fails (unknown
+//   account, bad value) is rolled back to its savepoint and fails alone, the
+//   others commit. A completion means COMMIT returned, i.e. the WAL is
+//   flushed (synchronous_commit as the server has it, `on` by default).
+// * Reads: synchronous, on the caller's thread, on a small pool of
+//   connections; a read of several statements runs in one REPEATABLE READ
+//   READ ONLY transaction, so it sees one snapshot like an LMDB read.
+// * A lost connection fails what was in flight with Errc::kIo and is
+//   re-established on next use: the hub already treats a failed write as
+//   "not acknowledged", so the device resends.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/store/store.h"
+#include "common/store/writer.h"
+
+namespace s2::store {
+
+namespace pg {
+class Conn;
+}
+
+struct PgStoreOptions {
+  std::string conninfo;  // "postgresql://user@host/db" or "host=… dbname=…" (libpq syntax)
+  int64_t fingerprint_window_ms = 24 * 3600 * 1000;  // as MirrorOptions
+  size_t max_idle_readers = 8;                       // pooled read connections kept open
+  WriterOptions writer;
+};
+
+// True when `s` names a PostgreSQL store (postgresql:// or postgres:// URL).
+bool is_postgresql_url(std::string_view s);
+
+class PgStore final : public Store {
+ public:
+  // Connects, creates or checks the schema (pg_schema.cpp) and starts the writer.
+  static Result<std::unique_ptr<PgStore>> open(PgStoreOptions opts);
+  ~PgStore() override;  // drains the writer, closes the connections
+  PgStore(const PgStore&) = delete;
+  PgStore& operator=(const PgStore&) = delete;
+
+  void submit(WriteBatch batch, WriteCallback done) override;
+
+  Result<std::optional<AccountInfo>> find_account(std::string_view bare_jid) const override;
+  Result<std::vector<AccountInfo>> list_accounts() const override;
+  Result<std::optional<std::string>> get_credentials(AccountNo a) const override;
+  Result<std::optional<FastToken>> get_fast_token(const TokenHash& hash) const override;
+  Result<std::optional<StoredMessage>> get_message(AccountNo a, ArchiveId id) const override;
+  Result<std::optional<ArchiveId>> find_upstream_id(AccountNo a,
+                                                    std::string_view upstream_id) const override;
+  Result<std::optional<ArchiveId>> resolve_ref(AccountNo a, std::string_view peer_bare,
+                                               RefKind kind, std::string_view ref) const override;
+  Result<ArchiveBounds> bounds(AccountNo a) const override;
+  Result<MamPage> query(AccountNo a, const MamQuery& q) const override;
+  Result<std::optional<std::string>> get_sync_cursor(AccountNo a) const override;
+  Result<std::vector<Gap>> list_gaps(AccountNo a) const override;
+  Result<std::optional<DeviceRecord>> get_device(AccountNo a,
+                                                 std::string_view device_id) const override;
+  Result<std::vector<DeviceRecord>> list_devices(AccountNo a) const override;
+  Result<std::vector<OutboxEntry>> list_outbox(AccountNo a, uint64_t after_seq,
+                                               size_t max) const override;
+
+  // Rows per table (tests compare before/after; the metrics' store sizes).
+  Result<std::vector<std::pair<std::string, uint64_t>>> entry_counts() const;
+  size_t writer_queued() const { return writer_->queued(); }
+
+ private:
+  explicit PgStore(PgStoreOptions opts);
+
+  std::unique_ptr<pg::Conn> take_reader() const;
+  void give_back(std::unique_ptr<pg::Conn> c) const;
+  // Runs f(conn) on a pooled connection; with `snapshot` inside one
+  // REPEATABLE READ READ ONLY transaction. Failures become Error values.
+  template <class F>
+  auto read(bool snapshot, F&& f) const -> Result<decltype(f(std::declval<pg::Conn&>()))>;
+
+  std::vector<WriteResult> commit_group(const std::vector<const WriteBatch*>& group,
+                                        CommitInfo& info);
+
+  PgStoreOptions opts_;
+  mutable std::mutex pool_mu_;
+  mutable std::vector<std::unique_ptr<pg::Conn>> idle_;
+  std::unique_ptr<pg::Conn> writer_conn_;  // writer thread only
+  std::unique_ptr<MirrorWriter> writer_;
+};
+
+}  // namespace s2::store

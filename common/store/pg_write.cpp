@@ -1,0 +1,534 @@
+// The write operations on PostgreSQL, each run inside the writer's transaction
+// (under the batch's savepoint). Semantics are the Mirror's, op by op
+// (mirror_write.cpp has the reasons); the comments here say only how they map
+// to SQL.
+//
+// Every op that names an account checks that it exists, as the Mirror does:
+// a ForgetAccount may be ordered before late writes the hub had queued. An
+// append locks its account's row (SELECT … FOR UPDATE): archive ids are
+// assigned from that row, so two writers of one account (two nodes, later)
+// queue on it instead of taking the same id.
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "common/store/pg_ops.h"
+#include "common/store/schema.h"
+
+namespace s2::store::pgdetail {
+namespace {
+
+using pg::Params;
+using pg::Rows;
+using schema::Key;
+
+[[noreturn]] void fail(Errc c, std::string text) { throw OpError{Error{c, std::move(text)}}; }
+
+std::string_view sv(const Key& k) { return k; }
+
+// Tables whose rows all carry the account number (ForgetAccount clears them).
+constexpr const char* kPerAccountTables[] = {"s2_credentials",   "s2_fast_tokens", "s2_messages",
+                                             "s2_upstream_keys", "s2_refs",        "s2_sync",
+                                             "s2_gaps",          "s2_devices",     "s2_outbox"};
+
+class Applier {
+ public:
+  Applier(pg::Conn& c, int64_t window_ms, int64_t now_ms)
+      : c_(c), window_ms_(window_ms), now_ms_(now_ms) {}
+
+  void apply(const op::CreateAccount& o, OpResult& r);
+  void apply(const op::ForgetAccount& o, OpResult& r);
+  void apply(const op::PutCredentials& o, OpResult& r);
+  void apply(const op::DeleteCredentials& o, OpResult& r);
+  void apply(const op::PutFastToken& o, OpResult& r);
+  void apply(const op::DeleteFastToken& o, OpResult& r);
+  void apply(const op::DeleteFastTokens& o, OpResult& r);
+  void apply(const op::ExpireFastTokens& o, OpResult& r);
+  void apply(const op::Append& o, OpResult& r);
+  void apply(const op::SetMessageFlags& o, OpResult& r);
+  void apply(const op::SetAccountSettings& o, OpResult& r);
+  void apply(const op::SetSyncCursor& o, OpResult& r);
+  void apply(const op::AddGap& o, OpResult& r);
+  void apply(const op::UpdateDevice& o, OpResult& r);
+  void apply(const op::DeleteDevice& o, OpResult& r);
+  void apply(const op::EnqueueOutbox& o, OpResult& r);
+  void apply(const op::RemoveOutbox& o, OpResult& r);
+  void apply(const op::ClearResendKeys& o, OpResult& r);
+  void apply(const op::PruneArchive& o, OpResult& r);
+
+ private:
+  void require_account(AccountNo a) {
+    if (c_.exec("SELECT 1 FROM s2_accounts WHERE account = $1", Params().i64(a)).empty())
+      fail(Errc::kNotFound, "unknown account " + std::to_string(a));
+  }
+  // The account's next archive id, its row locked for the transaction.
+  ArchiveId lock_account(AccountNo a) {
+    Rows r = c_.exec("SELECT next_archive_id FROM s2_accounts WHERE account = $1 FOR UPDATE",
+                     Params().i64(a));
+    if (r.empty()) fail(Errc::kNotFound, "unknown account " + std::to_string(a));
+    return r.u64(0, 0);
+  }
+  // Inserts (account, k) → value unless present; returns the present id.
+  std::optional<ArchiveId> ref_put_or_get(AccountNo a, std::string_view k, ArchiveId id) {
+    Rows ins = c_.exec(
+        "INSERT INTO s2_refs (account, k, archive_id) VALUES ($1, $2, $3) "
+        "ON CONFLICT (account, k) DO NOTHING",
+        Params().i64(a).bytes(k).u64(id));
+    if (ins.affected() == 1) return std::nullopt;
+    Rows r = c_.exec("SELECT archive_id FROM s2_refs WHERE account = $1 AND k = $2",
+                     Params().i64(a).bytes(k));
+    return r.u64(0, 0);
+  }
+  void ref_put(AccountNo a, std::string_view k, ArchiveId id) {
+    c_.exec(
+        "INSERT INTO s2_refs (account, k, archive_id) VALUES ($1, $2, $3) "
+        "ON CONFLICT (account, k) DO UPDATE SET archive_id = EXCLUDED.archive_id",
+        Params().i64(a).bytes(k).u64(id));
+  }
+  void upstream_put(AccountNo a, std::string_view k, ArchiveId id, int64_t ts) {
+    c_.exec(
+        "INSERT INTO s2_upstream_keys (account, k, archive_id, ts_ms) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (account, k) DO UPDATE SET archive_id = EXCLUDED.archive_id, "
+        "ts_ms = EXCLUDED.ts_ms",
+        Params().i64(a).bytes(k).u64(id).i64(ts));
+  }
+  uint64_t delete_account_rows(const char* table, AccountNo a) {
+    return c_.exec(std::string("DELETE FROM ") + table + " WHERE account = $1", Params().i64(a))
+        .affected();
+  }
+  DedupMatch claim_keys(AccountNo a, const MessageRecord& m, ArchiveId id, ArchiveId& existing);
+  void unindex(AccountNo a, const MessageRecord& m, ArchiveId id);
+
+  pg::Conn& c_;
+  int64_t window_ms_;
+  int64_t now_ms_;
+};
+
+// --- accounts -----------------------------------------------------------------
+
+void Applier::apply(const op::CreateAccount& o, OpResult& r) {
+  if (o.bare_jid.empty()) fail(Errc::kInvalidArgument, "empty account JID");
+  const Key name = schema::account_name_key(o.bare_jid);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Rows found = c_.exec("SELECT account, bare_jid FROM s2_accounts WHERE name_key = $1",
+                         Params().bytes(sv(name)));
+    if (!found.empty()) {
+      if (found.bytes(0, 1) != o.bare_jid) fail(Errc::kInvalidArgument, "account key collision");
+      r.account = static_cast<AccountNo>(found.u64(0, 0));
+      return;
+    }
+    // The sequence never hands a number out twice, so a stale reference (a
+    // token, a queued write) can never reach a later account. Another node
+    // may create the same account meanwhile: then read its number.
+    Rows ins = c_.exec(
+        "INSERT INTO s2_accounts (account, name_key, bare_jid, created_ms) "
+        "VALUES (nextval('s2_account_seq'), $1, $2, $3) "
+        "ON CONFLICT (name_key) DO NOTHING RETURNING account",
+        Params().bytes(sv(name)).bytes(o.bare_jid).i64(now_ms_));
+    if (!ins.empty()) {
+      r.account = static_cast<AccountNo>(ins.u64(0, 0));
+      return;
+    }
+  }
+  fail(Errc::kIo, "account creation raced and lost twice");
+}
+
+void Applier::apply(const op::ForgetAccount& o, OpResult& r) {
+  const Key name = schema::account_name_key(o.bare_jid);
+  Rows found = c_.exec("SELECT account FROM s2_accounts WHERE name_key = $1 FOR UPDATE",
+                       Params().bytes(sv(name)));
+  if (found.empty()) return;  // nothing to forget: count 0
+  const auto a = static_cast<AccountNo>(found.u64(0, 0));
+  uint64_t n = 0;
+  for (const char* t : kPerAccountTables) n += delete_account_rows(t, a);
+  c_.exec("DELETE FROM s2_accounts WHERE account = $1", Params().i64(a));
+  r.account = a;
+  r.count = n + 1;
+}
+
+void Applier::apply(const op::PutCredentials& o, OpResult&) {
+  require_account(o.account);
+  c_.exec(
+      "INSERT INTO s2_credentials (account, sealed) VALUES ($1, $2) "
+      "ON CONFLICT (account) DO UPDATE SET sealed = EXCLUDED.sealed",
+      Params().i64(o.account).bytes(o.sealed));
+}
+
+void Applier::apply(const op::DeleteCredentials& o, OpResult& r) {
+  r.count =
+      c_.exec("DELETE FROM s2_credentials WHERE account = $1", Params().i64(o.account)).affected();
+}
+
+// --- FAST tokens ----------------------------------------------------------------
+
+void Applier::apply(const op::PutFastToken& o, OpResult&) {
+  require_account(o.token.account);
+  const FastToken& t = o.token;
+  c_.exec(
+      "INSERT INTO s2_fast_tokens (hash, account, user_agent_id, mechanism, expiry_ms, "
+      "created_ms, flags, nonce, last_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+      "ON CONFLICT (hash) DO UPDATE SET account = EXCLUDED.account, "
+      "user_agent_id = EXCLUDED.user_agent_id, mechanism = EXCLUDED.mechanism, "
+      "expiry_ms = EXCLUDED.expiry_ms, created_ms = EXCLUDED.created_ms, "
+      "flags = EXCLUDED.flags, nonce = EXCLUDED.nonce, last_count = EXCLUDED.last_count",
+      Params()
+          .bytes(schema::token_key(o.hash))
+          .i64(t.account)
+          .bytes(t.user_agent_id)
+          .bytes(t.mechanism)
+          .i64(t.expiry_ms)
+          .i64(t.created_ms)
+          .i64(t.flags)
+          .bytes(t.nonce)
+          .u64(t.last_count));
+}
+
+void Applier::apply(const op::DeleteFastToken& o, OpResult& r) {
+  r.count = c_.exec("DELETE FROM s2_fast_tokens WHERE hash = $1",
+                    Params().bytes(schema::token_key(o.hash)))
+                .affected();
+}
+
+void Applier::apply(const op::DeleteFastTokens& o, OpResult& r) {
+  r.count = delete_account_rows("s2_fast_tokens", o.account);
+}
+
+void Applier::apply(const op::ExpireFastTokens& o, OpResult& r) {
+  r.count = c_.exec("DELETE FROM s2_fast_tokens WHERE expiry_ms <= $1", Params().i64(o.now_ms))
+                .affected();
+}
+
+// --- messages -----------------------------------------------------------------
+
+// As the Mirror's claim_keys(): the dedup keys of a new message are claimed
+// in §4 order, stopping at the first that exists; the keys claimed before it
+// are then re-pointed at the archived copy.
+DedupMatch Applier::claim_keys(AccountNo a, const MessageRecord& m, ArchiveId id,
+                               ArchiveId& existing) {
+  Key sid_key, oid_key;
+  if (!m.upstream_stanza_id.empty()) {
+    sid_key = schema::upstream_key(a, 'S', m.upstream_stanza_id);
+    Rows ins = c_.exec(
+        "INSERT INTO s2_upstream_keys (account, k, archive_id, ts_ms) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (account, k) DO NOTHING",
+        Params().i64(a).bytes(sv(sid_key)).u64(id).i64(m.timestamp_ms));
+    if (ins.affected() == 0) {
+      Rows r = c_.exec("SELECT archive_id FROM s2_upstream_keys WHERE account = $1 AND k = $2",
+                       Params().i64(a).bytes(sv(sid_key)));
+      existing = r.u64(0, 0);
+      if (!m.origin_id.empty()) {  // back-fill, keep whatever is there
+        c_.exec(
+            "INSERT INTO s2_refs (account, k, archive_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT (account, k) DO NOTHING",
+            Params()
+                .i64(a)
+                .bytes(sv(schema::ref_key(a, m.peer_bare, RefKind::kOriginId, m.origin_id)))
+                .u64(existing));
+      }
+      return DedupMatch::kUpstreamId;
+    }
+  }
+  DedupMatch how = DedupMatch::kNone;
+  if (!m.origin_id.empty()) {
+    oid_key = schema::ref_key(a, m.peer_bare, RefKind::kOriginId, m.origin_id);
+    if (auto prior = ref_put_or_get(a, oid_key, id)) {
+      existing = *prior;
+      how = DedupMatch::kOriginId;
+    }
+  }
+  if (how == DedupMatch::kNone && !m.fingerprint.empty()) {
+    const Key fp_key = schema::upstream_key(a, 'F', m.fingerprint);
+    Rows r = c_.exec("SELECT archive_id, ts_ms FROM s2_upstream_keys WHERE account = $1 AND k = $2",
+                     Params().i64(a).bytes(sv(fp_key)));
+    if (!r.empty()) {
+      const int64_t ts = r.i64(0, 1);
+      const int64_t delta = ts > m.timestamp_ms ? ts - m.timestamp_ms : m.timestamp_ms - ts;
+      if (delta <= window_ms_) {
+        existing = r.u64(0, 0);
+        how = DedupMatch::kFingerprint;
+      }
+    }
+    // New, or the old match expired: the window restarts at this message.
+    if (how == DedupMatch::kNone) upstream_put(a, fp_key, id, m.timestamp_ms);
+  }
+  if (how == DedupMatch::kNone) return how;
+  if (!sid_key.empty()) upstream_put(a, sid_key, existing, m.timestamp_ms);
+  if (how == DedupMatch::kFingerprint && !oid_key.empty()) ref_put(a, oid_key, existing);
+  return how;
+}
+
+// As the Mirror's unindex(): every key entry of message `id` that still points at it.
+void Applier::unindex(AccountNo a, const MessageRecord& m, ArchiveId id) {
+  auto del_up = [&](const Key& k) {
+    c_.exec("DELETE FROM s2_upstream_keys WHERE account = $1 AND k = $2 AND archive_id = $3",
+            Params().i64(a).bytes(sv(k)).u64(id));
+  };
+  auto del_ref = [&](const Key& k) {
+    c_.exec("DELETE FROM s2_refs WHERE account = $1 AND k = $2 AND archive_id = $3",
+            Params().i64(a).bytes(sv(k)).u64(id));
+  };
+  if (!m.upstream_stanza_id.empty()) del_up(schema::upstream_key(a, 'S', m.upstream_stanza_id));
+  if (!m.fingerprint.empty()) del_up(schema::upstream_key(a, 'F', m.fingerprint));
+  if (!m.origin_id.empty())
+    del_ref(schema::ref_key(a, m.peer_bare, RefKind::kOriginId, m.origin_id));
+  if (!m.id.empty() && m.id != m.origin_id) {
+    const RefKind kind =
+        m.direction == Direction::kOutgoing ? RefKind::kSentId : RefKind::kReceivedId;
+    del_ref(schema::ref_key(a, m.peer_bare, kind, m.id));
+  }
+}
+
+void Applier::apply(const op::PruneArchive& o, OpResult& r) {
+  require_account(o.account);
+  const ArchiveBounds b = read_bounds(c_, o.account);
+  if (b.first_id == 0 || (o.before_ms == 0 && o.keep_last == 0)) return;
+  uint64_t remaining = b.last_id - b.first_id + 1;
+  Rows rows = c_.exec(std::string("SELECT ") + kMessageColumns +
+                          " FROM s2_messages WHERE account = $1 ORDER BY archive_id LIMIT $2",
+                      Params().i64(o.account).i64(o.max_batch));
+  uint64_t n = 0;
+  for (int i = 0; i < rows.size(); ++i) {
+    const StoredMessage m = decode_message_row(rows, i);
+    const bool over_count = o.keep_last != 0 && remaining > o.keep_last;
+    const bool too_old = o.before_ms != 0 && m.archive_ms < o.before_ms;
+    if (!over_count && !too_old) break;
+    unindex(o.account, m.record, m.archive_id);
+    c_.exec("DELETE FROM s2_messages WHERE account = $1 AND archive_id = $2",
+            Params().i64(o.account).u64(m.archive_id));
+    ++n;
+    --remaining;
+  }
+  r.count = n;
+}
+
+void Applier::apply(const op::Append& o, OpResult& r) {
+  const MessageRecord& m = o.message;
+  if (m.direction != Direction::kIncoming && m.direction != Direction::kOutgoing) {
+    fail(Errc::kInvalidArgument, "bad direction");
+  }
+  const AccountNo a = o.account;
+  const ArchiveId id = lock_account(a);
+  ArchiveId existing = 0;
+  if (DedupMatch how = claim_keys(a, m, id, existing); how != DedupMatch::kNone) {
+    r.archive_id = existing;
+    r.duplicate = true;
+    r.matched = how;
+    return;
+  }
+  // Archive time never goes backwards in archive order (see StoredMessage).
+  Rows acct = c_.exec(
+      "UPDATE s2_accounts SET next_archive_id = next_archive_id + 1, "
+      "last_archive_ms = GREATEST(last_archive_ms, $2), "
+      "next_outbox_seq = next_outbox_seq + $3 "
+      "WHERE account = $1 RETURNING last_archive_ms, next_outbox_seq - $3",
+      Params().i64(a).i64(m.timestamp_ms).i64(o.outbox ? 1 : 0));
+  const int64_t archive_ms = acct.i64(0, 0);
+  c_.exec(
+      "INSERT INTO s2_messages (account, archive_id, archive_ms, timestamp_ms, direction, peer, "
+      "peer_key, flags, upstream_stanza_id, origin_id, msg_id, fingerprint, stanza) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+      Params()
+          .i64(a)
+          .u64(id)
+          .i64(archive_ms)
+          .i64(m.timestamp_ms)
+          .i64(static_cast<int64_t>(m.direction))
+          .bytes(m.peer_bare)
+          .bytes(sv(schema::peer_prefix(a, m.peer_bare)))
+          .i64(m.flags)
+          .bytes(m.upstream_stanza_id)
+          .bytes(m.origin_id)
+          .bytes(m.id)
+          .bytes(m.fingerprint)
+          .bytes(m.stanza));
+  // The 'id' reference, unless the origin-id entry serves it (lookup_ref).
+  if (!m.id.empty() && m.id != m.origin_id) {
+    const RefKind kind =
+        m.direction == Direction::kOutgoing ? RefKind::kSentId : RefKind::kReceivedId;
+    ref_put(a, schema::ref_key(a, m.peer_bare, kind, m.id), id);
+  }
+  if (!o.resend_key.empty())
+    ref_put(a, schema::ref_key(a, o.resend_scope, RefKind::kResendKey, o.resend_key), id);
+  if (o.outbox) {
+    r.outbox_seq = acct.u64(0, 1);
+    c_.exec(
+        "INSERT INTO s2_outbox (account, seq, archive_id, route, stanza, created_ms) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        Params()
+            .i64(a)
+            .u64(r.outbox_seq)
+            .u64(id)
+            .bytes(o.outbox->route)
+            .bytes(o.outbox->stanza)
+            .i64(o.outbox->created_ms));
+  }
+  r.archive_id = id;
+}
+
+void Applier::apply(const op::SetAccountSettings& o, OpResult& r) {
+  Rows old = c_.exec("SELECT settings FROM s2_accounts WHERE account = $1 FOR UPDATE",
+                     Params().i64(o.account));
+  if (old.empty()) fail(Errc::kNotFound, "unknown account " + std::to_string(o.account));
+  r.old_flags = static_cast<uint32_t>(old.u64(0, 0));
+  c_.exec("UPDATE s2_accounts SET settings = $2 WHERE account = $1",
+          Params().i64(o.account).i64((r.old_flags & ~o.clear) | o.set));
+}
+
+void Applier::apply(const op::SetMessageFlags& o, OpResult& r) {
+  Rows old =
+      c_.exec("SELECT flags FROM s2_messages WHERE account = $1 AND archive_id = $2 FOR UPDATE",
+              Params().i64(o.account).u64(o.archive_id));
+  if (old.empty()) fail(Errc::kNotFound, "unknown archive id");
+  r.old_flags = static_cast<uint32_t>(old.u64(0, 0));
+  c_.exec("UPDATE s2_messages SET flags = $3 WHERE account = $1 AND archive_id = $2",
+          Params().i64(o.account).u64(o.archive_id).i64((r.old_flags & ~o.clear) | o.set));
+}
+
+// --- sync ---------------------------------------------------------------------
+
+void Applier::apply(const op::SetSyncCursor& o, OpResult&) {
+  require_account(o.account);
+  c_.exec(
+      "INSERT INTO s2_sync (account, upstream_id) VALUES ($1, $2) "
+      "ON CONFLICT (account) DO UPDATE SET upstream_id = EXCLUDED.upstream_id",
+      Params().i64(o.account).bytes(o.upstream_id));
+}
+
+void Applier::apply(const op::AddGap& o, OpResult& r) {
+  Gap g = o.gap;
+  g.after_id = lock_account(o.account) - 1;
+  // Two failed catch-ups with nothing archived in between are one hole.
+  Rows old =
+      c_.exec("SELECT from_ms, to_ms, reason FROM s2_gaps WHERE account = $1 AND after_id = $2",
+              Params().i64(o.account).u64(g.after_id));
+  if (!old.empty()) {
+    g.from_ms = std::min(g.from_ms, old.i64(0, 0));
+    g.to_ms = std::max(g.to_ms, old.i64(0, 1));
+    if (g.reason.empty()) g.reason = old.bytes(0, 2);
+  }
+  c_.exec(
+      "INSERT INTO s2_gaps (account, after_id, from_ms, to_ms, reason) VALUES ($1, $2, $3, $4, "
+      "$5) ON CONFLICT (account, after_id) DO UPDATE SET from_ms = EXCLUDED.from_ms, "
+      "to_ms = EXCLUDED.to_ms, reason = EXCLUDED.reason",
+      Params().i64(o.account).u64(g.after_id).i64(g.from_ms).i64(g.to_ms).bytes(g.reason));
+  r.archive_id = g.after_id;
+}
+
+// --- devices ------------------------------------------------------------------
+
+void Applier::apply(const op::UpdateDevice& o, OpResult&) {
+  require_account(o.account);
+  Params p;
+  p.i64(o.account).bytes(sv(schema::device_key(o.account, o.device_id))).bytes(o.device_id);
+  if (o.last_delivered)
+    p.u64(*o.last_delivered);
+  else
+    p.null_i64();
+  if (o.sm_state)
+    p.bytes(*o.sm_state);
+  else
+    p.null_bytes();
+  if (o.push)
+    p.bytes(*o.push);
+  else
+    p.null_bytes();
+  if (o.csi_state)
+    p.i64(*o.csi_state);
+  else
+    p.null_i64();
+  if (o.last_seen_ms)
+    p.i64(*o.last_seen_ms);
+  else
+    p.null_i64();
+  // Unset fields keep their value (or start empty on a new record).
+  c_.exec(
+      "INSERT INTO s2_devices AS d (account, k, device_id, last_delivered, sm_state, push, "
+      "csi_state, last_seen_ms) VALUES ($1, $2, $3, COALESCE($4, 0), COALESCE($5, ''::bytea), "
+      "COALESCE($6, ''::bytea), COALESCE($7, 0), COALESCE($8, 0)) "
+      "ON CONFLICT (account, k) DO UPDATE SET "
+      "last_delivered = COALESCE($4, d.last_delivered), sm_state = COALESCE($5, d.sm_state), "
+      "push = COALESCE($6, d.push), csi_state = COALESCE($7, d.csi_state), "
+      "last_seen_ms = COALESCE($8, d.last_seen_ms)",
+      p);
+}
+
+void Applier::apply(const op::DeleteDevice& o, OpResult& r) {
+  r.count = c_.exec("DELETE FROM s2_devices WHERE account = $1 AND k = $2",
+                    Params().i64(o.account).bytes(sv(schema::device_key(o.account, o.device_id))))
+                .affected();
+}
+
+// --- outbox -------------------------------------------------------------------
+
+void Applier::apply(const op::EnqueueOutbox& o, OpResult& r) {
+  Rows seq = c_.exec(
+      "UPDATE s2_accounts SET next_outbox_seq = next_outbox_seq + 1 WHERE account = $1 "
+      "RETURNING next_outbox_seq - 1",
+      Params().i64(o.account));
+  if (seq.empty()) fail(Errc::kNotFound, "unknown account " + std::to_string(o.account));
+  r.outbox_seq = seq.u64(0, 0);
+  c_.exec(
+      "INSERT INTO s2_outbox (account, seq, archive_id, route, stanza, created_ms) "
+      "VALUES ($1, $2, 0, $3, $4, $5)",
+      Params()
+          .i64(o.account)
+          .u64(r.outbox_seq)
+          .bytes(o.item.route)
+          .bytes(o.item.stanza)
+          .i64(o.item.created_ms));
+}
+
+void Applier::apply(const op::RemoveOutbox& o, OpResult& r) {
+  r.count = c_.exec("DELETE FROM s2_outbox WHERE account = $1 AND seq = $2",
+                    Params().i64(o.account).u64(o.seq))
+                .affected();
+}
+
+void Applier::apply(const op::ClearResendKeys& o, OpResult& r) {
+  for (const auto& k : o.keys) {
+    r.count += c_.exec("DELETE FROM s2_refs WHERE account = $1 AND k = $2",
+                       Params().i64(o.account).bytes(
+                           sv(schema::ref_key(o.account, o.scope, RefKind::kResendKey, k))))
+                   .affected();
+  }
+}
+
+}  // namespace
+
+std::vector<OpResult> apply_batch(pg::Conn& c, const WriteBatch& batch,
+                                  int64_t fingerprint_window_ms, int64_t now_ms) {
+  Applier ap(c, fingerprint_window_ms, now_ms);
+  std::vector<OpResult> out(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    std::visit([&](const auto& o) { ap.apply(o, out[i]); }, batch[i]);
+  }
+  return out;
+}
+
+std::optional<ArchiveId> lookup_ref(pg::Conn& c, AccountNo a, std::string_view peer, RefKind kind,
+                                    std::string_view ref) {
+  auto get = [&](RefKind k) -> std::optional<ArchiveId> {
+    Rows r = c.exec("SELECT archive_id FROM s2_refs WHERE account = $1 AND k = $2",
+                    Params().i64(a).bytes(sv(schema::ref_key(a, peer, k, ref))));
+    if (r.empty()) return std::nullopt;
+    return r.u64(0, 0);
+  };
+  std::optional<ArchiveId> found = get(kind);
+  if (kind == RefKind::kOriginId || kind == RefKind::kResendKey) return found;
+  // An 'id' equal to its message's origin-id is indexed only as the
+  // origin-id; such a message may be newer than the one the 'id' entry
+  // names, and the newest wins (as the Mirror's lookup_ref()).
+  std::optional<ArchiveId> oid = get(RefKind::kOriginId);
+  if (!oid) return found;
+  if (found && *found > *oid) return found;
+  Rows m =
+      c.exec("SELECT direction, msg_id FROM s2_messages WHERE account = $1 AND archive_id = $2",
+             Params().i64(a).u64(*oid));
+  if (m.empty()) return found;
+  const Direction want = kind == RefKind::kSentId ? Direction::kOutgoing : Direction::kIncoming;
+  if (static_cast<Direction>(m.i64(0, 0)) != want || m.bytes(0, 1) != ref) return found;
+  return oid;
+}
+
+}  // namespace s2::store::pgdetail
