@@ -1,8 +1,6 @@
 // See accounts_cli.h.
 #include "proxy/accounts_cli.h"
 
-#include <sys/stat.h>
-
 #include <cstdio>
 #include <ctime>
 #include <future>
@@ -11,18 +9,15 @@
 
 #include "common/jid/jid.h"
 #include "common/store/archive_id.h"
-#include "common/store/mirror.h"
 #include "common/util/json_text.h"
 #include "proxy/credential_vault.h"
+#include "proxy/store_open.h"
 
 namespace s2 {
 namespace {
 // Read-only commands must not create state: a data dir without a mirror
 // holds no accounts, and nothing is created to find that out.
-bool mirror_exists(const Config& cfg) {
-  struct stat st {};
-  return stat((cfg.data_dir + "/mirror").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
+bool mirror_exists(const Config& cfg) { return store_may_exist(cfg); }
 
 // Milliseconds since the epoch as ISO 8601 UTC ("2026-12-03T08:25:38.447Z").
 std::string iso8601(int64_t ms) {
@@ -36,12 +31,10 @@ std::string iso8601(int64_t ms) {
   return buf;
 }
 
-std::unique_ptr<store::Mirror> open_mirror(const Config& cfg) {
-  store::MirrorOptions o;
-  o.dir = cfg.data_dir + "/mirror";
-  auto m = store::Mirror::open(o);
+std::unique_ptr<store::Store> open_mirror(const Config& cfg) {
+  auto m = open_configured_store(cfg, store::WriterOptions{});
   if (!m) {
-    std::cerr << "cannot open " << o.dir << ": " << m.error().text << "\n";
+    std::cerr << m.error().text << "\n";
     return nullptr;
   }
   return std::move(m.value());
@@ -50,7 +43,7 @@ std::unique_ptr<store::Mirror> open_mirror(const Config& cfg) {
 // The bare JID argument and the mirror, or an exit code.
 struct Target {
   std::string jid;
-  std::unique_ptr<store::Mirror> mirror;
+  std::unique_ptr<store::Store> mirror;
   int error = 0;
 };
 Target open_target(const Config& cfg, const std::string& jid_text) {

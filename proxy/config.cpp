@@ -3,6 +3,8 @@
 // it, so they cannot drift apart.
 #include "proxy/config.h"
 
+#include "common/store/pg_store.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -207,6 +209,18 @@ const std::vector<Spec>& specs() {
              "largest size of the mirror (its LMDB map, 64 GiB); when it is reached new persistent "
              "messages from devices are refused as on a full disk",
              range(uint64_t{1} << 20, uint64_t{1} << 46)),
+        flag("store", &Config::store, "URL", "`lmdb`",
+             "where the mirror and its records live: `lmdb` (embedded, `<data-dir>/mirror`) or "
+             "a PostgreSQL URL `postgresql://USER@HOST[:PORT]/DB` (tables `s2_*`, created on "
+             "first start; libpq syntax, so `?sslmode=require` and the PG* environment work). "
+             "Keep the password out of the URL: use `~/.pgpass` or `PGPASSWORD`. The URL is "
+             "never logged with its password",
+             CLI::Validator(
+                 [](std::string& v) -> std::string {
+                   if (v == "lmdb" || s2::store::is_postgresql_url(v)) return "";
+                   return "expected `lmdb` or a postgresql:// URL";
+                 },
+                 "lmdb|postgresql://…")),
         flag("archive-max-age", &Config::archive_max_age, "SECONDS", "0",
              "history kept per account in the mirror, by age; older messages are pruned by a "
              "periodic sweep in small batches (0: keep all)",

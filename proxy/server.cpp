@@ -23,6 +23,7 @@
 #include "proxy/metrics_http.h"
 #include "proxy/service_state.h"
 #include "proxy/storage_guard.h"
+#include "proxy/store_open.h"
 
 namespace s2 {
 namespace {
@@ -138,7 +139,7 @@ bool Server::start(std::string* error) {
   return true;
 }
 
-// The vault key, the mirror (LMDB) and what lives in it.
+// The vault key, the store (--store: the LMDB mirror or PostgreSQL) and what lives in it.
 bool Server::open_state(std::string* error) {
   const Config& cfg = ctx_.config;
   auto key = crypto::load_or_create_key_file(cfg.vault_key_path(), error);
@@ -148,24 +149,19 @@ bool Server::open_state(std::string* error) {
   }
   ctx_.executor = std::make_unique<LoopExecutor>(&loop_);
   ctx_.executor->unref();
-  store::MirrorOptions mo;
-  mo.dir = cfg.data_dir + "/mirror";
-  mo.max_map_size = static_cast<size_t>(cfg.mirror_max_size);
-  mo.map_size = std::min(mo.map_size, mo.max_map_size);
-  mo.writer.executor = [ex = ctx_.executor.get()](std::function<void()> fn) {
-    ex->post(std::move(fn));
-  };
-  mo.writer.on_commit = [](const store::CommitInfo& info) {
+  store::WriterOptions wo;
+  wo.executor = [ex = ctx_.executor.get()](std::function<void()> fn) { ex->post(std::move(fn)); };
+  wo.on_commit = [](const store::CommitInfo& info) {
     mirror_commit_duration().observe(
         std::chrono::duration<double>(info.apply + info.commit).count());
   };
-  auto mirror = store::Mirror::open(std::move(mo));
-  if (!mirror) {
-    *error =
-        "--data-dir: cannot open the mirror in " + cfg.data_dir + "/mirror: " + mirror.error().text;
+  auto opened = open_configured_store(cfg, std::move(wo));
+  if (!opened) {
+    *error = opened.error().text;
     return false;
   }
-  ctx_.store = std::move(mirror.value());
+  ctx_.store = std::move(opened.value());
+  S2_LOG(LogLevel::Info, "server.store", {{"store", describe_store(cfg)}});
   ctx_.vault = std::make_unique<CredentialVault>(*ctx_.store, key->str(), &loop_);
   ctx_.fast = std::make_unique<FastTokens>(*ctx_.store, ctx_.vault->derived_secret("fast-token"),
                                            static_cast<int64_t>(cfg.fast_token_lifetime * 1000));

@@ -57,7 +57,11 @@ def secret_blobs(domain):
 
 
 def find_secrets(text, domain):
-    return [s for s in SECRETS_PLAIN + secret_blobs(domain) if s in text]
+    extra = []
+    if os.environ.get("S2_STORE") == "postgresql":
+        import pgserver
+        extra.append(pgserver.PASSWORD)
+    return [s for s in SECRETS_PLAIN + secret_blobs(domain) + extra if s in text]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -185,6 +189,12 @@ class ProxyProc:
             self.argv += list(extra_args)
         # the suite decides every S2PROXY_* setting: drop any from the caller's environment
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("S2PROXY_")}
+        # S2_STORE=postgresql: this proxy keeps its mirror in its own schema of a throwaway
+        # PostgreSQL (pgserver.py). The URL, password included, goes through the environment, so
+        # that the log (which starts with argv) holds it only if the proxy wrote it there.
+        if os.environ.get("S2_STORE") == "postgresql" and "store" not in o:
+            import pgserver
+            self.env["S2PROXY_STORE"] = pgserver.store_url_for(self.data_dir)
         self.env.update(env or {})
         self.proc = None
         self.rc = None
