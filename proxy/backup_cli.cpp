@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "common/store/backup.h"
+#include "proxy/store_open.h"
 #include "proxy/version.h"
 
 namespace s2 {
@@ -68,6 +69,12 @@ std::string now_iso8601() {
 }  // namespace
 
 int run_backup(const Config& cfg, const std::string& dir, bool with_vault_key) {
+  if (store_is_postgresql(cfg)) {
+    std::cerr << "backup: the store is PostgreSQL (--store " << redact_store_url(cfg.store)
+              << "): back up its s2_* tables with the database's own tools (pg_dump, or the "
+                 "server's base backups and WAL archive), and the vault key file separately\n";
+    return 2;
+  }
   const std::string src = cfg.data_dir + "/mirror";
   if (!is_dir(src)) {
     std::cerr << "backup: no mirror in " << cfg.data_dir << " (--data-dir)\n";

@@ -3,8 +3,6 @@
 // it, so they cannot drift apart.
 #include "proxy/config.h"
 
-#include "common/store/pg_store.h"
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 #include "common/crypto/vault.h"
 #include "common/net/connection.h"
 #include "common/net/proxy_protocol.h"
+#include "common/store/pg_store.h"
 #include "proxy/config_file.h"
 
 namespace s2 {

@@ -51,22 +51,22 @@ struct Config {
   std::string vault_key_file;                     // 32-byte key; default <data-dir>/vault.key
   uint64_t min_free_disk = uint64_t{128} << 20;   // reserve on the data dir's filesystem
   uint64_t mirror_max_size = uint64_t{64} << 30;  // the LMDB map's ceiling
-  std::string store = "lmdb";  // "lmdb" (<data-dir>/mirror) or a postgresql:// URL
-  double archive_max_age = 0;                     // seconds of history kept per account (0: all)
-  uint64_t archive_max_messages = 0;              // messages kept per account (0: all)
-  double archive_sweep_interval = 3600;           // seconds between retention sweeps
-  uint32_t login_free_failures = 5;               // failed logins per IP / account before backoff
-  double login_backoff_max = 300;                 // seconds, cap of the doubling lockout
-  bool scram_without_from = true;                 // offer SCRAM to streams without 'from'
-  double fast_token_lifetime = 14 * 86400;        // seconds a FAST token stays valid
-  std::string anchor_resource = "s2proxy";        // the anchor session's resource upstream
-  std::string idle_presence = "xa";               // anchor presence with no device available
-  uint64_t catchup_max = 10000;                   // legacy catch-up cap per login
-  uint64_t mam_default_page = 50;                 // MAM page without <max/>
-  uint64_t mam_max_page = 250;                    // MAM page cap
-  std::string config_file;                        // --config: the TOML file read
-  bool push_body = false;                         // XEP-0357 notifications may carry the body
-  double push_coalesce = 2;                       // seconds: one push per device per burst
+  std::string store = "lmdb";               // "lmdb" (<data-dir>/mirror) or a postgresql:// URL
+  double archive_max_age = 0;               // seconds of history kept per account (0: all)
+  uint64_t archive_max_messages = 0;        // messages kept per account (0: all)
+  double archive_sweep_interval = 3600;     // seconds between retention sweeps
+  uint32_t login_free_failures = 5;         // failed logins per IP / account before backoff
+  double login_backoff_max = 300;           // seconds, cap of the doubling lockout
+  bool scram_without_from = true;           // offer SCRAM to streams without 'from'
+  double fast_token_lifetime = 14 * 86400;  // seconds a FAST token stays valid
+  std::string anchor_resource = "s2proxy";  // the anchor session's resource upstream
+  std::string idle_presence = "xa";         // anchor presence with no device available
+  uint64_t catchup_max = 10000;             // legacy catch-up cap per login
+  uint64_t mam_default_page = 50;           // MAM page without <max/>
+  uint64_t mam_max_page = 250;              // MAM page cap
+  std::string config_file;                  // --config: the TOML file read
+  bool push_body = false;                   // XEP-0357 notifications may carry the body
+  double push_coalesce = 2;                 // seconds: one push per device per burst
   // Per source address and connection limits (issue 12; docs/architecture.md "Limits at 10k").
   uint32_t login_concurrency_per_address = 8;      // logins verified at once per address
   uint32_t login_queue_per_address = 500;          // logins waiting for a slot per address

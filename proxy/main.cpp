@@ -19,6 +19,7 @@
 #include "proxy/config_docs.h"
 #include "proxy/health_cli.h"
 #include "proxy/server.h"
+#include "proxy/store_open.h"
 #include "proxy/upstream_probe.h"
 #include "proxy/version.h"
 
@@ -138,6 +139,7 @@ int main(int argc, char** argv) {
   if (backup->parsed()) return s2::run_backup(cfg, backup_dir, backup_vault_key);
   std::string problem = s2::validate_config(cfg);
   if (problem.empty()) problem = s2::check_config_files(cfg);
+  if (problem.empty()) problem = s2::check_store_config(cfg);
   if (!problem.empty()) return config_error(problem);
   // File descriptors for --max-clients: an explicit value the hard limit
   // cannot hold is a configuration error; 0 takes what the limit holds.
@@ -150,7 +152,10 @@ int main(int argc, char** argv) {
   if (!fd_plan.error.empty()) return config_error(fd_plan.error);
   if (check->parsed()) {
     std::cout << "configuration ok\n";
-    return check_probe ? s2::probe_upstream(cfg, 10.0) : 0;
+    if (!check_probe) return 0;
+    const int upstream_rc = s2::probe_upstream(cfg, 10.0);
+    const int store_rc = s2::probe_store(cfg);
+    return upstream_rc != 0 ? upstream_rc : store_rc;
   }
   if (fd_plan.soft_target != 0) {
     rlimit want = rl;

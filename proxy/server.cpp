@@ -180,7 +180,10 @@ bool Server::open_state(std::string* error) {
       3600 * 1000);
   token_sweep_->unref();
   start_idle_memory_sweep();
-  storage_ = std::make_unique<StorageGuard>(&loop_, cfg.data_dir, cfg.min_free_disk);
+  // With PostgreSQL the data dir holds no history: the database's own
+  // disk-full errors (SQLSTATE 53100, Errc::kNoSpace) refuse instead.
+  storage_ = std::make_unique<StorageGuard>(&loop_, cfg.data_dir,
+                                            store_is_postgresql(cfg) ? 0 : cfg.min_free_disk);
   ctx_.storage = storage_.get();
   storage_->start();
   retention_ =

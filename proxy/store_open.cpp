@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <iostream>
 #include <utility>
 
 #include "common/store/mirror.h"
@@ -27,8 +28,7 @@ std::string redact_store_url(std::string_view url) {
     }
   }
   // query parameter: ?password=… or &password=…
-  for (size_t p = out.find("password="); p != std::string::npos;
-       p = out.find("password=", p + 1)) {
+  for (size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
     if (p == 0 || (out[p - 1] != '?' && out[p - 1] != '&')) continue;
     const size_t v = p + 9;
     const size_t end = std::min(out.find('&', v), out.size());
@@ -72,6 +72,36 @@ store::Result<std::unique_ptr<store::Store>> open_configured_store(const Config&
                                             "/mirror: " + m.error().text};
   }
   return std::unique_ptr<store::Store>(std::move(m.value()));
+}
+
+std::string check_store_config(const Config& cfg) {
+  if (!store_is_postgresql(cfg)) return "";
+  const std::string why = store::check_conninfo(cfg.store);
+  if (why.empty()) return "";
+  return "--store: " + redact_store_url(cfg.store) + ": " + why;
+}
+
+int probe_store(const Config& cfg) {
+  if (!store_is_postgresql(cfg)) return 0;
+  std::cout << "probing the store " << redact_store_url(cfg.store) << "\n";
+  auto p = store::probe_postgresql(cfg.store);
+  if (!p) {
+    std::cout << "store: FAILED: " << p.error().text << "\n";
+    return 1;
+  }
+  const int v = p->server_version;
+  std::cout << "store: PostgreSQL " << v / 10000 << "." << v % 10000 << "\n";
+  if (p->schema == 0) {
+    std::cout << "store: no s2proxy tables yet (created at the first start)\n";
+  } else if (p->schema > store::kPgSchemaVersionSupported) {
+    std::cout << "store: FAILED: schema " << p->schema << " was written by a newer s2proxy; this "
+              << "one reads schema " << store::kPgSchemaVersionSupported << " and older\n";
+    return 1;
+  } else {
+    std::cout << "store: s2proxy schema " << p->schema << " (this s2proxy reads "
+              << store::kPgSchemaVersionSupported << ")\n";
+  }
+  return 0;
 }
 
 }  // namespace s2

@@ -30,4 +30,12 @@ std::string redact_store_url(std::string_view url);
 // the LMDB mirror dir exists, or the store is PostgreSQL (it is asked).
 bool store_may_exist(const Config& cfg);
 
+// `check-config`: "" or why the --store value cannot be used (offline).
+std::string check_store_config(const Config& cfg);
+
+// `check-config --probe`: connects to a PostgreSQL store and says what it
+// found (server version, s2proxy schema) without writing; 0 when usable.
+// An LMDB store has nothing to probe (0).
+int probe_store(const Config& cfg);
+
 }  // namespace s2

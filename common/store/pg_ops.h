@@ -14,7 +14,7 @@
 
 namespace s2::store::pgdetail {
 
-inline constexpr uint32_t kPgSchemaVersion = 1;
+inline constexpr uint32_t kPgSchemaVersion = 1;  // = kPgSchemaVersionSupported (pg_store.h)
 
 struct OpError {
   Error error;

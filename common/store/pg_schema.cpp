@@ -107,6 +107,100 @@ CREATE TABLE IF NOT EXISTS s2_devices (
   csi_state smallint NOT NULL,
   last_seen_ms bigint NOT NULL,
   PRIMARY KEY (account, k));
+-- One append in one round trip: the Mirror's Append (mirror_write.cpp) with
+-- the key bytes computed by the caller. o_status 1: no such account.
+-- o_matched: 0 new, 1 upstream stanza-id, 2 origin-id, 3 fingerprint.
+CREATE OR REPLACE FUNCTION s2_append(
+    p_account bigint, p_ts bigint, p_direction bigint, p_peer bytea, p_peer_key bytea,
+    p_flags bigint, p_sid bytea, p_oid bytea, p_msg_id bytea, p_fp bytea, p_stanza bytea,
+    p_sid_key bytea, p_oid_key bytea, p_fp_key bytea, p_id_ref_key bytea, p_resend_key bytea,
+    p_window bigint, p_route bytea, p_ob_stanza bytea, p_ob_created bigint,
+    OUT o_status int, OUT o_archive_id bigint, OUT o_matched int, OUT o_outbox_seq bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_id bigint;
+  v_existing bigint;
+  v_ts bigint;
+  v_ms bigint;
+  v_outbox int := CASE WHEN p_route IS NULL THEN 0 ELSE 1 END;
+  n int;
+BEGIN
+  o_status := 0; o_matched := 0; o_outbox_seq := 0; o_archive_id := 0;
+  SELECT a.next_archive_id INTO v_id FROM s2_accounts a WHERE a.account = p_account FOR UPDATE;
+  IF NOT FOUND THEN o_status := 1; RETURN; END IF;
+  IF p_sid_key IS NOT NULL THEN
+    INSERT INTO s2_upstream_keys AS u (account, k, archive_id, ts_ms)
+      VALUES (p_account, p_sid_key, v_id, p_ts) ON CONFLICT (account, k) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+      SELECT u.archive_id INTO v_existing FROM s2_upstream_keys u
+        WHERE u.account = p_account AND u.k = p_sid_key;
+      IF p_oid_key IS NOT NULL THEN  -- back-fill, keep whatever is there
+        INSERT INTO s2_refs AS r (account, k, archive_id) VALUES (p_account, p_oid_key, v_existing)
+          ON CONFLICT (account, k) DO NOTHING;
+      END IF;
+      o_archive_id := v_existing; o_matched := 1;
+      RETURN;
+    END IF;
+  END IF;
+  IF p_oid_key IS NOT NULL THEN
+    INSERT INTO s2_refs AS r (account, k, archive_id) VALUES (p_account, p_oid_key, v_id)
+      ON CONFLICT (account, k) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+      SELECT r.archive_id INTO v_existing FROM s2_refs r WHERE r.account = p_account AND r.k = p_oid_key;
+      o_matched := 2;
+    END IF;
+  END IF;
+  IF o_matched = 0 AND p_fp_key IS NOT NULL THEN
+    SELECT u.archive_id, u.ts_ms INTO v_existing, v_ts FROM s2_upstream_keys u
+      WHERE u.account = p_account AND u.k = p_fp_key;
+    IF FOUND AND abs(v_ts::numeric - p_ts::numeric) <= p_window THEN
+      o_matched := 3;
+    ELSE  -- new, or the old match expired: the window restarts at this message
+      INSERT INTO s2_upstream_keys AS u (account, k, archive_id, ts_ms)
+        VALUES (p_account, p_fp_key, v_id, p_ts)
+        ON CONFLICT (account, k) DO UPDATE SET archive_id = EXCLUDED.archive_id, ts_ms = EXCLUDED.ts_ms;
+    END IF;
+  END IF;
+  IF o_matched <> 0 THEN  -- re-point the keys claimed above at the archived copy
+    IF p_sid_key IS NOT NULL THEN
+      UPDATE s2_upstream_keys u SET archive_id = v_existing, ts_ms = p_ts
+        WHERE u.account = p_account AND u.k = p_sid_key;
+    END IF;
+    IF o_matched = 3 AND p_oid_key IS NOT NULL THEN
+      UPDATE s2_refs r SET archive_id = v_existing WHERE r.account = p_account AND r.k = p_oid_key;
+    END IF;
+    o_archive_id := v_existing;
+    RETURN;
+  END IF;
+  -- Archive time never goes backwards in archive order.
+  UPDATE s2_accounts a SET next_archive_id = a.next_archive_id + 1,
+      last_archive_ms = GREATEST(a.last_archive_ms, p_ts),
+      next_outbox_seq = a.next_outbox_seq + v_outbox
+    WHERE a.account = p_account
+    RETURNING a.last_archive_ms, a.next_outbox_seq - v_outbox INTO v_ms, o_outbox_seq;
+  INSERT INTO s2_messages (account, archive_id, archive_ms, timestamp_ms, direction, peer, peer_key,
+      flags, upstream_stanza_id, origin_id, msg_id, fingerprint, stanza)
+    VALUES (p_account, v_id, v_ms, p_ts, p_direction, p_peer, p_peer_key, p_flags, p_sid, p_oid,
+      p_msg_id, p_fp, p_stanza);
+  IF p_id_ref_key IS NOT NULL THEN  -- a repeated 'id': the newest message wins
+    INSERT INTO s2_refs AS r (account, k, archive_id) VALUES (p_account, p_id_ref_key, v_id)
+      ON CONFLICT (account, k) DO UPDATE SET archive_id = EXCLUDED.archive_id;
+  END IF;
+  IF p_resend_key IS NOT NULL THEN
+    INSERT INTO s2_refs AS r (account, k, archive_id) VALUES (p_account, p_resend_key, v_id)
+      ON CONFLICT (account, k) DO UPDATE SET archive_id = EXCLUDED.archive_id;
+  END IF;
+  IF v_outbox = 1 THEN
+    INSERT INTO s2_outbox (account, seq, archive_id, route, stanza, created_ms)
+      VALUES (p_account, o_outbox_seq, v_id, p_route, p_ob_stanza, p_ob_created);
+  ELSE
+    o_outbox_seq := 0;
+  END IF;
+  o_archive_id := v_id;
+END
+$fn$;
 CREATE TABLE IF NOT EXISTS s2_outbox (
   account bigint NOT NULL,
   seq bigint NOT NULL,

@@ -3,6 +3,8 @@
 // pg_query.cpp, the tables in pg_schema.cpp.
 #include "common/store/pg_store.h"
 
+#include <libpq-fe.h>
+
 #include <chrono>
 #include <string>
 
@@ -36,6 +38,35 @@ void abandon(pg::Conn& c) {
 
 bool is_postgresql_url(std::string_view s) {
   return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0;
+}
+
+std::string check_conninfo(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts != nullptr) {
+    PQconninfoFree(opts);
+    return "";
+  }
+  std::string why = err != nullptr ? err : "out of memory";
+  PQfreemem(err);
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+  return why;
+}
+
+Result<PgProbe> probe_postgresql(const std::string& conninfo) {
+  try {
+    auto c = pg::Conn::connect(conninfo);
+    PgProbe p;
+    p.server_version = c->server_version();
+    Rows t = c->exec("SELECT to_regclass('s2_meta') IS NOT NULL");
+    if (t.i64(0, 0) != 0) {
+      Rows v = c->exec("SELECT value FROM s2_meta WHERE key = 'schema'");
+      if (!v.empty()) p.schema = v.i64(0, 0);
+    }
+    return p;
+  } catch (const pg::Failure& f) {
+    return pg::to_error(f);
+  }
 }
 
 PgStore::PgStore(PgStoreOptions opts) : opts_(std::move(opts)) {}
@@ -72,7 +103,6 @@ void PgStore::submit(WriteBatch batch, WriteCallback done) {
 std::vector<WriteResult> PgStore::commit_group(const std::vector<const WriteBatch*>& group,
                                                CommitInfo& info) {
   std::vector<WriteResult> out(group.size());
-  ++info.attempts;
   const auto t0 = Clock::now();
   auto fail_all = [&](const Error& e) {
     for (auto& r : out) r = WriteResult{e, {}};
@@ -86,34 +116,61 @@ std::vector<WriteResult> PgStore::commit_group(const std::vector<const WriteBatc
       writer_conn_ = pg::Conn::connect(opts_.conninfo);
     }
   } catch (const pg::Failure& f) {
+    ++info.attempts;
     fail_all(pg::to_error(f));
     return out;
   }
+  // First attempt: savepoints only around batches of several ops. Every op
+  // checks what can fail it before it writes, so a one-op batch that fails
+  // has written nothing and needs no savepoint; that saves two round trips
+  // per batch. A database error inside such a batch aborts the transaction:
+  // the group is then re-run with a savepoint around every batch.
+  if (attempt(group, out, info, /*savepoint_all=*/false)) {
+    info.apply += Clock::now() - t0 - info.commit;
+    return out;
+  }
+  if (!writer_conn_ || !writer_conn_->healthy()) {
+    info.apply += Clock::now() - t0 - info.commit;
+    return out;  // attempt() failed every batch
+  }
+  attempt(group, out, info, /*savepoint_all=*/true);
+  info.apply += Clock::now() - t0 - info.commit;
+  return out;
+}
+
+// One transaction over the group. Returns false when it must be re-run with
+// a savepoint around every batch (then `out` is to be overwritten); on a
+// failure of the transaction itself every batch gets the error.
+bool PgStore::attempt(const std::vector<const WriteBatch*>& group, std::vector<WriteResult>& out,
+                      CommitInfo& info, bool savepoint_all) {
+  ++info.attempts;
   pg::Conn& c = *writer_conn_;
   const int64_t now = wall_ms();
   try {
     c.run("BEGIN");
     for (size_t i = 0; i < group.size(); ++i) {
-      // Each batch under its own savepoint: one that fails rolls back to it
-      // and fails alone, the others of the group still commit.
-      c.run("SAVEPOINT b");
+      const bool savepoint = savepoint_all || group[i]->size() > 1;
+      if (savepoint) c.run("SAVEPOINT b");
       try {
         out[i] = WriteResult{std::nullopt,
                              pgdetail::apply_batch(c, *group[i], opts_.fingerprint_window_ms, now)};
-        c.run("RELEASE SAVEPOINT b");
+        if (savepoint) c.run("RELEASE SAVEPOINT b");
       } catch (const pgdetail::OpError& e) {
         out[i] = WriteResult{e.error, {}};
-        c.run("ROLLBACK TO SAVEPOINT b");
+        if (savepoint) c.run("ROLLBACK TO SAVEPOINT b");
       } catch (const pg::Failure& f) {
         if (f.connection_lost) throw;
-        // A statement the server refused because of this batch's data
-        // (a bad value, a constraint): the batch fails, not the group.
+        if (!savepoint) {  // the transaction is aborted: re-run with savepoints
+          abandon(c);
+          return false;
+        }
+        // A statement the server refused because of this batch's data:
+        // the batch fails, not the group.
         out[i] = WriteResult{pg::to_error(f), {}};
         c.run("ROLLBACK TO SAVEPOINT b");
       }
     }
     const auto t1 = Clock::now();
-    info.apply += t1 - t0;
     c.run("COMMIT");
     info.commit += Clock::now() - t1;
   } catch (const pg::Failure& f) {
@@ -121,9 +178,9 @@ std::vector<WriteResult> PgStore::commit_group(const std::vector<const WriteBatc
     // nothing of it is durable, so no batch may report success.
     abandon(c);
     if (!c.healthy()) writer_conn_.reset();
-    fail_all(pg::to_error(f));
+    for (auto& r : out) r = WriteResult{pg::to_error(f), {}};
   }
-  return out;
+  return true;
 }
 
 // --- reads ----------------------------------------------------------------------

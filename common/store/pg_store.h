@@ -13,10 +13,12 @@
 //   long values hashed), so dedup and reference lookups match the Mirror's
 //   byte for byte, and a key is never too long for a B-tree.
 // * Writes: the same MirrorWriter thread and group commit. A group is one
-//   transaction with one SAVEPOINT per batch: a batch that fails (unknown
-//   account, bad value) is rolled back to its savepoint and fails alone, the
-//   others commit. A completion means COMMIT returned, i.e. the WAL is
-//   flushed (synchronous_commit as the server has it, `on` by default).
+//   transaction; a batch of several ops runs under a SAVEPOINT, so one that
+//   fails (unknown account, bad value) is rolled back to it and fails alone
+//   while the others commit. A one-op batch needs none (every op checks what
+//   can fail it before writing); an append is one statement (s2_append()). A completion means
+//   COMMIT returned, i.e. the WAL is flushed (synchronous_commit as the server has it, `on` by
+//   default).
 // * Reads: synchronous, on the caller's thread, on a small pool of
 //   connections; a read of several statements runs in one REPEATABLE READ
 //   READ ONLY transaction, so it sees one snapshot like an LMDB read.
@@ -50,6 +52,18 @@ struct PgStoreOptions {
 
 // True when `s` names a PostgreSQL store (postgresql:// or postgres:// URL).
 bool is_postgresql_url(std::string_view s);
+
+// libpq's own parse of a connection string, without connecting: "" when it
+// parses, else libpq's reason (which never repeats a password).
+std::string check_conninfo(const std::string& conninfo);
+
+// What `check-config --probe` reports, read without writing anything.
+struct PgProbe {
+  int server_version = 0;  // e.g. 150018
+  int64_t schema = 0;      // s2proxy schema found; 0: no s2proxy tables yet
+};
+Result<PgProbe> probe_postgresql(const std::string& conninfo);
+inline constexpr int64_t kPgSchemaVersionSupported = 1;
 
 class PgStore final : public Store {
  public:
@@ -96,6 +110,8 @@ class PgStore final : public Store {
 
   std::vector<WriteResult> commit_group(const std::vector<const WriteBatch*>& group,
                                         CommitInfo& info);
+  bool attempt(const std::vector<const WriteBatch*>& group, std::vector<WriteResult>& out,
+               CommitInfo& info, bool savepoint_all);
 
   PgStoreOptions opts_;
   mutable std::mutex pool_mu_;

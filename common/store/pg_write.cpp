@@ -69,35 +69,10 @@ class Applier {
     if (r.empty()) fail(Errc::kNotFound, "unknown account " + std::to_string(a));
     return r.u64(0, 0);
   }
-  // Inserts (account, k) → value unless present; returns the present id.
-  std::optional<ArchiveId> ref_put_or_get(AccountNo a, std::string_view k, ArchiveId id) {
-    Rows ins = c_.exec(
-        "INSERT INTO s2_refs (account, k, archive_id) VALUES ($1, $2, $3) "
-        "ON CONFLICT (account, k) DO NOTHING",
-        Params().i64(a).bytes(k).u64(id));
-    if (ins.affected() == 1) return std::nullopt;
-    Rows r = c_.exec("SELECT archive_id FROM s2_refs WHERE account = $1 AND k = $2",
-                     Params().i64(a).bytes(k));
-    return r.u64(0, 0);
-  }
-  void ref_put(AccountNo a, std::string_view k, ArchiveId id) {
-    c_.exec(
-        "INSERT INTO s2_refs (account, k, archive_id) VALUES ($1, $2, $3) "
-        "ON CONFLICT (account, k) DO UPDATE SET archive_id = EXCLUDED.archive_id",
-        Params().i64(a).bytes(k).u64(id));
-  }
-  void upstream_put(AccountNo a, std::string_view k, ArchiveId id, int64_t ts) {
-    c_.exec(
-        "INSERT INTO s2_upstream_keys (account, k, archive_id, ts_ms) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (account, k) DO UPDATE SET archive_id = EXCLUDED.archive_id, "
-        "ts_ms = EXCLUDED.ts_ms",
-        Params().i64(a).bytes(k).u64(id).i64(ts));
-  }
   uint64_t delete_account_rows(const char* table, AccountNo a) {
     return c_.exec(std::string("DELETE FROM ") + table + " WHERE account = $1", Params().i64(a))
         .affected();
   }
-  DedupMatch claim_keys(AccountNo a, const MessageRecord& m, ArchiveId id, ArchiveId& existing);
   void unindex(AccountNo a, const MessageRecord& m, ArchiveId id);
 
   pg::Conn& c_;
@@ -201,63 +176,6 @@ void Applier::apply(const op::ExpireFastTokens& o, OpResult& r) {
 
 // --- messages -----------------------------------------------------------------
 
-// As the Mirror's claim_keys(): the dedup keys of a new message are claimed
-// in §4 order, stopping at the first that exists; the keys claimed before it
-// are then re-pointed at the archived copy.
-DedupMatch Applier::claim_keys(AccountNo a, const MessageRecord& m, ArchiveId id,
-                               ArchiveId& existing) {
-  Key sid_key, oid_key;
-  if (!m.upstream_stanza_id.empty()) {
-    sid_key = schema::upstream_key(a, 'S', m.upstream_stanza_id);
-    Rows ins = c_.exec(
-        "INSERT INTO s2_upstream_keys (account, k, archive_id, ts_ms) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (account, k) DO NOTHING",
-        Params().i64(a).bytes(sv(sid_key)).u64(id).i64(m.timestamp_ms));
-    if (ins.affected() == 0) {
-      Rows r = c_.exec("SELECT archive_id FROM s2_upstream_keys WHERE account = $1 AND k = $2",
-                       Params().i64(a).bytes(sv(sid_key)));
-      existing = r.u64(0, 0);
-      if (!m.origin_id.empty()) {  // back-fill, keep whatever is there
-        c_.exec(
-            "INSERT INTO s2_refs (account, k, archive_id) VALUES ($1, $2, $3) "
-            "ON CONFLICT (account, k) DO NOTHING",
-            Params()
-                .i64(a)
-                .bytes(sv(schema::ref_key(a, m.peer_bare, RefKind::kOriginId, m.origin_id)))
-                .u64(existing));
-      }
-      return DedupMatch::kUpstreamId;
-    }
-  }
-  DedupMatch how = DedupMatch::kNone;
-  if (!m.origin_id.empty()) {
-    oid_key = schema::ref_key(a, m.peer_bare, RefKind::kOriginId, m.origin_id);
-    if (auto prior = ref_put_or_get(a, oid_key, id)) {
-      existing = *prior;
-      how = DedupMatch::kOriginId;
-    }
-  }
-  if (how == DedupMatch::kNone && !m.fingerprint.empty()) {
-    const Key fp_key = schema::upstream_key(a, 'F', m.fingerprint);
-    Rows r = c_.exec("SELECT archive_id, ts_ms FROM s2_upstream_keys WHERE account = $1 AND k = $2",
-                     Params().i64(a).bytes(sv(fp_key)));
-    if (!r.empty()) {
-      const int64_t ts = r.i64(0, 1);
-      const int64_t delta = ts > m.timestamp_ms ? ts - m.timestamp_ms : m.timestamp_ms - ts;
-      if (delta <= window_ms_) {
-        existing = r.u64(0, 0);
-        how = DedupMatch::kFingerprint;
-      }
-    }
-    // New, or the old match expired: the window restarts at this message.
-    if (how == DedupMatch::kNone) upstream_put(a, fp_key, id, m.timestamp_ms);
-  }
-  if (how == DedupMatch::kNone) return how;
-  if (!sid_key.empty()) upstream_put(a, sid_key, existing, m.timestamp_ms);
-  if (how == DedupMatch::kFingerprint && !oid_key.empty()) ref_put(a, oid_key, existing);
-  return how;
-}
-
 // As the Mirror's unindex(): every key entry of message `id` that still points at it.
 void Applier::unindex(AccountNo a, const MessageRecord& m, ArchiveId id) {
   auto del_up = [&](const Key& k) {
@@ -302,68 +220,79 @@ void Applier::apply(const op::PruneArchive& o, OpResult& r) {
   r.count = n;
 }
 
+// One round trip: s2_append() (pg_schema.cpp) runs the Mirror's Append on the
+// server, with the key bytes built here, so an append costs one statement
+// however many keys it claims.
 void Applier::apply(const op::Append& o, OpResult& r) {
   const MessageRecord& m = o.message;
   if (m.direction != Direction::kIncoming && m.direction != Direction::kOutgoing) {
     fail(Errc::kInvalidArgument, "bad direction");
   }
   const AccountNo a = o.account;
-  const ArchiveId id = lock_account(a);
-  ArchiveId existing = 0;
-  if (DedupMatch how = claim_keys(a, m, id, existing); how != DedupMatch::kNone) {
-    r.archive_id = existing;
-    r.duplicate = true;
-    r.matched = how;
-    return;
-  }
-  // Archive time never goes backwards in archive order (see StoredMessage).
-  Rows acct = c_.exec(
-      "UPDATE s2_accounts SET next_archive_id = next_archive_id + 1, "
-      "last_archive_ms = GREATEST(last_archive_ms, $2), "
-      "next_outbox_seq = next_outbox_seq + $3 "
-      "WHERE account = $1 RETURNING last_archive_ms, next_outbox_seq - $3",
-      Params().i64(a).i64(m.timestamp_ms).i64(o.outbox ? 1 : 0));
-  const int64_t archive_ms = acct.i64(0, 0);
-  c_.exec(
-      "INSERT INTO s2_messages (account, archive_id, archive_ms, timestamp_ms, direction, peer, "
-      "peer_key, flags, upstream_stanza_id, origin_id, msg_id, fingerprint, stanza) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-      Params()
-          .i64(a)
-          .u64(id)
-          .i64(archive_ms)
-          .i64(m.timestamp_ms)
-          .i64(static_cast<int64_t>(m.direction))
-          .bytes(m.peer_bare)
-          .bytes(sv(schema::peer_prefix(a, m.peer_bare)))
-          .i64(m.flags)
-          .bytes(m.upstream_stanza_id)
-          .bytes(m.origin_id)
-          .bytes(m.id)
-          .bytes(m.fingerprint)
-          .bytes(m.stanza));
+  Params p;
+  p.i64(a)
+      .i64(m.timestamp_ms)
+      .i64(static_cast<int64_t>(m.direction))
+      .bytes(m.peer_bare)
+      .bytes(sv(schema::peer_prefix(a, m.peer_bare)))
+      .i64(m.flags)
+      .bytes(m.upstream_stanza_id)
+      .bytes(m.origin_id)
+      .bytes(m.id)
+      .bytes(m.fingerprint)
+      .bytes(m.stanza);
+  auto key_or_null = [&p](bool present, const Key& k) {
+    if (present) {
+      p.bytes(sv(k));
+    } else {
+      p.null_bytes();
+    }
+  };
+  key_or_null(
+      !m.upstream_stanza_id.empty(),
+      m.upstream_stanza_id.empty() ? Key() : schema::upstream_key(a, 'S', m.upstream_stanza_id));
+  key_or_null(!m.origin_id.empty(),
+              m.origin_id.empty()
+                  ? Key()
+                  : schema::ref_key(a, m.peer_bare, RefKind::kOriginId, m.origin_id));
+  key_or_null(!m.fingerprint.empty(),
+              m.fingerprint.empty() ? Key() : schema::upstream_key(a, 'F', m.fingerprint));
   // The 'id' reference, unless the origin-id entry serves it (lookup_ref).
-  if (!m.id.empty() && m.id != m.origin_id) {
-    const RefKind kind =
-        m.direction == Direction::kOutgoing ? RefKind::kSentId : RefKind::kReceivedId;
-    ref_put(a, schema::ref_key(a, m.peer_bare, kind, m.id), id);
-  }
-  if (!o.resend_key.empty())
-    ref_put(a, schema::ref_key(a, o.resend_scope, RefKind::kResendKey, o.resend_key), id);
+  const bool id_ref = !m.id.empty() && m.id != m.origin_id;
+  const RefKind kind =
+      m.direction == Direction::kOutgoing ? RefKind::kSentId : RefKind::kReceivedId;
+  key_or_null(id_ref, id_ref ? schema::ref_key(a, m.peer_bare, kind, m.id) : Key());
+  key_or_null(!o.resend_key.empty(),
+              o.resend_key.empty()
+                  ? Key()
+                  : schema::ref_key(a, o.resend_scope, RefKind::kResendKey, o.resend_key));
+  p.i64(window_ms_);
   if (o.outbox) {
-    r.outbox_seq = acct.u64(0, 1);
-    c_.exec(
-        "INSERT INTO s2_outbox (account, seq, archive_id, route, stanza, created_ms) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        Params()
-            .i64(a)
-            .u64(r.outbox_seq)
-            .u64(id)
-            .bytes(o.outbox->route)
-            .bytes(o.outbox->stanza)
-            .i64(o.outbox->created_ms));
+    p.bytes(o.outbox->route).bytes(o.outbox->stanza).i64(o.outbox->created_ms);
+  } else {
+    p.null_bytes().null_bytes().null_i64();
   }
-  r.archive_id = id;
+  Rows res = c_.exec(
+      "SELECT o_status, o_archive_id, o_matched, o_outbox_seq FROM s2_append($1, $2, $3, $4, $5, "
+      "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+      p);
+  if (res.i64(0, 0) == 1) fail(Errc::kNotFound, "unknown account " + std::to_string(a));
+  r.archive_id = res.u64(0, 1);
+  switch (res.i64(0, 2)) {
+    case 1:
+      r.matched = DedupMatch::kUpstreamId;
+      break;
+    case 2:
+      r.matched = DedupMatch::kOriginId;
+      break;
+    case 3:
+      r.matched = DedupMatch::kFingerprint;
+      break;
+    default:
+      r.matched = DedupMatch::kNone;
+  }
+  r.duplicate = r.matched != DedupMatch::kNone;
+  r.outbox_seq = res.u64(0, 3);
 }
 
 void Applier::apply(const op::SetAccountSettings& o, OpResult& r) {
