@@ -19,11 +19,15 @@ RUN cmake --preset default \
 # --- runtime: shared libraries only, non-root ------------------------------------------------
 FROM debian:bookworm-slim
 # Every library the binary loads, named (libcap2 … liblz4-1 are libsystemd0's own, for sd_notify;
+# libgssapi-krb5-2 … libffi8 are libpq5's own, for --store postgresql://;
 # deploy/check-dockerfile.sh checks the list against `ldd`).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libuv1 libstrophe0 libssl3 liblmdb0 libexpat1 libtomlplusplus3 libidn12 libsystemd0 \
       libcap2 libgcrypt20 libgpg-error0 liblzma5 libzstd1 liblz4-1 \
+      libpq5 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libkeyutils1 libcom-err2 \
+      libldap-2.5-0 libsasl2-2 libgnutls30 libp11-kit0 libidn2-0 libunistring2 libtasn1-6 \
+      libnettle8 libhogweed6 libgmp10 libffi8 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10222 s2proxy \

@@ -15,6 +15,9 @@
 //
 // Prints a table; finishes in well under a minute with the defaults. The data
 // dir is a fresh temp dir (or --dir) removed at the end unless --keep.
+// --store CONNINFO runs the same work on the PostgreSQL store (pg_store.h)
+// instead: a libpq connection string or postgresql:// URL of an empty
+// database (or schema, through options=-csearch_path=…).
 #include <stdlib.h>
 
 #include <algorithm>
@@ -34,6 +37,7 @@
 #include <vector>
 
 #include "common/store/mirror.h"
+#include "common/store/pg_store.h"
 
 using namespace s2::store;
 using Clock = std::chrono::steady_clock;
@@ -51,6 +55,7 @@ struct Args {
   size_t catchup = 10'000;
   size_t page = 250;
   std::string dir;
+  std::string store;  // --store: PostgreSQL conninfo ("" = LMDB in --dir)
   bool keep = false;
   bool no_sync = false;
   bool id_eq_origin = true;  // what most clients do; 0 stores a separate 'id' reference
@@ -61,7 +66,8 @@ void usage() {
   std::printf(
       "bench_mirror [--appends N] [--accounts N] [--peers N] [--stanza BYTES] [--inflight N]\n"
       "             [--max-batch N] [--delay-us US] [--catchup N] [--page N] [--dir DIR]\n"
-      "             [--keep] [--no-sync] [--id-eq-origin 0|1] [--ids uuid|seq]\n");
+      "             [--keep] [--no-sync] [--id-eq-origin 0|1] [--ids uuid|seq]\n"
+      "             [--store POSTGRESQL_CONNINFO]\n");
 }
 
 template <class T>
@@ -90,6 +96,11 @@ bool parse(int argc, char** argv, Args& a) {
       {"--dir",
        [&](std::string_view v) {
          a.dir = v;
+         return true;
+       }},
+      {"--store",
+       [&](std::string_view v) {
+         a.store = v;
          return true;
        }},
       {"--ids",
@@ -218,7 +229,7 @@ int64_t wall_ms() {
 }
 
 // Submits `n` appends keeping up to `inflight` outstanding; returns latencies.
-std::vector<std::chrono::nanoseconds> pump(Mirror& m, Loop& loop, const Args& args,
+std::vector<std::chrono::nanoseconds> pump(Store& m, Loop& loop, const Args& args,
                                            const std::vector<AccountNo>& accts, size_t n,
                                            size_t inflight, uint64_t& seq) {
   std::vector<std::chrono::nanoseconds> lat;
@@ -254,7 +265,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string dir = args.dir;
-  if (dir.empty()) {
+  if (dir.empty() && args.store.empty()) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "bench_mirror.XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) return 1;
     dir = tmpl;
@@ -269,12 +280,31 @@ int main(int argc, char** argv) {
   o.writer.max_batch = args.max_batch;
   o.writer.max_delay = std::chrono::microseconds(args.delay_us);
   o.writer.on_commit = [&log](const CommitInfo& i) { log.add(i); };
-  auto opened = Mirror::open(o);
-  if (!opened) {
-    std::fprintf(stderr, "open %s: %s\n", dir.c_str(), opened.error().text.c_str());
-    return 1;
+  std::unique_ptr<Store> opened;
+  Mirror* mirror = nullptr;
+  PgStore* pgstore = nullptr;
+  if (args.store.empty()) {
+    auto mo = Mirror::open(o);
+    if (!mo) {
+      std::fprintf(stderr, "open %s: %s\n", dir.c_str(), mo.error().text.c_str());
+      return 1;
+    }
+    mirror = mo->get();
+    opened = std::move(*mo);
+  } else {
+    PgStoreOptions po;
+    po.conninfo = args.store;
+    po.writer = o.writer;
+    auto ps = PgStore::open(po);
+    if (!ps) {
+      std::fprintf(stderr, "open --store: %s\n", ps.error().text.c_str());
+      return 1;
+    }
+    pgstore = ps->get();
+    opened = std::move(*ps);
+    dir = "(postgresql)";
   }
-  Mirror& m = **opened;
+  Store& m = *opened;
 
   // Accounts (plus the catch-up one), created in one batch.
   WriteBatch create;
@@ -361,7 +391,7 @@ int main(int argc, char** argv) {
   with.with = "peer3@legacy.example";
   time_reads("with=<one peer>, forward", with, false);
 
-  auto sizes = m.entry_counts();
+  auto sizes = mirror != nullptr ? mirror->entry_counts() : pgstore->entry_counts();
   std::printf("\nbench_mirror  dir=%s  fsync=%s  stanza=%zu B  accounts=%u  peers=%u  ids=%s\n",
               dir.c_str(), args.no_sync ? "OFF" : "on", args.stanza, args.accounts, args.peers,
               args.seq_ids ? "seq" : "uuid");
@@ -394,11 +424,15 @@ int main(int argc, char** argv) {
     std::printf("\nentries:");
     for (auto& [name, n] : *sizes)
       std::printf(" %s=%llu", name.c_str(), static_cast<unsigned long long>(n));
-    std::printf("\nmap size: %.0f MiB, grows: %llu\n",
-                static_cast<double>(m.map_size()) / (1 << 20),
-                static_cast<unsigned long long>(m.map_grows()));
+    if (mirror != nullptr) {
+      std::printf("\nmap size: %.0f MiB, grows: %llu\n",
+                  static_cast<double>(mirror->map_size()) / (1 << 20),
+                  static_cast<unsigned long long>(mirror->map_grows()));
+    } else {
+      std::printf("\n");
+    }
   }
-  opened->reset();
-  if (!args.keep && args.dir.empty()) std::filesystem::remove_all(dir);
+  opened.reset();
+  if (!args.keep && args.dir.empty() && args.store.empty()) std::filesystem::remove_all(dir);
   return 0;
 }
