@@ -102,8 +102,19 @@ uint64_t Rows::affected() const {
 
 // --- Conn --------------------------------------------------------------------------
 
-std::unique_ptr<Conn> Conn::connect(const std::string& conninfo) {
-  PGconn* c = PQconnectdb(conninfo.c_str());
+std::unique_ptr<Conn> Conn::connect(const std::string& conninfo) { return connect(conninfo, {}); }
+
+std::unique_ptr<Conn> Conn::connect(const std::string& conninfo,
+                                    const std::vector<std::pair<std::string, std::string>>& extra) {
+  // dbname first and expanded: a URL or key=value string; later keywords override it.
+  std::vector<const char*> keys{"dbname"}, values{conninfo.c_str()};
+  for (const auto& [k, v] : extra) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* c = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (c == nullptr) throw Failure{"", "out of memory", true};
   if (PQstatus(c) != CONNECTION_OK) {
     std::string why = PQerrorMessage(c);

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/store/store.h"
@@ -75,6 +76,10 @@ class Conn {
  public:
   // Connects and checks the server version; throws Failure.
   static std::unique_ptr<Conn> connect(const std::string& conninfo);
+  // The same, with libpq keywords that override the connection string's
+  // (e.g. {"keepalives_idle", "5"}).
+  static std::unique_ptr<Conn> connect(
+      const std::string& conninfo, const std::vector<std::pair<std::string, std::string>>& extra);
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;

@@ -3,7 +3,8 @@
 //   table              key                        holds
 //   s2_meta            key                        'schema' → version
 //   s2_accounts        account                    name_key (unique), bare JID, state, created,
-//                                                 settings, the per-account counters
+//                                                 settings, the per-account counters, and the
+//                                                 owner: node, address, epoch (pg_leases.h)
 //   s2_credentials     account                    sealed vault blob
 //   s2_fast_tokens     hash (SHA-256 of token)    the token record; indexed by account
 //   s2_messages        account, archive_id        the record's fields as columns; indexed by
@@ -44,7 +45,10 @@ CREATE TABLE IF NOT EXISTS s2_accounts (
   settings bigint NOT NULL DEFAULT 0,
   next_archive_id bigint NOT NULL DEFAULT 1,
   last_archive_ms bigint NOT NULL DEFAULT -9223372036854775808,
-  next_outbox_seq bigint NOT NULL DEFAULT 1);
+  next_outbox_seq bigint NOT NULL DEFAULT 1,
+  owner_epoch bigint NOT NULL DEFAULT 0,
+  owner_node bytea NOT NULL DEFAULT '',
+  owner_addr bytea NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS s2_credentials (
   account bigint PRIMARY KEY,
   sealed bytea NOT NULL);

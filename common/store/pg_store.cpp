@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <string>
+#include <type_traits>
+#include <variant>
 
 #include "common/store/pg_conn.h"
 #include "common/store/pg_ops.h"
@@ -159,6 +162,7 @@ bool PgStore::attempt(const std::vector<const WriteBatch*>& group, std::vector<W
       const bool savepoint = savepoint_all || group[i]->size() > 1;
       if (savepoint) c.run("SAVEPOINT b");
       try {
+        check_fences(c, *group[i]);
         out[i] = WriteResult{std::nullopt,
                              pgdetail::apply_batch(c, *group[i], opts_.fingerprint_window_ms, now)};
         if (savepoint) c.run("RELEASE SAVEPOINT b");
@@ -188,6 +192,74 @@ bool PgStore::attempt(const std::vector<const WriteBatch*>& group, std::vector<W
     for (auto& r : out) r = WriteResult{pg::to_error(f), {}};
   }
   return true;
+}
+
+// --- fencing ----------------------------------------------------------------------
+
+namespace {
+// The account whose history or records an op writes; none for account
+// creation and removal by name, and for FAST token records (pg_store.h).
+std::optional<AccountNo> fenced_account(const WriteOp& op) {
+  return std::visit(
+      [](const auto& o) -> std::optional<AccountNo> {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, op::CreateAccount> ||
+                      std::is_same_v<T, op::ForgetAccount> || std::is_same_v<T, op::PutFastToken> ||
+                      std::is_same_v<T, op::DeleteFastToken> ||
+                      std::is_same_v<T, op::DeleteFastTokens> ||
+                      std::is_same_v<T, op::ExpireFastTokens>) {
+          return std::nullopt;
+        } else {
+          return o.account;
+        }
+      },
+      op);
+}
+}  // namespace
+
+void PgStore::enable_fencing() {
+  std::lock_guard lk(fence_mu_);
+  fencing_ = true;
+}
+
+void PgStore::set_fence(AccountNo a, int64_t epoch) {
+  std::lock_guard lk(fence_mu_);
+  fences_[a] = epoch;
+}
+
+void PgStore::clear_fences() {
+  std::lock_guard lk(fence_mu_);
+  fences_.clear();
+}
+
+void PgStore::check_fences(pg::Conn& c, const WriteBatch& batch) {
+  std::vector<std::pair<AccountNo, int64_t>> want;
+  {
+    std::lock_guard lk(fence_mu_);
+    if (!fencing_) return;
+    for (const WriteOp& op : batch) {
+      auto a = fenced_account(op);
+      if (!a) continue;
+      auto it = fences_.find(*a);
+      if (it == fences_.end()) {
+        throw pgdetail::OpError{
+            Error{Errc::kFenced, "account " + std::to_string(*a) + " is not owned by this node"}};
+      }
+      want.emplace_back(*a, it->second);
+    }
+  }
+  std::sort(want.begin(), want.end());
+  want.erase(std::unique(want.begin(), want.end()), want.end());
+  for (const auto& [a, epoch] : want) {
+    // FOR SHARE: a takeover's epoch bump waits for this transaction, so what
+    // commits here is ordered before the new owner's catch-up.
+    Rows r = c.exec("SELECT 1 FROM s2_accounts WHERE account = $1 AND owner_epoch = $2 FOR SHARE",
+                    Params().i64(a).i64(epoch));
+    if (r.empty()) {
+      throw pgdetail::OpError{
+          Error{Errc::kFenced, "account " + std::to_string(a) + " was taken over by another node"}};
+    }
+  }
 }
 
 // --- reads ----------------------------------------------------------------------

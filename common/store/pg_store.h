@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -94,6 +95,16 @@ class PgStore final : public Store {
   Result<std::vector<OutboxEntry>> list_outbox(AccountNo a, uint64_t after_seq,
                                                size_t max) const override;
 
+  // Fencing (pg_leases.h). Once enabled, every batch that writes an account's
+  // history or records commits only while the account's owner_epoch is the
+  // one set here (checked under a row lock in the batch's transaction);
+  // otherwise it fails with Errc::kFenced before writing anything. FAST token
+  // records are exempt: a login is verified (and its replay counter kept)
+  // on whichever node it reaches, before it is sent to the owner.
+  void enable_fencing();
+  void set_fence(AccountNo a, int64_t epoch);
+  void clear_fences();
+
   // Rows per table (tests compare before/after; the metrics' store sizes).
   Result<std::vector<std::pair<std::string, uint64_t>>> entry_counts() const;
   size_t writer_queued() const { return writer_->queued(); }
@@ -113,7 +124,13 @@ class PgStore final : public Store {
   bool attempt(const std::vector<const WriteBatch*>& group, std::vector<WriteResult>& out,
                CommitInfo& info, bool savepoint_all);
 
+  // The accounts of a batch that fencing checks (see enable_fencing()).
+  void check_fences(pg::Conn& c, const WriteBatch& batch);
+
   PgStoreOptions opts_;
+  std::mutex fence_mu_;
+  bool fencing_ = false;
+  std::unordered_map<AccountNo, int64_t> fences_;
   mutable std::mutex pool_mu_;
   mutable std::vector<std::unique_ptr<pg::Conn>> idle_;
   std::unique_ptr<pg::Conn> writer_conn_;  // writer thread only

@@ -21,6 +21,8 @@ std::string_view errc_name(Errc c) {
       return "io";
     case Errc::kClosed:
       return "closed";
+    case Errc::kFenced:
+      return "fenced";
   }
   return "unknown";
 }

@@ -45,6 +45,7 @@ enum class Errc : uint8_t {
   kCorrupt,          // a stored value did not decode
   kIo,               // any other storage error
   kClosed,           // submitted after the store was stopped
+  kFenced,           // this node does not own the account (any more): PostgreSQL leases
 };
 std::string_view errc_name(Errc c);
 
