@@ -8,6 +8,7 @@
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "policies/dedup.h"
+#include "proxy/cluster.h"
 #include "proxy/device.h"
 #include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
@@ -111,6 +112,11 @@ void AccountHub::start_anchor() {
   if (ctx_.shutting_down) return;
   if (!anchor_) anchor_ = std::make_unique<Anchor>(ctx_, this, account_);
   when_account_known([this] {
+    // Several nodes (cluster.h): the anchor runs where the account's lease is.
+    if (ctx_.cluster && !ctx_.cluster->serve_here(account_)) {
+      S2_LOG(LogLevel::Debug, "cluster.anchor_elsewhere", {{"account", account_}});
+      return;
+    }
     if (anchor_ && !anchor_->session() && !anchor_->ready()) anchor_->start();
   });
 }

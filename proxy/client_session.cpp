@@ -12,6 +12,7 @@
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "proxy/account_hub.h"
+#include "proxy/cluster.h"
 #include "proxy/metrics_catalogue.h"
 #include "proxy/proxy_context.h"
 #include "proxy/xmpp_ns.h"
@@ -540,6 +541,13 @@ void ClientSession::sasl1_failure(const std::string& condition, const std::strin
 
 void ClientSession::on_device_authenticated() {
   if (state_ != State::Authenticating) return;
+  // Several nodes (cluster.h): the account may be served by another node.
+  // Credentials are verified first, so only the account's owner learns where.
+  std::string owner_addr, owner_node;
+  if (ctx_.cluster && !ctx_.cluster->serve_here(account_, &owner_addr, &owner_node)) {
+    redirect_to_owner(owner_addr, owner_node);
+    return;
+  }
   authenticated_ = true;
   auth_timer_.stop();
   m_auth("success").inc();
@@ -751,6 +759,25 @@ void ClientSession::stanza_error(const Stanza& original, const std::string& type
                                  const std::string& condition, const std::string& text) {
   auto e = session2::build_stanza_error(original, type, condition, text);
   if (e) conn_->send(e);
+}
+
+void ClientSession::redirect_to_owner(const std::string& address, const std::string& node) {
+  counter("s2proxy_cluster_redirects_total", "devices sent to the node that serves their account")
+      .inc();
+  S2_LOG(LogLevel::Info, "cluster.redirect",
+         {{"session", id_}, {"account", account_}, {"owner", node}, {"to", address}});
+  pending_password_.wipe();
+  if (address.empty()) {
+    stream_error("undefined-condition", "this account is served by another s2proxy node (" + node +
+                                            "), which advertises no address; try again later");
+    return;
+  }
+  m_stream_errors("see-other-host").inc();
+  send_header();
+  conn_->send(session2::build_see_other_host(address, "this account is served by " + node) +
+              "</stream:stream>");
+  state_ = State::Closing;
+  conn_->close();
 }
 
 void ClientSession::stream_error(const std::string& condition, const std::string& text) {

@@ -64,6 +64,8 @@ class ClientSession : public Connection::Handler, public DeviceClient {
 
   // DeviceClient
   void on_device_authenticated() override;
+  // The account is served by another node (cluster.h): see-other-host.
+  void redirect_to_owner(const std::string& address, const std::string& node);
   void on_device_login_failed(const UpstreamFailure& f) override;
   void on_device_bound(const std::string& full_jid) override;
   void on_device_bind_failed(const std::string& condition, const std::string& text) override;

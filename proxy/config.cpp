@@ -220,6 +220,12 @@ const std::vector<Spec>& specs() {
                    return "expected `lmdb` or a postgresql:// URL";
                  },
                  "lmdb|postgresql://…")),
+        flag("advertise", &Config::advertise, "HOST:PORT", "—",
+             "with a PostgreSQL store: where devices reach this node. Several nodes may share "
+             "one database; each account is served by one of them (a lease in the database), "
+             "and a device that logs in on another node is sent here with the "
+             "`see-other-host` stream error naming this address. Without it, such a device is "
+             "refused with `undefined-condition` and a text naming the owner"),
         flag("archive-max-age", &Config::archive_max_age, "SECONDS", "0",
              "history kept per account in the mirror, by age; older messages are pruned by a "
              "periodic sweep in small batches (0: keep all)",
@@ -458,6 +464,10 @@ std::string validate_config(const Config& c) {
     return "--upstream: expected HOST:PORT, got '" + c.upstream + "'";
   if (c.listen.empty() && c.listen_tls.empty())
     return "--listen: at least one of --listen and --listen-tls is needed";
+  if (!c.advertise.empty() && !split_host_port(c.advertise, &host, &port))
+    return "--advertise: expected HOST:PORT, got '" + c.advertise + "'";
+  if (!c.advertise.empty() && !store::is_postgresql_url(c.store))
+    return "--advertise: only with a PostgreSQL --store (nodes share accounts through it)";
   if (!c.listen.empty() && !split_host_port(c.listen, &host, &port))
     return "--listen: expected ADDR:PORT, got '" + c.listen + "'";
   if (!c.listen_tls.empty() && !split_host_port(c.listen_tls, &host, &port))

@@ -52,6 +52,7 @@ struct Config {
   uint64_t min_free_disk = uint64_t{128} << 20;   // reserve on the data dir's filesystem
   uint64_t mirror_max_size = uint64_t{64} << 30;  // the LMDB map's ceiling
   std::string store = "lmdb";               // "lmdb" (<data-dir>/mirror) or a postgresql:// URL
+  std::string advertise;                    // HOST:PORT other nodes send this node's devices to
   double archive_max_age = 0;               // seconds of history kept per account (0: all)
   uint64_t archive_max_messages = 0;        // messages kept per account (0: all)
   double archive_sweep_interval = 3600;     // seconds between retention sweeps

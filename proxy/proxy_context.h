@@ -27,6 +27,8 @@
 
 namespace s2 {
 
+class Cluster;
+
 class AccountHub;
 class ClientSession;
 class Device;
@@ -43,7 +45,8 @@ class ProxyContext {
   bool shutting_down = false;
 
   std::unique_ptr<LoopExecutor> executor;  // store completions → loop thread
-  std::unique_ptr<store::Store> store;     // the LMDB mirror (credentials, tokens, history)
+  std::unique_ptr<store::Store> store;     // LMDB or PostgreSQL (credentials, tokens, history)
+  std::unique_ptr<Cluster> cluster;        // PostgreSQL: account leases (null with LMDB)
   std::unique_ptr<CredentialVault> vault;
   std::unique_ptr<UpstreamLoginGate> upstream_gate;  // upstream logins paced (upstream.login_gate)
   std::unique_ptr<KeyDeriver> kdf;  // PBKDF2 off the loop + memo (upstream.kdf points here)

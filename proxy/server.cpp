@@ -3,6 +3,7 @@
 
 #include <malloc.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,12 +13,14 @@
 
 #include "common/crypto/vault.h"
 #include "common/store/mirror.h"
+#include "common/store/pg_store.h"
 #include "common/tls/tls.h"
 #include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/xml/xml_stream.h"
 #include "proxy/account_hub.h"
 #include "proxy/client_session.h"
+#include "proxy/cluster.h"
 #include "proxy/device.h"
 #include "proxy/metrics_catalogue.h"
 #include "proxy/metrics_http.h"
@@ -114,6 +117,7 @@ bool Server::start(std::string* error) {
   }
 
   start_anchors();
+  if (ctx_.cluster) ctx_.cluster->start();
   if (!cfg.proxy_protocol.empty())
     S2_LOG(cfg.proxy_protocol_from.empty() ? LogLevel::Warn : LogLevel::Info,
            "server.proxy_protocol",
@@ -162,6 +166,22 @@ bool Server::open_state(std::string* error) {
   }
   ctx_.store = std::move(opened.value());
   S2_LOG(LogLevel::Info, "server.store", {{"store", describe_store(cfg)}});
+  if (auto* pg = dynamic_cast<store::PgStore*>(ctx_.store.get())) {
+    // Nodes sharing the database share its accounts: one owner each (cluster.h).
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    store::LeaseOptions lo{cfg.store,
+                           cfg.advertise.empty()
+                               ? std::string(host) + ":" + std::to_string(::getpid())
+                               : cfg.advertise,
+                           cfg.advertise};
+    auto leases = store::AccountLeases::open(std::move(lo), *pg);
+    if (!leases) {
+      *error = "--store: " + describe_store(cfg) + ": account leases: " + leases.error().text;
+      return false;
+    }
+    ctx_.cluster = std::make_unique<Cluster>(ctx_, &loop_, std::move(leases.value()));
+  }
   ctx_.vault = std::make_unique<CredentialVault>(*ctx_.store, key->str(), &loop_);
   ctx_.fast = std::make_unique<FastTokens>(*ctx_.store, ctx_.vault->derived_secret("fast-token"),
                                            static_cast<int64_t>(cfg.fast_token_lifetime * 1000));
@@ -298,6 +318,7 @@ void Server::begin_shutdown(const char* why) {
   for (auto& [d, owned] : ctx_.devices) devices.push_back(d);
   for (auto* d : devices) d->end();
   for (auto& [account, hub] : ctx_.hubs) hub->stop_anchor();
+  if (ctx_.cluster) ctx_.cluster->stop();
   // Copy: shutting a session down may remove it from the set.
   std::vector<ClientSession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
   for (auto* s : sessions) s->shutdown("system-shutdown", "the proxy is shutting down");
@@ -363,6 +384,7 @@ int Server::run() {
   flush_store();
   ctx_.fast.reset();
   ctx_.vault.reset();
+  ctx_.cluster.reset();  // releases the leases (its connection closes)
   ctx_.store.reset();
   if (ctx_.executor) ctx_.executor->drain();
   ctx_.executor.reset();

@@ -198,13 +198,17 @@ bool PgStore::attempt(const std::vector<const WriteBatch*>& group, std::vector<W
 
 namespace {
 // The account whose history or records an op writes; none for account
-// creation and removal by name, and for FAST token records (pg_store.h).
+// creation and removal by name, and for login material: credentials and FAST
+// token records (pg_store.h).
 std::optional<AccountNo> fenced_account(const WriteOp& op) {
   return std::visit(
       [](const auto& o) -> std::optional<AccountNo> {
         using T = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<T, op::CreateAccount> ||
-                      std::is_same_v<T, op::ForgetAccount> || std::is_same_v<T, op::PutFastToken> ||
+                      std::is_same_v<T, op::ForgetAccount> ||
+                      std::is_same_v<T, op::PutCredentials> ||
+                      std::is_same_v<T, op::DeleteCredentials> ||
+                      std::is_same_v<T, op::PutFastToken> ||
                       std::is_same_v<T, op::DeleteFastToken> ||
                       std::is_same_v<T, op::DeleteFastTokens> ||
                       std::is_same_v<T, op::ExpireFastTokens>) {

@@ -98,9 +98,10 @@ class PgStore final : public Store {
   // Fencing (pg_leases.h). Once enabled, every batch that writes an account's
   // history or records commits only while the account's owner_epoch is the
   // one set here (checked under a row lock in the batch's transaction);
-  // otherwise it fails with Errc::kFenced before writing anything. FAST token
-  // records are exempt: a login is verified (and its replay counter kept)
-  // on whichever node it reaches, before it is sent to the owner.
+  // otherwise it fails with Errc::kFenced before writing anything. Login
+  // material is exempt (credentials, FAST token records): a login is
+  // verified, and what it teaches is kept, on whichever node it reaches,
+  // before it is sent to the owner; a first login creates the account there.
   void enable_fencing();
   void set_fence(AccountNo a, int64_t epoch);
   void clear_fences();

@@ -1,0 +1,141 @@
+"""Two s2proxy nodes on one PostgreSQL store (issue 14 items 2–4), a real PostgreSQL 15 and a real Prosody.
+
+Node A and node B share one database (one schema) and one upstream; each advertises its own client
+address (--advertise). Checked here:
+* one owner per account: alice's first login on A makes A her owner; her device that logs in on B is
+  sent to A with see-other-host, after SASL, and slixmpp follows it (reconnects to A, logs in there);
+* both nodes serve other accounts meanwhile (carol is served by B);
+* failover: kill -9 of A while bob streams to alice: B takes alice over within seconds (the sweep
+  finds her lease free), its anchor catches up from the committed cursor, and her device, now on B,
+  ends with every message once in MAM, with the archive ids A had given;
+* fencing: A's leases are gone with A; B's writes carry the new epoch (unit_store_pg proves that a
+  node with a stale epoch cannot commit).
+"""
+import asyncio
+import time
+import uuid
+
+import pgserver
+from test_history import collect, connect, mam_all, wait_until
+from test_session2 import js_factory  # noqa: F401 (fixture)
+from xmppclient import body_of, msg_xml, run_async
+
+
+def start_node(proxy_factory, url, name, like=None):
+    """A node on the shared store. Nodes of one cluster share the vault key (credentials and FAST
+    tokens are sealed and derived with it) and, behind one name, the TLS certificate: `like` is the
+    node whose key and certificate this one uses."""
+    def prepare(p):
+        p.env["S2PROXY_STORE"] = url
+        p.env["S2PROXY_ADVERTISE"] = "127.0.0.1:%d" % p.port
+        if like is not None:
+            p.env["S2PROXY_VAULT_KEY_FILE"] = like.data_dir + "/vault.key"
+            p.env["S2PROXY_TLS_CERT"] = like.cert
+            p.env["S2PROXY_TLS_KEY"] = like.cert[:-len(".crt")] + ".key"
+    return proxy_factory.start(prepare=prepare, name=name)
+
+
+async def wait_log(proxy, text, timeout):
+    await wait_until(lambda: text in proxy.log_text(), timeout, "%r in %s" % (text, proxy.logfile))
+
+
+def test_redirect_to_owner_and_failover_without_loss(proxy_factory, upstream_target, js_factory):  # noqa: F811
+    schema = pgserver.schema_for(uuid.uuid4().hex)
+    url = pgserver.store_url_for(schema)
+    run = uuid.uuid4().hex[:6]
+    a_node = start_node(proxy_factory, url, "cluster-a-" + run)
+    b_node = start_node(proxy_factory, url, "cluster-b-" + run, like=a_node)
+    n_before, n_total = 50, 200
+    prefix = "cl-%s-" % run
+    state = {}
+
+    async def body(pool):
+        # alice logs in on A first: A creates her account and claims it.
+        d1 = await connect(pool, a_node.target(), "alice", "clA-" + run, sm=True)
+        await wait_log(a_node, "anchor.ready", 15)
+        # Her second device, xmpp.js with SASL2 and FAST: a password login on A gives it a token.
+        # Returning through B (a load balancer's choice), it authenticates there with the token,
+        # is sent to A with see-other-host, and xmpp.js follows: it reconnects to the advertised
+        # address and logs in there with the same token (one FAST round trip).
+        js = js_factory(cafile=a_node.cert)
+        ua_id = str(uuid.uuid4())
+        loop = asyncio.get_running_loop()
+
+        def js_start(name, node, **kw):
+            try:
+                return js.start(name, node.target(), "alice", resource="clB-" + run, user_agent=ua_id,
+                                timeout=30, **kw)
+            except Exception as e:
+                raise AssertionError("%s\nxmpp.js trace:\n%s" % (e, js.trace(name).dump(raw=True))) from None
+
+        st = await loop.run_in_executor(None, lambda: js_start("d2", a_node))
+        assert st.get("token"), "no FAST token from A: %s" % st
+        await loop.run_in_executor(None, lambda: js.stop("d2"))
+        st = await loop.run_in_executor(
+            None, lambda: js_start("d2b", b_node, token=st["token"], password="wrong-" + run))
+        await wait_log(b_node, "cluster.redirect", 5)
+        redirect = [ln for ln in b_node.log_text().splitlines() if "cluster.redirect" in ln][0]
+        assert "alice@" in redirect and ("to=127.0.0.1:%d" % a_node.port) in redirect, redirect
+        tr = js.trace("d2b")
+        ctx = "\nxmpp.js trace:\n" + tr.dump(raw=True)
+        errs = [e.el.find("{urn:ietf:params:xml:ns:xmpp-streams}see-other-host")
+                for e in tr.find("in", "http://etherx.jabber.org/streams", "error")]
+        assert [e.text for e in errs if e is not None] == ["127.0.0.1:%d" % a_node.port], ctx
+        auths = [a.el.get("mechanism") for a in tr.find("out", "urn:xmpp:sasl:2", "authenticate")]
+        assert auths == ["HT-SHA-256-NONE", "HT-SHA-256-NONE"], "want one FAST login on B, one on A" + ctx
+        assert tr.find("in", "urn:xmpp:sasl:2", "success"), "no SASL2 success on A" + ctx
+        assert st.get("jid", "").startswith("alice@"), st
+        # carol is served by B meanwhile.
+        c = await connect(pool, b_node.target(), "carol", "clC-" + run)
+        bob = await connect(pool, upstream_target, "bob", "clBob-" + run)
+        bob.send_xml(msg_xml(c.bare, prefix + "carol"))
+        await wait_until(lambda: collect([c], prefix, c.bare), 15, "bob's message to carol on B")
+        # bob streams to alice; A is killed after the first 50 are at her devices.
+        for i in range(n_before):
+            bob.send_xml(msg_xml(d1.bare, "%s%03d" % (prefix, i)))
+        await wait_until(lambda: len(collect([d1], prefix + "0", d1.bare)) >= n_before, 30, "the first 50 at d1")
+        state["live_ids"] = {b: aid for b, aid, _ in collect([d1], prefix, d1.bare)}
+        t_kill = time.monotonic()
+        a_node.kill9()
+        a_node.rc = a_node.proc.returncode  # killed on purpose: no SIGTERM exit status to check
+        for i in range(n_before, n_total):
+            bob.send_xml(msg_xml(d1.bare, "%s%03d" % (prefix, i)))
+            if i % 25 == 0:
+                await asyncio.sleep(0.05)
+        # B takes alice over by itself (the sweep runs every 2 s).
+        await wait_log(b_node, "cluster.taken_over", 15)
+        state["takeover_s"] = time.monotonic() - t_kill
+        # Her device reconnects; A is gone, so it goes to B (as a load balancer would send it).
+        d3 = await connect(pool, b_node.target(), "alice", "clA2-" + run, timeout=30)
+        assert d3.x.address[1] == b_node.port
+
+        def mam_count():
+            return state.get("mam_n", 0)
+
+        async def poll():
+            items = await mam_all(d3, with_jid=bob.bare, max_=100)
+            state["mam"] = [(aid, body_of(m)) for aid, m in items if (body_of(m) or "").startswith(prefix)]
+            state["mam_n"] = len(state["mam"])
+        end = time.monotonic() + 40
+        while time.monotonic() < end:
+            await poll()
+            if mam_count() >= n_total:
+                break
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)
+        await poll()
+
+    run_async(body, 150)
+    bodies = [b for _, b in state["mam"]]
+    want = ["%s%03d" % (prefix, i) for i in range(n_total)]
+    missing = sorted(set(want) - set(bodies))
+    dups = sorted({b for b in bodies if bodies.count(b) > 1})
+    assert not missing, "MAM on B lacks %d of bob's messages, e.g. %s" % (len(missing), missing[:10])
+    assert not dups, "MAM on B has duplicates: %s" % dups[:10]
+    assert bodies == want, "MAM order differs from send order"
+    # The ids A gave before the kill are the ids B serves.
+    ids = {b: aid for aid, b in state["mam"]}
+    changed = {b: (aid, ids.get(b)) for b, aid in state["live_ids"].items() if ids.get(b) != aid}
+    assert not changed, "archive ids changed across the takeover: %s" % list(changed.items())[:5]
+    assert state["takeover_s"] < 10, "takeover took %.1f s" % state["takeover_s"]
+    print("takeover after kill -9: %.1f s; %d messages once in MAM" % (state["takeover_s"], len(bodies)))
