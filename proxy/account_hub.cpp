@@ -79,6 +79,10 @@ AccountHub::~AccountHub() = default;
 
 void AccountHub::set_account_no(store::AccountNo a) {
   account_no_ = a;
+  // Several nodes (cluster.h): claim the account before anything is written
+  // for it; on a node that does not get it, its writes are fenced and its
+  // devices are sent to the owner once they authenticate.
+  if (ctx_.cluster) ctx_.cluster->serve_here(account_, a);
   cursors_.set_account_no(a);
   legacy_catchup_.set_account_no(a);
   archive_catchup_.set_account_no(a);

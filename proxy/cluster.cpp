@@ -50,11 +50,16 @@ void Cluster::stop() { timer_.stop(); }
 bool Cluster::serve_here(const std::string& bare_jid, std::string* owner_address,
                          std::string* owner_node) {
   auto acct = ctx_.store->find_account(bare_jid);
-  // Not in the store yet: a first login. The node that creates the account
-  // claims it when its anchor starts.
+  // Not in the store yet: a first login. The hub creates the account and
+  // claims it before it writes anything else for it.
   if (!acct.ok() || !acct.value()) return true;
+  return serve_here(bare_jid, (*acct)->account, owner_address, owner_node);
+}
+
+bool Cluster::serve_here(const std::string& bare_jid, store::AccountNo a,
+                         std::string* owner_address, std::string* owner_node) {
   const size_t before = leases_->owned();
-  auto c = leases_->claim((*acct)->account);
+  auto c = leases_->claim(a);
   if (!c.ok()) {
     S2_LOG(LogLevel::Warn, "cluster.claim_failed",
            {{"account", bare_jid}, {"error", c.error().text}});

@@ -40,6 +40,10 @@ class Cluster {
   // owner's advertised address ("" when it advertised none) and name.
   bool serve_here(const std::string& bare_jid, std::string* owner_address = nullptr,
                   std::string* owner_node = nullptr);
+  // The same for an account whose number is known (a hub that just learned
+  // it claims the account before it writes anything for it).
+  bool serve_here(const std::string& bare_jid, store::AccountNo a,
+                  std::string* owner_address = nullptr, std::string* owner_node = nullptr);
   size_t owned() const { return leases_->owned(); }
 
  private:

@@ -11,9 +11,16 @@ namespace {
 using pg::Params;
 using pg::Rows;
 
-// The advisory lock of account A is (kLockClass, A as int4): the two-key form
-// keeps our locks apart from anything else on the server using advisory locks.
-constexpr int64_t kLockClass = 0x5332;  // "S2"
+// The advisory lock of account A is (class, A as int4). Advisory locks are
+// per database, not per schema, so the class is derived from the schema the
+// tables live in: two deployments in two schemas of one database (or the test
+// suite's proxies) never contend, and the two-key form keeps our locks apart
+// from anything else using advisory locks.
+int64_t lock_class_for(const std::string& schema) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char ch : "s2proxy:" + schema) h = (h ^ ch) * 16777619u;
+  return static_cast<int32_t>(h);
+}
 
 int64_t lock_key(AccountNo a) {  // uint32 → int4, as the SQL function takes it
   return a >= 0x80000000u ? static_cast<int64_t>(a) - (int64_t{1} << 32) : a;
@@ -39,6 +46,11 @@ Result<std::unique_ptr<AccountLeases>> AccountLeases::open(LeaseOptions opts, Pg
     l->conn_->run(
         "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
         "SET tcp_keepalives_count = 3");
+    // The schema that holds s2_accounts (as unqualified names resolve).
+    Rows s = l->conn_->exec(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = 's2_accounts'::regclass");
+    l->lock_class_ = lock_class_for(s.bytes(0, 0));
   } catch (const pg::Failure& f) {
     return pg::to_error(f);
   }
@@ -49,16 +61,16 @@ Result<std::unique_ptr<AccountLeases>> AccountLeases::open(LeaseOptions opts, Pg
 Result<Claim> AccountLeases::claim(AccountNo a) {
   if (auto it = owned_.find(a); it != owned_.end()) return Claim{true, it->second, {}, {}};
   try {
-    Rows got =
-        conn_->exec("SELECT pg_try_advisory_lock(21298, $1::int4)", Params().i64(lock_key(a)));
-    static_assert(kLockClass == 21298);
+    Rows got = conn_->exec("SELECT pg_try_advisory_lock($1::int4, $2::int4)",
+                           Params().i64(lock_class_).i64(lock_key(a)));
     if (got.i64(0, 0) != 0) {
       Rows e = conn_->exec(
           "UPDATE s2_accounts SET owner_epoch = owner_epoch + 1, owner_node = $2, owner_addr = $3 "
           "WHERE account = $1 RETURNING owner_epoch",
           Params().i64(a).bytes(opts_.node).bytes(opts_.address));
       if (e.empty()) {  // the account was forgotten meanwhile
-        conn_->exec("SELECT pg_advisory_unlock(21298, $1::int4)", Params().i64(lock_key(a)));
+        conn_->exec("SELECT pg_advisory_unlock($1::int4, $2::int4)",
+                    Params().i64(lock_class_).i64(lock_key(a)));
         return Claim{};
       }
       const int64_t epoch = e.i64(0, 0);
@@ -86,9 +98,10 @@ Result<std::vector<UnownedAccount>> AccountLeases::unowned(int64_t now_ms, int64
         "SELECT a.account, a.bare_jid FROM s2_accounts a WHERE a.created_ms <= $1 "
         "AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND l.classid = 21298 AND l.objsubid = 2 AND l.objid = a.account::oid AND l.granted) "
+        "AND l.classid = $3::oid AND l.objsubid = 2 AND l.objid = a.account::oid AND l.granted) "
         "ORDER BY a.account LIMIT $2",
-        Params().i64(now_ms - settle_ms).u64(max));
+        // pg_locks shows the int4 keys as unsigned oids
+        Params().i64(now_ms - settle_ms).u64(max).i64(lock_class_ & 0xffffffff));
     std::vector<UnownedAccount> out;
     for (int i = 0; i < r.size(); ++i)
       out.push_back(UnownedAccount{static_cast<AccountNo>(r.u64(i, 0)), r.bytes(i, 1)});

@@ -75,6 +75,7 @@ class AccountLeases {
   LeaseOptions opts_;
   PgStore& store_;
   std::unique_ptr<pg::Conn> conn_;
+  int64_t lock_class_ = 0;  // first key of every account lock (pg_leases.cpp)
   std::unordered_map<AccountNo, int64_t> owned_;
 };
 
