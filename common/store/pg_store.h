@@ -32,6 +32,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -126,7 +127,7 @@ class PgStore final : public Store {
                CommitInfo& info, bool savepoint_all);
 
   // The accounts of a batch that fencing checks (see enable_fencing()).
-  void check_fences(pg::Conn& c, const WriteBatch& batch);
+  void check_fences(pg::Conn& c, const WriteBatch& batch, std::unordered_set<AccountNo>& checked);
 
   PgStoreOptions opts_;
   std::mutex fence_mu_;
