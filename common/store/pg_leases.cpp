@@ -38,11 +38,12 @@ Result<std::unique_ptr<AccountLeases>> AccountLeases::open(LeaseOptions opts, Pg
   try {
     // Keepalives on both ends: a node cut off from the database loses its
     // locks in ~11 s (5 s idle + 3 probes 2 s apart), not after TCP's hours.
-    l->conn_ = pg::Conn::connect(l->opts_.conninfo, {{"keepalives", "1"},
-                                                     {"keepalives_idle", "5"},
-                                                     {"keepalives_interval", "2"},
-                                                     {"keepalives_count", "3"},
-                                                     {"application_name", "s2proxy-leases"}});
+    l->conn_ = pg::Conn::connect(l->opts_.conninfo,
+                                 {{"keepalives", "1"},
+                                  {"keepalives_idle", "5"},
+                                  {"keepalives_interval", "2"},
+                                  {"keepalives_count", "3"},
+                                  {"application_name", "s2proxy-leases " + l->opts_.node}});
     l->conn_->run(
         "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
         "SET tcp_keepalives_count = 3");

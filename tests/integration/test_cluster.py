@@ -139,3 +139,53 @@ def test_redirect_to_owner_and_failover_without_loss(proxy_factory, upstream_tar
     assert not changed, "archive ids changed across the takeover: %s" % list(changed.items())[:5]
     assert state["takeover_s"] < 10, "takeover took %.1f s" % state["takeover_s"]
     print("takeover after kill -9: %.1f s; %d messages once in MAM" % (state["takeover_s"], len(bodies)))
+
+
+def test_node_cut_from_its_leases_stops_and_its_accounts_move(proxy_factory, upstream_target):
+    """The database ends node A's lease session (as a network cut would, once keepalives give up):
+    A can no longer commit for its accounts (fencing), exits by itself (status 75, the supervisor's
+    cue), and B takes its accounts over; alice's device moves to B and her history is intact."""
+    schema = pgserver.schema_for(uuid.uuid4().hex)
+    url = pgserver.store_url_for(schema)
+    run = uuid.uuid4().hex[:6]
+    a_node = start_node(proxy_factory, url, "cut-a-" + run)
+    b_node = start_node(proxy_factory, url, "cut-b-" + run, like=a_node)
+    prefix = "cut-%s-" % run
+
+    async def body(pool):
+        d1 = await connect(pool, a_node.target(), "alice", "cutA-" + run, sm=True)
+        await wait_log(a_node, "anchor.ready", 15)
+        bob = await connect(pool, upstream_target, "bob", "cutBob-" + run)
+        for i in range(20):
+            bob.send_xml(msg_xml(d1.bare, "%s%02d" % (prefix, i)))
+        await wait_until(lambda: len(collect([d1], prefix, d1.bare)) >= 20, 20, "20 messages at d1 on A")
+        ended = pgserver.server().psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 's2proxy-leases 127.0.0.1:%d'" % a_node.port)
+        assert ended == "1", "A's lease session not found: %r" % ended
+        t0 = time.monotonic()
+        await wait_until(lambda: not a_node.alive(), 10, "A to exit after losing its leases")
+        a_node.rc = a_node.proc.returncode
+        assert a_node.rc == 75, "A exited with %s, want 75" % a_node.rc
+        assert "cluster.lease_lost" in a_node.log_text()
+        await wait_log(b_node, "cluster.taken_over", 15)
+        moved_s = time.monotonic() - t0
+        for i in range(20, 30):
+            bob.send_xml(msg_xml(d1.bare, "%s%02d" % (prefix, i)))
+        d2 = await connect(pool, b_node.target(), "alice", "cutA2-" + run)
+        want = ["%s%02d" % (prefix, i) for i in range(30)]
+        got = []
+
+        async def poll():
+            items = await mam_all(d2, with_jid=bob.bare, max_=100)
+            got[:] = [body_of(m) for _, m in items if (body_of(m) or "").startswith(prefix)]
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            await poll()
+            if len(got) >= 30:
+                break
+            await asyncio.sleep(1.0)
+        assert got == want, "MAM on B: %s" % got
+        print("lease cut: A exited, B took over in %.1f s; 30 messages once in MAM" % moved_s)
+
+    run_async(body, 120)
