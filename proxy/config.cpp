@@ -466,8 +466,6 @@ std::string validate_config(const Config& c) {
     return "--listen: at least one of --listen and --listen-tls is needed";
   if (!c.advertise.empty() && !split_host_port(c.advertise, &host, &port))
     return "--advertise: expected HOST:PORT, got '" + c.advertise + "'";
-  if (!c.advertise.empty() && !store::is_postgresql_url(c.store))
-    return "--advertise: only with a PostgreSQL --store (nodes share accounts through it)";
   if (!c.listen.empty() && !split_host_port(c.listen, &host, &port))
     return "--listen: expected ADDR:PORT, got '" + c.listen + "'";
   if (!c.listen_tls.empty() && !split_host_port(c.listen_tls, &host, &port))
