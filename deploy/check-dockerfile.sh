@@ -114,7 +114,7 @@ else
   flags=$(grep -oE '^ *flag\("[a-z0-9-]+"' proxy/config.cpp | grep -oE '"[a-z0-9-]+"' | tr -d '"' | grep -vx config)
 fi
 envs=$(sed 's/-/_/g; s/.*/S2PROXY_\U&/' <<<"$flags")
-for f in $df deploy/docker-compose.yml; do
+for f in $df deploy/docker-compose.yml deploy/docker-compose.cluster.yml; do
   for v in $(grep -oE 'S2PROXY_[A-Z0-9_]+' "$f" | sort -u); do
     check "$f: $v is a flag's variable" grep -qx "$v" <<<"$envs"
   done
@@ -129,9 +129,10 @@ done
 
 # --- compose --------------------------------------------------------------------------------------
 if $py -c 'import yaml' 2>/dev/null; then
-  check "docker-compose.yml: builds, volumes, networks and the upstream service resolve" $py - <<'EOF'
+  for compose in deploy/docker-compose.yml deploy/docker-compose.cluster.yml; do
+  check "$(basename $compose): builds, volumes, networks and the upstream and store services resolve" env COMPOSE=$compose $py - <<'EOF'
 import os, sys, yaml
-c = yaml.safe_load(open("deploy/docker-compose.yml"))
+c = yaml.safe_load(open(os.environ["COMPOSE"]))
 svc, errs = c["services"], []
 for name, s in svc.items():
     b = s.get("build")
@@ -146,13 +147,24 @@ for name, s in svc.items():
         if n not in (c.get("networks") or {}): errs.append("%s: network %s undeclared" % (name, n))
     for d in (s.get("depends_on") or {}):
         if d not in svc: errs.append("%s: depends on unknown %s" % (name, d))
-env = svc["s2proxy"]["environment"]
-host = env["S2PROXY_UPSTREAM"].rsplit(":", 1)[0]
-if host not in svc: errs.append("S2PROXY_UPSTREAM host %s is not a service" % host)
-if not set(svc[host].get("networks", [])) & set(svc["s2proxy"].get("networks", [])): errs.append("no shared network")
-if svc[host].get("ports"): errs.append("the upstream publishes ports: clients could bypass s2proxy")
+proxies = [n for n in svc if n.startswith("s2proxy")]
+if not proxies: errs.append("no s2proxy service")
+for p in proxies:
+    env = svc[p]["environment"]
+    targets = [env["S2PROXY_UPSTREAM"]]
+    store = env.get("S2PROXY_STORE", "lmdb")
+    if store.startswith("postgresql://"):
+        auth, _, rest = store.split("://", 1)[1].rpartition("@")
+        if ":" in auth: errs.append("%s: a password in S2PROXY_STORE (use PGPASSWORD or ~/.pgpass)" % p)
+        targets.append(rest.split("/")[0])
+    for hostport in targets:
+        host = hostport.rsplit(":", 1)[0]
+        if host not in svc: errs.append("%s: %s is not a service" % (p, host)); continue
+        if not set(svc[host].get("networks", [])) & set(svc[p].get("networks", [])): errs.append("%s: no network shared with %s" % (p, host))
+        if svc[host].get("ports"): errs.append("%s publishes ports: clients could bypass s2proxy" % host)
 if errs: sys.exit("\n".join(errs))
 EOF
+  done
 else
   skip "python3-yaml not installed: docker-compose.yml not parsed"
 fi
