@@ -167,9 +167,10 @@ bool Server::open_state(std::string* error) {
   ctx_.store = std::move(opened.value());
   S2_LOG(LogLevel::Info, "server.store", {{"store", describe_store(cfg)}});
   if (!cfg.advertise.empty() && !store_is_postgresql(cfg))
-    S2_LOG(LogLevel::Warn, "server.advertise_unused",
-           {{"advertise", cfg.advertise},
-            {"why", "--advertise matters only with a PostgreSQL --store (nodes sharing accounts)"}});
+    S2_LOG(
+        LogLevel::Warn, "server.advertise_unused",
+        {{"advertise", cfg.advertise},
+         {"why", "--advertise matters only with a PostgreSQL --store (nodes sharing accounts)"}});
   if (auto* pg = dynamic_cast<store::PgStore*>(ctx_.store.get())) {
     // Nodes sharing the database share its accounts: one owner each (cluster.h).
     char host[256] = {};
