@@ -28,7 +28,7 @@
 
 namespace s2 {
 
-struct ProxyContext;
+class ProxyContext;
 
 class Cluster {
  public:
