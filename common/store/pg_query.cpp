@@ -97,20 +97,20 @@ StoredMessage decode_message_row(const pg::Rows& r, int row) {
 }
 
 ArchiveBounds read_bounds(pg::Conn& c, AccountNo a) {
+  // One statement: both ends in one snapshot and one round trip.
+  Rows r = c.exec(
+      "SELECT f.archive_id, f.archive_ms, l.archive_id, l.archive_ms FROM "
+      "(SELECT archive_id, archive_ms FROM s2_messages WHERE account = $1 "
+      "ORDER BY archive_id LIMIT 1) f, "
+      "(SELECT archive_id, archive_ms FROM s2_messages WHERE account = $1 "
+      "ORDER BY archive_id DESC LIMIT 1) l",
+      Params().i64(a));
   ArchiveBounds b;
-  Rows first = c.exec(
-      "SELECT archive_id, archive_ms FROM s2_messages WHERE account = $1 "
-      "ORDER BY archive_id LIMIT 1",
-      Params().i64(a));
-  if (first.empty()) return b;
-  Rows last = c.exec(
-      "SELECT archive_id, archive_ms FROM s2_messages WHERE account = $1 "
-      "ORDER BY archive_id DESC LIMIT 1",
-      Params().i64(a));
-  b.first_id = first.u64(0, 0);
-  b.first_ms = first.i64(0, 1);
-  b.last_id = last.u64(0, 0);
-  b.last_ms = last.i64(0, 1);
+  if (r.empty()) return b;
+  b.first_id = r.u64(0, 0);
+  b.first_ms = r.i64(0, 1);
+  b.last_id = r.u64(0, 2);
+  b.last_ms = r.i64(0, 3);
   return b;
 }
 

@@ -388,11 +388,11 @@ Result<std::optional<ArchiveId>> PgStore::find_upstream_id(AccountNo a,
 
 Result<std::optional<ArchiveId>> PgStore::resolve_ref(AccountNo a, std::string_view peer_bare,
                                                       RefKind kind, std::string_view ref) const {
-  return read(true, [&](pg::Conn& c) { return pgdetail::lookup_ref(c, a, peer_bare, kind, ref); });
+  return read(false, [&](pg::Conn& c) { return pgdetail::lookup_ref(c, a, peer_bare, kind, ref); });
 }
 
 Result<ArchiveBounds> PgStore::bounds(AccountNo a) const {
-  return read(true, [&](pg::Conn& c) { return pgdetail::read_bounds(c, a); });
+  return read(false, [&](pg::Conn& c) { return pgdetail::read_bounds(c, a); });
 }
 
 Result<MamPage> PgStore::query(AccountNo a, const MamQuery& q) const {

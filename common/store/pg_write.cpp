@@ -435,29 +435,33 @@ std::vector<OpResult> apply_batch(pg::Conn& c, const WriteBatch& batch,
   return out;
 }
 
+// One statement (one round trip, one snapshot): resolve_ref runs on the
+// daemon's loop for every entering message that refers to another.
 std::optional<ArchiveId> lookup_ref(pg::Conn& c, AccountNo a, std::string_view peer, RefKind kind,
                                     std::string_view ref) {
-  auto get = [&](RefKind k) -> std::optional<ArchiveId> {
-    Rows r = c.exec("SELECT archive_id FROM s2_refs WHERE account = $1 AND k = $2",
-                    Params().i64(a).bytes(sv(schema::ref_key(a, peer, k, ref))));
-    if (r.empty()) return std::nullopt;
-    return r.u64(0, 0);
-  };
-  std::optional<ArchiveId> found = get(kind);
-  if (kind == RefKind::kOriginId || kind == RefKind::kResendKey) return found;
+  const bool direct_only = kind == RefKind::kOriginId || kind == RefKind::kResendKey;
+  const Direction want = kind == RefKind::kSentId ? Direction::kOutgoing : Direction::kIncoming;
+  Rows r = c.exec(
+      "SELECT (SELECT archive_id FROM s2_refs WHERE account = $1 AND k = $2), "
+      "(SELECT m.archive_id FROM s2_refs o JOIN s2_messages m "
+      "ON m.account = o.account AND m.archive_id = o.archive_id "
+      "WHERE o.account = $1 AND o.k = $3 AND m.direction = $4 AND m.msg_id = $5)",
+      Params()
+          .i64(a)
+          .bytes(sv(schema::ref_key(a, peer, kind, ref)))
+          .bytes(sv(schema::ref_key(a, peer, RefKind::kOriginId, ref)))
+          .i64(static_cast<int64_t>(want))
+          .bytes(ref));
+  std::optional<ArchiveId> found;
+  if (!r.null(0, 0)) found = r.u64(0, 0);
+  if (direct_only) return found;
   // An 'id' equal to its message's origin-id is indexed only as the
   // origin-id; such a message may be newer than the one the 'id' entry
   // names, and the newest wins (as the Mirror's lookup_ref()).
-  std::optional<ArchiveId> oid = get(RefKind::kOriginId);
-  if (!oid) return found;
-  if (found && *found > *oid) return found;
-  Rows m =
-      c.exec("SELECT direction, msg_id FROM s2_messages WHERE account = $1 AND archive_id = $2",
-             Params().i64(a).u64(*oid));
-  if (m.empty()) return found;
-  const Direction want = kind == RefKind::kSentId ? Direction::kOutgoing : Direction::kIncoming;
-  if (static_cast<Direction>(m.i64(0, 0)) != want || m.bytes(0, 1) != ref) return found;
-  return oid;
+  if (r.null(0, 1)) return found;
+  const ArchiveId via_origin = r.u64(0, 1);
+  if (found && *found > via_origin) return found;
+  return via_origin;
 }
 
 }  // namespace s2::store::pgdetail
