@@ -1,6 +1,6 @@
 """The PostgreSQL store (issue 14 item 1), on a real PostgreSQL 15 (pgserver.py) and a real Prosody.
 
-The history, exactly-once and session2 files also run with S2_STORE=postgresql (CTest
+The history and exactly-once files also run with S2_STORE=postgresql (CTest
 integration_postgres); this file checks what only the PostgreSQL store has: the history is in the
 database's tables (and nothing in the data dir), the operator's commands (check-config --probe,
 accounts, backup) know the store, a wrong password or a newer schema stops the daemon with a clear
