@@ -5,7 +5,7 @@ address (--advertise). Checked here:
 * one owner per account: alice's first login on A makes A her owner; her device that logs in on B is
   sent to A with see-other-host, after SASL, and slixmpp follows it (reconnects to A, logs in there);
 * both nodes serve other accounts meanwhile (carol is served by B);
-* failover: kill -9 of A while bob streams to alice: B takes alice over within seconds (the sweep
+* failover: kill -9 of A while bob streams 500 messages to alice: B takes alice over within seconds (the sweep
   finds her lease free), its anchor catches up from the committed cursor, and her device, now on B,
   ends with every message once in MAM, with the archive ids A had given;
 * fencing: A's leases are gone with A; B's writes carry the new epoch (unit_store_pg proves that a
@@ -45,7 +45,7 @@ def test_redirect_to_owner_and_failover_without_loss(proxy_factory, upstream_tar
     run = uuid.uuid4().hex[:6]
     a_node = start_node(proxy_factory, url, "cluster-a-" + run)
     b_node = start_node(proxy_factory, url, "cluster-b-" + run, like=a_node)
-    n_before, n_total = 50, 200
+    n_before, n_total = 50, 500
     prefix = "cl-%s-" % run
     state = {}
 
