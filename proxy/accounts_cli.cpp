@@ -15,10 +15,6 @@
 
 namespace s2 {
 namespace {
-// Read-only commands must not create state: a data dir without a mirror
-// holds no accounts, and nothing is created to find that out.
-bool mirror_exists(const Config& cfg) { return store_may_exist(cfg); }
-
 // Milliseconds since the epoch as ISO 8601 UTC ("2026-12-03T08:25:38.447Z").
 std::string iso8601(int64_t ms) {
   const time_t secs = static_cast<time_t>(ms / 1000);
@@ -55,7 +51,7 @@ Target open_target(const Config& cfg, const std::string& jid_text) {
     return t;
   }
   t.jid = *jid;
-  if (!mirror_exists(cfg)) {
+  if (!store_may_exist(cfg)) {  // read-only commands create nothing
     std::cerr << "unknown account: " << t.jid << " (no mirror in " << cfg.data_dir << ")\n";
     t.error = 1;
     return t;
@@ -74,7 +70,7 @@ std::optional<store::AccountInfo> find_known(const Target& t) {
 }  // namespace
 
 int accounts_list(const Config& cfg) {
-  if (!mirror_exists(cfg)) {
+  if (!store_may_exist(cfg)) {  // read-only commands create nothing
     std::cerr << "no accounts: no mirror in " << cfg.data_dir << "\n";
     return 0;
   }

@@ -95,8 +95,6 @@ void Cluster::sweep() {
     return;
   }
   for (const auto& u : *free) {
-    auto cred = ctx_.store->get_credentials(u.account);
-    if (!cred.ok() || !cred.value()) continue;  // no anchor without credentials
     auto c = leases_->claim(u.account);
     if (!c.ok() || !c->owned) continue;  // another node was quicker
     m_lease("taken_over").inc();

@@ -17,6 +17,12 @@ uint64_t be_read(const char* p, int n) {
 
 }  // namespace
 
+std::string libpq_text(const char* s) {
+  std::string out = s != nullptr ? s : "";
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
 Error to_error(const Failure& f) {
   if (f.sqlstate == "53100") return Error{Errc::kNoSpace, "postgresql: " + f.text};
   if (f.sqlstate.rfind("22", 0) == 0) return Error{Errc::kInvalidArgument, "postgresql: " + f.text};
@@ -25,44 +31,25 @@ Error to_error(const Failure& f) {
 
 // --- Params ------------------------------------------------------------------------
 
+Params& Params::add(unsigned int type, std::string data, bool null) {
+  types_.push_back(type);
+  lengths_.push_back(static_cast<int>(data.size()));
+  formats_.push_back(1);  // binary
+  null_.push_back(null);
+  data_.push_back(std::move(data));
+  return *this;
+}
+
 Params& Params::i64(int64_t v) {
   std::string b(8, '\0');
   const auto u = static_cast<uint64_t>(v);
   for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(u >> (8 * (7 - i)));
-  types_.push_back(kInt8Oid);
-  data_.push_back(std::move(b));
-  lengths_.push_back(8);
-  formats_.push_back(1);
-  null_.push_back(false);
-  return *this;
+  return add(kInt8Oid, std::move(b), false);
 }
 
-Params& Params::bytes(std::string_view v) {
-  types_.push_back(kByteaOid);
-  data_.emplace_back(v);
-  lengths_.push_back(static_cast<int>(v.size()));
-  formats_.push_back(1);
-  null_.push_back(false);
-  return *this;
-}
-
-Params& Params::null_i64() {
-  types_.push_back(kInt8Oid);
-  data_.emplace_back();
-  lengths_.push_back(0);
-  formats_.push_back(1);
-  null_.push_back(true);
-  return *this;
-}
-
-Params& Params::null_bytes() {
-  types_.push_back(kByteaOid);
-  data_.emplace_back();
-  lengths_.push_back(0);
-  formats_.push_back(1);
-  null_.push_back(true);
-  return *this;
-}
+Params& Params::bytes(std::string_view v) { return add(kByteaOid, std::string(v), false); }
+Params& Params::null_i64() { return add(kInt8Oid, {}, true); }
+Params& Params::null_bytes() { return add(kByteaOid, {}, true); }
 
 std::vector<const char*> Params::values() const {
   std::vector<const char*> v(data_.size());
@@ -117,9 +104,8 @@ std::unique_ptr<Conn> Conn::connect(const std::string& conninfo,
   PGconn* c = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (c == nullptr) throw Failure{"", "out of memory", true};
   if (PQstatus(c) != CONNECTION_OK) {
-    std::string why = PQerrorMessage(c);
+    std::string why = libpq_text(PQerrorMessage(c));
     PQfinish(c);
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
     throw Failure{"", "cannot connect: " + why, true};
   }
   std::unique_ptr<Conn> conn(new Conn(c));
@@ -145,8 +131,7 @@ Failure Conn::failure(const PGresult* r) const {
     const char* msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     f.text = msg != nullptr ? msg : PQresultErrorMessage(r);
   }
-  if (f.text.empty()) f.text = PQerrorMessage(c_);
-  while (!f.text.empty() && (f.text.back() == '\n' || f.text.back() == ' ')) f.text.pop_back();
+  f.text = libpq_text(f.text.empty() ? PQerrorMessage(c_) : f.text.c_str());
   f.connection_lost = PQstatus(c_) != CONNECTION_OK || f.sqlstate.rfind("08", 0) == 0 ||
                       f.sqlstate.rfind("57P", 0) == 0;
   return f;

@@ -35,6 +35,9 @@ struct Failure {
 // caller's bad input, everything else kIo.
 Error to_error(const Failure& f);
 
+// A message from libpq without its trailing newline (NULL reads as "").
+std::string libpq_text(const char* s);
+
 class Params {
  public:
   Params& i64(int64_t v);
@@ -50,6 +53,8 @@ class Params {
   std::vector<const char*> values() const;
 
  private:
+  Params& add(unsigned int type, std::string data, bool null);
+
   std::vector<unsigned int> types_;
   std::vector<std::string> data_;
   std::vector<int> lengths_, formats_;

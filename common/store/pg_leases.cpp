@@ -97,6 +97,7 @@ Result<std::vector<UnownedAccount>> AccountLeases::unowned(int64_t now_ms, int64
   try {
     Rows r = conn_->exec(
         "SELECT a.account, a.bare_jid FROM s2_accounts a WHERE a.created_ms <= $1 "
+        "AND EXISTS (SELECT 1 FROM s2_credentials c WHERE c.account = a.account) "
         "AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND l.classid = $3::oid AND l.objsubid = 2 AND l.objid = a.account::oid AND l.granted) "

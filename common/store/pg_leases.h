@@ -61,8 +61,9 @@ class AccountLeases {
   // Takes the account's lock if nobody holds it (or returns this node's
   // epoch if it does already); otherwise says who owns it.
   Result<Claim> claim(AccountNo a);
-  // Accounts nobody holds a lock on, created more than `settle_ms` ago (a node
-  // that creates an account claims it right after: others leave it to it).
+  // Accounts nobody holds a lock on that have credentials (an anchor needs
+  // them), created more than `settle_ms` ago (a node that creates an account
+  // claims it right after: others leave it to it).
   Result<std::vector<UnownedAccount>> unowned(int64_t now_ms, int64_t settle_ms, size_t max);
   // One round trip on the lease connection: false when it is gone, and with it
   // every lock (the node must stop serving its accounts).

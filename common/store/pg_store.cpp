@@ -53,9 +53,8 @@ std::string check_conninfo(const std::string& conninfo) {
     PQconninfoFree(opts);
     return "";
   }
-  std::string why = err != nullptr ? err : "out of memory";
+  std::string why = err != nullptr ? pg::libpq_text(err) : "out of memory";
   PQfreemem(err);
-  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
   return why;
 }
 
@@ -136,15 +135,11 @@ std::vector<WriteResult> PgStore::commit_group(const std::vector<const WriteBatc
   // has written nothing and needs no savepoint; that saves two round trips
   // per batch. A database error inside such a batch aborts the transaction:
   // the group is then re-run with a savepoint around every batch.
-  if (attempt(group, out, info, /*savepoint_all=*/false)) {
-    info.apply += Clock::now() - t0 - info.commit;
-    return out;
+  // (If the connection broke meanwhile, the second attempt's BEGIN fails and
+  // fails every batch: the first attempt's results were rolled back.)
+  if (!attempt(group, out, info, /*savepoint_all=*/false)) {
+    attempt(group, out, info, /*savepoint_all=*/true);
   }
-  if (!writer_conn_ || !writer_conn_->healthy()) {
-    info.apply += Clock::now() - t0 - info.commit;
-    return out;  // attempt() failed every batch
-  }
-  attempt(group, out, info, /*savepoint_all=*/true);
   info.apply += Clock::now() - t0 - info.commit;
   return out;
 }

@@ -32,6 +32,10 @@ TEST_CASE("one owner per account; a node that lost its lease can no longer commi
   auto b_store = open_store(options(dir.path()));  // node B, same database and schema
   const AccountNo alice = create_account(*a_store, "alice@example.org");
   const AccountNo bob = create_account(*a_store, "bob@example.org");
+  // Only accounts with credentials are candidates for a takeover (an anchor needs them).
+  REQUIRE(
+      write_sync(*a_store, {op::PutCredentials{alice, "sealed"}, op::PutCredentials{bob, "sealed"}})
+          .ok());
   auto a = leases(dir, as_pg(a_store), "node-a");
   auto b = leases(dir, as_pg(b_store), "node-b");
 
