@@ -47,6 +47,7 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
           },
           [this](uint64_t serial) { outbox_.carrier_down(serial); }),
       receipts_(ctx, account_),
+      resend_(*ctx.store),
       displayed_(ctx, account_, [this] { return outbox_anchor(); }),
       notify_(ctx, account_, [this] { return outbox_anchor(); }) {
   if (auto j = parse_jid(account_)) domain_ = j->domain;
@@ -88,6 +89,7 @@ void AccountHub::set_account_no(store::AccountNo a) {
   archive_catchup_.set_account_no(a);
   outbox_.set_account_no(a);
   receipts_.set_account_no(a);
+  resend_.set_account_no(a);
   // What a previous run left in the mirror's outbox waits for the anchor's
   // catch-up: the upstream archive shows which of it the upstream already
   // has (catchup_finished). Read once, before this run commits anything for
@@ -187,6 +189,7 @@ bool AccountHub::known_device(const std::string& resource) const {
 
 void AccountHub::detach(Device* d) {
   devices_.erase(std::remove(devices_.begin(), devices_.end(), d), devices_.end());
+  if (!device_by_resource(d->resource())) resend_.release(d->resource());
   push_->device_detached(d);  // an ended device is offline (it keeps its registration)
   if (d->upstream()) outbox_.carrier_down(d->upstream()->serial());
   update_anchor_presence();
@@ -211,6 +214,7 @@ void AccountHub::drain_link(std::unique_ptr<UpstreamSession> link) {
 void AccountHub::delivered(Device* d, store::ArchiveId id) { cursors_.delivered(d, id); }
 
 void AccountHub::forget_resend_keys(Device* d, std::vector<std::string> keys) {
+  resend_.forget(d->resource(), keys);
   cursors_.forget_resend_keys(d->resource(), std::move(keys));
 }
 

@@ -48,6 +48,7 @@
 #include "proxy/notification_settings.h"
 #include "proxy/outbox.h"
 #include "proxy/receipts_once.h"
+#include "proxy/resend_memory.h"
 
 namespace s2 {
 
@@ -89,7 +90,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   // Device `d`'s client resends in a new session what it did not see
   // acknowledged: was `key` taken from an earlier session of this device
   // (committed, or committing now)?
-  bool resend_seen(Device* d, const std::string& key) const;
+  bool resend_seen(Device* d, const std::string& key);
   // The client of `d` saw these acknowledged: they are no copies to look for.
   void forget_resend_keys(Device* d, std::vector<std::string> keys);
   // Device sends waiting for an upstream carrier with room (flow control).
@@ -188,13 +189,13 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   Outbox outbox_;
   LinkDrain drain_;
   ReceiptsOnce receipts_;
+  // Resend keys of device messages: committing, or committed and not yet
+  // seen acknowledged by the client (resend_memory.h).
+  ResendMemory resend_;
   DisplayedSync displayed_;
   NotificationSettings notify_;
   // Push (XEP-0357) by the proxy: registrations, coalescing, publishing.
   std::unique_ptr<PushService> push_;
-  // Resend keys of device messages whose commit is in flight (key → the
-  // serial of the device that sent it).
-  std::unordered_map<std::string, uint64_t> committing_keys_;
 
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

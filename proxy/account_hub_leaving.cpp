@@ -193,7 +193,7 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
   if (dec.upstream) outbox = store::OutboxItem{d->resource(), wire, now};
   const std::string resource = d->resource();
   const std::string origin_id = record.origin_id;
-  if (!resend_key.empty()) committing_keys_[resource + '\x1f' + resend_key] = d->serial();
+  if (!resend_key.empty()) resend_.committing(resource, resend_key, d->serial());
   when_account_known([this, record = std::move(record), outbox, stored, resource, wire, origin_id,
                       answer, now, resend_key, handled = std::move(handled), dev = d,
                       dev_alive = d->alive_token(), alive = std::weak_ptr<bool>(alive_)]() mutable {
@@ -208,7 +208,11 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
                                       alive](store::WriteResult r) {
       if (alive.expired()) return;
       receipts_.committed(answer);
-      if (!resend_key.empty()) committing_keys_.erase(resource + '\x1f' + resend_key);
+      if (!resend_key.empty())
+        resend_.committed(resource, resend_key,
+                          r.ok() && !r.ops.empty() && !r.ops[0].duplicate
+                              ? std::optional<store::ArchiveId>(r.ops[0].archive_id)
+                              : std::nullopt);
       if (!r.ok() || r.ops.empty()) {
         mirror_metrics::write_errors().inc();
         S2_LOG(LogLevel::Error, "hub.send_not_archived",
@@ -263,17 +267,8 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
 // A copy is what an *earlier* session of the same device sent: committed
 // (its key is in the mirror, fresh) or committing now. The device itself
 // tells apart its own session's sends (Device::is_resent_copy).
-bool AccountHub::resend_seen(Device* d, const std::string& key) const {
-  if (auto it = committing_keys_.find(d->resource() + '\x1f' + key);
-      it != committing_keys_.end() && it->second != d->serial())
-    return true;
-  if (account_no_ == 0) return false;
-  auto id = ctx_.store->resolve_ref(account_no_, d->resource(), store::RefKind::kResendKey, key);
-  if (!id.ok() || !id.value()) return false;
-  // A client resends right after it reconnects; a key left behind by a
-  // crash must not swallow the same words sent much later.
-  auto m = ctx_.store->get_message(account_no_, *id.value());
-  return m.ok() && m.value() && unix_ms() - m.value()->record.timestamp_ms < kResendWindowMs;
+bool AccountHub::resend_seen(Device* d, const std::string& key) {
+  return resend_.seen(d->resource(), key, d->serial(), unix_ms(), kResendWindowMs);
 }
 
 void AccountHub::bounce_to_device(Device* d, const Stanza& s, const policy::StanzaError& e,

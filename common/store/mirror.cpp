@@ -337,6 +337,19 @@ Result<std::optional<ArchiveId>> Mirror::resolve_ref(AccountNo a, std::string_vi
       [&](const lmdb::Txn& txn) { return detail::lookup_ref(dbs_, txn, a, peer_bare, kind, ref); });
 }
 
+Result<ResendKeys> Mirror::list_resend_keys(AccountNo a, std::string_view scope) const {
+  return read([&](const lmdb::Txn& txn) {
+    ResendKeys out;
+    schema::Key prefix = schema::peer_prefix(a, scope);
+    prefix.push_back(static_cast<char>(RefKind::kResendKey));
+    const std::string_view p = prefix;
+    lmdb::Cursor c(txn, dbs_.by_ref);
+    for (bool ok = c.seek(p); ok && schema::has_prefix(c.key(), p); ok = c.next())
+      out.insert_encoded(std::string(c.key().substr(p.size())), schema::get_u64(c.val(), 0));
+    return out;
+  });
+}
+
 Result<ArchiveBounds> Mirror::bounds(AccountNo a) const {
   return read([&](const lmdb::Txn& txn) { return detail::read_bounds(dbs_, txn, a); });
 }

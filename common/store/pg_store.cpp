@@ -386,6 +386,23 @@ Result<std::optional<ArchiveId>> PgStore::resolve_ref(AccountNo a, std::string_v
   return read(false, [&](pg::Conn& c) { return pgdetail::lookup_ref(c, a, peer_bare, kind, ref); });
 }
 
+// One range read of the index: every key of the scope starts with the same
+// prefix, which ends in the kind byte, so the range ends below kind + 1.
+Result<ResendKeys> PgStore::list_resend_keys(AccountNo a, std::string_view scope) const {
+  return read(false, [&](pg::Conn& c) {
+    schema::Key from = schema::peer_prefix(a, scope);
+    from.push_back(static_cast<char>(RefKind::kResendKey));
+    schema::Key below = schema::peer_prefix(a, scope);
+    below.push_back(static_cast<char>(static_cast<uint8_t>(RefKind::kResendKey) + 1));
+    Rows r = c.exec("SELECT k, archive_id FROM s2_refs WHERE account = $1 AND k >= $2 AND k < $3",
+                    Params().i64(a).bytes(std::string_view(from)).bytes(std::string_view(below)));
+    ResendKeys out;
+    for (int i = 0; i < r.size(); ++i)
+      out.insert_encoded(r.bytes(i, 0).substr(from.size()), r.u64(i, 1));
+    return out;
+  });
+}
+
 Result<ArchiveBounds> PgStore::bounds(AccountNo a) const {
   return read(false, [&](pg::Conn& c) { return pgdetail::read_bounds(c, a); });
 }

@@ -86,6 +86,7 @@ class PgStore final : public Store {
                                                     std::string_view upstream_id) const override;
   Result<std::optional<ArchiveId>> resolve_ref(AccountNo a, std::string_view peer_bare,
                                                RefKind kind, std::string_view ref) const override;
+  Result<ResendKeys> list_resend_keys(AccountNo a, std::string_view scope) const override;
   Result<ArchiveBounds> bounds(AccountNo a) const override;
   Result<MamPage> query(AccountNo a, const MamQuery& q) const override;
   Result<std::optional<std::string>> get_sync_cursor(AccountNo a) const override;

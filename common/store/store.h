@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -352,6 +353,24 @@ using WriteCallback = std::function<void(WriteResult)>;
 
 // ---------------------------------------------------------------------------
 
+// The resend keys one device scope holds in the index, read in one go. A
+// new session asks this set about each message it sends instead of one
+// resolve_ref per message: a round trip each on PostgreSQL, on the daemon's
+// loop, during a client's burst. Keys are held as the index encodes them
+// (schema::put_component), so a long key matches exactly as the store's.
+class ResendKeys {
+ public:
+  std::optional<ArchiveId> find(std::string_view key) const;
+  void insert(std::string_view key, ArchiveId id);
+  void erase(std::string_view key);
+  // For stores: an index key's last component, already encoded.
+  void insert_encoded(std::string component, ArchiveId id);
+  size_t size() const { return by_component_.size(); }
+
+ private:
+  std::unordered_map<std::string, ArchiveId> by_component_;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -372,6 +391,8 @@ class Store {
   virtual Result<std::optional<ArchiveId>> resolve_ref(AccountNo a, std::string_view peer_bare,
                                                        RefKind kind,
                                                        std::string_view ref) const = 0;
+  // Every RefKind::kResendKey entry of one scope (a device's resource).
+  virtual Result<ResendKeys> list_resend_keys(AccountNo a, std::string_view scope) const = 0;
   virtual Result<ArchiveBounds> bounds(AccountNo a) const = 0;
   virtual Result<MamPage> query(AccountNo a, const MamQuery& q) const = 0;
 

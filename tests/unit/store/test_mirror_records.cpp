@@ -261,10 +261,41 @@ TEST_CASE("resend keys: indexed with a new message, never with a duplicate, clea
   CHECK_FALSE(m->resolve_ref(a, "laptop", RefKind::kResendKey, "k1")->has_value());
   // The key is not an origin-id or an id of the message.
   CHECK_FALSE(m->resolve_ref(a, "bob@example.org", RefKind::kSentId, "k1")->has_value());
+  // The scope's keys in one read, as the daemon asks them for a new session;
+  // a key longer than an inline component matches as the index stores it.
+  const std::string long_key(300, 'L');
+  op::Append third{a, msg("bob@example.org", 3, "", "O3")};
+  third.resend_scope = "phone";
+  third.resend_key = long_key;
+  op::Append other{a, msg("bob@example.org", 4, "", "O4")};
+  other.resend_scope = "phone2";  // a scope that shares "phone" as a prefix
+  other.resend_key = "k9";
+  WriteResult r2 = write_sync(*m, {third, other});
+  REQUIRE(r2.ok());
+  auto keys = m->list_resend_keys(a, "phone");
+  REQUIRE(keys.ok());
+  CHECK(keys->size() == 2);
+  CHECK(keys->find("k1") == r.ops[0].archive_id);
+  CHECK(keys->find(long_key) == r2.ops[0].archive_id);
+  CHECK_FALSE(keys->find(std::string(299, 'L')).has_value());
+  CHECK_FALSE(keys->find("k9").has_value());
+  CHECK(m->list_resend_keys(a, "phone2")->find("k9") == r2.ops[1].archive_id);
+  CHECK(m->list_resend_keys(a, "laptop")->size() == 0);
+  AccountNo b = create_account(*m, "bob@example.org");
+  CHECK(m->list_resend_keys(b, "phone")->size() == 0);
   WriteResult c = write_sync(*m, {op::ClearResendKeys{a, "phone", {"k1", "absent"}}});
   REQUIRE(c.ok());
   CHECK(c.ops[0].count == 1);
   CHECK_FALSE(m->resolve_ref(a, "phone", RefKind::kResendKey, "k1")->has_value());
+  keys = m->list_resend_keys(a, "phone");
+  CHECK(keys->size() == 1);
+  CHECK_FALSE(keys->find("k1").has_value());
+  // The set itself: insert and erase by the caller's key.
+  keys->insert("k7", 70);
+  CHECK(keys->find("k7") == ArchiveId{70});
+  keys->erase(long_key);
+  CHECK_FALSE(keys->find(long_key).has_value());
+  CHECK(keys->size() == 1);
 }
 
 TEST_CASE("forget removes every record of the account and nothing else") {
