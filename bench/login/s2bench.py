@@ -39,7 +39,16 @@ class BenchEnv:
     """Private Prosody (test bed script, wiped data) + one s2proxy. stop() undoes start()."""
 
     def __init__(self, binary=DEFAULT_BINARY, load_users=0, log_level="info", extra_ports=(),
-                 prosody_nagle=True, proxy_opts=None):
+                 prosody_nagle=True, proxy_opts=None, store="lmdb", nodes=1):
+        # store="postgresql": the proxy's store is a throwaway PostgreSQL 15 (tests/integration/
+        # pgserver.py, port 36432); nodes > 1 (PostgreSQL only): that many s2proxy nodes of one
+        # cluster, node k on 56222 + 2k / 56223 + 2k, sharing the schema, vault key and certificate.
+        if nodes > 1 and store != "postgresql":
+            raise SystemExit("several nodes need --store postgresql")
+        self.store = store
+        self.nodes = nodes
+        self.extra_nodes = []
+        self.pg = None
         self.binary = str(binary)
         self.prosody_nagle = prosody_nagle
         self._nonagle_proc = None
@@ -53,7 +62,7 @@ class BenchEnv:
     def start(self):
         if not Path(self.binary).exists():
             raise SystemExit("s2proxy binary %s missing: cmake --preset default && cmake --build build --target s2proxy -j2" % self.binary)
-        ports = (PROXY_PORT, PROXY_TLS_PORT) + self.extra_ports
+        ports = tuple(PROXY_PORT + i for i in range(2 * self.nodes)) + self.extra_ports
         if not self._own_prosody_alive():  # a leftover of ours is restarted by the script (FRESH=1)
             ports = (PROSODY_C2S, PROSODY_C2S_TLS) + ports
         busy = [p for p in ports if not harness.port_free(p)]
@@ -70,9 +79,28 @@ class BenchEnv:
         self.upstream.start()
         if not self.prosody_nagle:
             self._restart_prosody_without_nagle()
+        env = {}
+        if self.store == "postgresql":
+            import pgserver  # tests/integration: initdb + pg_ctl in a temp dir
+            self.pg = pgserver.server()
+            schema = pgserver.schema_for("s2bench-%d-%f" % (os.getpid(), time.time()))
+            self.pg.psql("CREATE SCHEMA %s" % schema)
+            env["S2PROXY_STORE"] = self.pg.url(schema)
+            env["S2PROXY_ADVERTISE"] = "%s:%d" % (HOST, PROXY_PORT)
         self.proxy = harness.ProxyProc(self.binary, "bench", self.upstream, PROXY_PORT, PROXY_TLS_PORT,
-                                       opts=dict({"log-level": self.log_level}, **self.proxy_opts))
+                                       opts=dict({"log-level": self.log_level}, **self.proxy_opts), env=env)
         self.proxy.start()
+        for k in range(1, self.nodes):
+            port = PROXY_PORT + 2 * k
+            node_env = dict(env, S2PROXY_ADVERTISE="%s:%d" % (HOST, port),
+                            S2PROXY_VAULT_KEY_FILE=self.proxy.data_dir + "/vault.key",
+                            S2PROXY_TLS_CERT=self.proxy.cert,
+                            S2PROXY_TLS_KEY=self.proxy.cert[:-len(".crt")] + ".key")
+            node = harness.ProxyProc(self.binary, "bench-node%d" % k, self.upstream, port, port + 1,
+                                     opts=dict({"log-level": self.log_level, "anchor-resource": "s2proxy-n%d" % k},
+                                               **self.proxy_opts), env=node_env)
+            node.start()
+            self.extra_nodes.append(node)
         return self
 
     @staticmethod
@@ -85,6 +113,12 @@ class BenchEnv:
             return False
 
     def stop(self):
+        for node in self.extra_nodes:
+            try:
+                node.stop()
+            finally:
+                node.cleanup()
+        self.extra_nodes = []
         if self.proxy is not None:
             try:
                 self.proxy.stop()
@@ -145,6 +179,13 @@ class BenchEnv:
 
     def proxy_pid(self):
         return self.proxy.proc.pid if self.proxy and self.proxy.proc else None
+
+    def node_ports(self):
+        """The client (STARTTLS) port of each s2proxy node, node 0 first."""
+        return [PROXY_PORT + 2 * k for k in range(self.nodes)]
+
+    def node_pids(self):
+        return [p for p in [self.proxy_pid()] + [n.proc.pid for n in self.extra_nodes if n.proc] if p]
 
     def __enter__(self):
         return self.start()

@@ -32,6 +32,14 @@ against both targets, costs ~1-2 ms of CPU per login and sits idle while holding
 the login rates measured here (~100/s) it keeps well under one core; the report prints its CPU share
 so a run where it was the bottleneck is visible.
 
+Several nodes (issue 14): `--store postgresql --nodes 2` runs s2proxy as a cluster of two nodes on one
+throwaway PostgreSQL 15 (tests/integration/pgserver.py), node k listening on 56222 + 2k; the devices of
+account a log in on node (a - 1) % nodes, as a load balancer that knows the owners would send them
+(a device sent to the other node is redirected with see-other-host: test_cluster.py). RSS and CPU
+are the sum over the nodes. Each node is its own process with its own RLIMIT_NOFILE, which is how
+10,000 devices fit on a machine whose hard limit is 20,000 descriptors (~2.2 per device in one
+process: client, device link, a share of the anchors).
+
 Exit status 1 if any login failed or any message was lost (CI runs this at 200 devices).
 """
 import argparse
@@ -81,9 +89,9 @@ def stats(xs):
 class Fleet:
     """The N connected devices of one target and the messages they saw."""
 
-    def __init__(self, name, port, cafile, args, accounts):
+    def __init__(self, name, ports, cafile, args, accounts):
         self.name = name
-        self.port = port
+        self.ports = ports  # several s2proxy nodes: account a logs in on node (a - 1) % len(ports)
         self.cafile = cafile
         self.args = args
         self.accounts = accounts
@@ -117,7 +125,8 @@ class Fleet:
             c = AXmpp(DOMAIN, self.cafile, "user%d/d%d" % (acct, i // a))
             async with sem:
                 try:
-                    took = await c.login_plain(HOST, self.port, "user%d" % acct, "pass%d" % acct,
+                    port = self.ports[(acct - 1) % len(self.ports)]
+                    took = await c.login_plain(HOST, port, "user%d" % acct, "pass%d" % acct,
                                                resource="d%d" % (i // a), local_addr=src, timeout=120.0)
                     c.send("<presence/>")
                     self.login_ms.append(took * 1000.0)
@@ -169,27 +178,31 @@ class Fleet:
         await asyncio.gather(*(one(c) for _, c in self.devices))
 
 
-def rss(pid):
-    return s2bench.rss_kib(pid) if pid else 0
+def rss(pids):
+    return sum(s2bench.rss_kib(p) for p in pids if p)
 
 
-def cpu(pid):
-    return s2bench.cpu_seconds(pid) if pid else 0.0
+def cpu(pids):
+    return sum(s2bench.cpu_seconds(p) for p in pids if p)
 
 
-async def run_target(name, port, cafile, args, accounts, target_pid, prosody_pid):
-    fleet = Fleet(name, port, cafile, args, accounts)
-    r0 = {"target": rss(target_pid), "prosody": rss(prosody_pid)}
-    c0 = {"target": cpu(target_pid), "prosody": cpu(prosody_pid), "self": time.process_time()}
+async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_pid):
+    """`target_pids`: the processes whose RSS and CPU are the target's (every s2proxy node)."""
+    prosody_pids = [prosody_pid]
+    fleet = Fleet(name, ports, cafile, args, accounts)
+    r0 = {"target": rss(target_pids), "prosody": rss(prosody_pids)}
+    c0 = {"target": cpu(target_pids), "prosody": cpu(prosody_pids), "self": time.process_time()}
     t0 = time.monotonic()
     await fleet.login_all()
     took = time.monotonic() - t0
-    c1 = {"target": cpu(target_pid), "prosody": cpu(prosody_pid), "self": time.process_time()}
+    c1 = {"target": cpu(target_pids), "prosody": cpu(prosody_pids), "self": time.process_time()}
     # Held idle --settle seconds before RSS is read: the upstream sessions and anchors settle, and
     # s2proxy frees what an idle connection does not need (its idle sweep runs every 5 s).
     await asyncio.sleep(args.settle)
-    r1 = {"target": rss(target_pid), "prosody": rss(prosody_pid)}
+    r1 = {"target": rss(target_pids), "prosody": rss(prosody_pids)}
+    t_load = time.monotonic()
     await fleet.load()
+    load_took = time.monotonic() - t_load
     await fleet.close_all()
     ok = len(fleet.login_ms)
     lat = list(fleet.first_seen.values())
@@ -205,8 +218,10 @@ async def run_target(name, port, cafile, args, accounts, target_pid, prosody_pid
         "sent": len(fleet.sent), "received": len(fleet.first_seen),
         "lost": len(fleet.sent) - len(fleet.first_seen), "deliveries": fleet.deliveries,
         "latency_ms": stats(lat),
+        "nodes": len(ports),
+        "delivered_per_s": len(fleet.first_seen) / load_took if load_took else 0.0,
     }
-    if prosody_pid and prosody_pid != target_pid:
+    if prosody_pid and prosody_pid not in target_pids:
         res["prosody_rss_kib_per_device"] = (r1["prosody"] - r0["prosody"]) / max(ok, 1)
         res["prosody_cpu_ms_per_login"] = 1000.0 * (c1["prosody"] - c0["prosody"]) / max(ok, 1)
     return res
@@ -229,6 +244,11 @@ def main():
                     help="seconds the devices are held idle before RSS is read")
     ap.add_argument("--upstream-login-rate", type=float, default=None,
                     help="s2proxy's --upstream-login-rate (default: the daemon's own, 150/s; 0 = unpaced)")
+    ap.add_argument("--store", default="lmdb", choices=["lmdb", "postgresql"],
+                    help="s2proxy's store: its embedded LMDB, or a throwaway PostgreSQL 15 (tests/integration/pgserver.py)")
+    ap.add_argument("--nodes", type=int, default=1,
+                    help="s2proxy nodes of one cluster (needs --store postgresql); the devices of account a "
+                         "log in on node (a - 1) %% nodes, so none is redirected")
     ap.add_argument("--binary", default=str(s2bench.DEFAULT_BINARY))
     ap.add_argument("--json")
     ap.add_argument("--budget", type=int, default=3600, help="hard deadline for the whole run, seconds")
@@ -243,7 +263,10 @@ def main():
     proxy_opts = {}
     if args.upstream_login_rate is not None:
         proxy_opts["upstream-login-rate"] = args.upstream_login_rate
-    env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level="warn", proxy_opts=proxy_opts)
+    if args.nodes > 1 and args.store != "postgresql":
+        raise SystemExit("--nodes %d needs --store postgresql" % args.nodes)
+    env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level="warn", proxy_opts=proxy_opts,
+                           store=args.store, nodes=args.nodes)
     result = {"binary": binfo, "machine": s2bench.machine_info(), "nofile": nofile,
               "args": vars(args), "runs": []}
     try:
@@ -252,11 +275,14 @@ def main():
         result["setup_seconds"] = time.monotonic() - t
         for target in [x.strip() for x in args.targets.split(",") if x.strip()]:
             if target == "prosody":
-                res = asyncio.run(run_target("prosody", s2bench.PROSODY_C2S, env.prosody_ca, args, accounts,
-                                             env.prosody_pid(), env.prosody_pid()))
+                res = asyncio.run(run_target("prosody", [s2bench.PROSODY_C2S], env.prosody_ca, args, accounts,
+                                             [env.prosody_pid()], env.prosody_pid()))
             elif target == "s2proxy":
-                res = asyncio.run(run_target("s2proxy", s2bench.PROXY_PORT, env.proxy_ca, args, accounts,
-                                             env.proxy_pid(), env.prosody_pid()))
+                name = "s2proxy" if args.nodes == 1 else "s2proxy x%d" % args.nodes
+                if args.store == "postgresql":
+                    name += " (PostgreSQL)"
+                res = asyncio.run(run_target(name, env.node_ports(), env.proxy_ca, args, accounts,
+                                             env.node_pids(), env.prosody_pid()))
             else:
                 raise SystemExit("unknown target %r" % target)
             result["runs"].append(res)
@@ -269,9 +295,9 @@ def main():
 
     print("Binary: %s" % s2bench.binary_line(binfo))
     print("%d devices (%d accounts x %d, %d source addresses, %d logins in flight), load %.0f msg/s for %.0f s, "
-          "RLIMIT_NOFILE %d, s2proxy --upstream-login-rate %s, load average %s\n" % (
+          "RLIMIT_NOFILE %d, s2proxy: %d node(s) on %s, --upstream-login-rate %s, load average %s\n" % (
               args.devices, accounts, args.per_account, args.addresses, args.concurrency, args.load_rate,
-              args.load_seconds, nofile, "default (150)" if args.upstream_login_rate is None
+              args.load_seconds, nofile, args.nodes, args.store, "default (150)" if args.upstream_login_rate is None
               else "%g" % args.upstream_login_rate, " ".join(result.get("loadavg", []))))
     rows = []
     for r in result["runs"]:
@@ -280,11 +306,11 @@ def main():
                      fmt(lm.get("p50", "-"), 0), fmt(lm.get("p99", "-"), 0), fmt(r["cpu_ms_per_login"], 2),
                      fmt(r.get("prosody_cpu_ms_per_login", "-"), 2), fmt(r["rss_kib_per_device"]),
                      fmt(r.get("prosody_rss_kib_per_device", "-")), "%d/%d" % (r["received"], r["sent"]),
-                     fmt(lat.get("p50", "-"), 2), fmt(lat.get("p99", "-"), 2),
+                     fmt(r["delivered_per_s"]), fmt(lat.get("p50", "-"), 2), fmt(lat.get("p99", "-"), 2),
                      "%.0f %%" % (100.0 * r["client_cpu_share"])])
     print(s2bench.md_table(["target", "logged in", "logins/s", "login p50 ms", "login p99 ms", "CPU ms/login",
                             "Prosody behind: CPU ms/login", "RSS KiB/device", "Prosody behind: RSS KiB/device",
-                            "messages", "latency p50 ms", "latency p99 ms", "bench CPU"], rows))
+                            "messages", "messages/s", "latency p50 ms", "latency p99 ms", "bench CPU"], rows))
     for r in result["runs"]:
         if r["failures"]:
             print("%s failures (first %d of %d): %s" % (r["target"], len(r["failures"]), r["failed"], r["failures"]))
