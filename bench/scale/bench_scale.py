@@ -155,7 +155,7 @@ class Fleet:
             to = rng.choice(accounts)
             while to == acct:
                 to = rng.choice(accounts)
-            mid = "%s-%d" % (self.name, k)
+            mid = "%s-%d" % (self.name.split()[0], k)  # no spaces: the body is split on them
             k += 1
             self.sent[mid] = time.monotonic()
             sender.send("<message to='user%d@%s' type='chat' id='%s'><body>s2scale %s x</body></message>" % (
@@ -249,6 +249,7 @@ def main():
     ap.add_argument("--nodes", type=int, default=1,
                     help="s2proxy nodes of one cluster (needs --store postgresql); the devices of account a "
                          "log in on node (a - 1) %% nodes, so none is redirected")
+    ap.add_argument("--log-level", default="warn", help="s2proxy's --log-level (logs in /tmp/s2bench-logs)")
     ap.add_argument("--binary", default=str(s2bench.DEFAULT_BINARY))
     ap.add_argument("--json")
     ap.add_argument("--budget", type=int, default=3600, help="hard deadline for the whole run, seconds")
@@ -265,7 +266,7 @@ def main():
         proxy_opts["upstream-login-rate"] = args.upstream_login_rate
     if args.nodes > 1 and args.store != "postgresql":
         raise SystemExit("--nodes %d needs --store postgresql" % args.nodes)
-    env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level="warn", proxy_opts=proxy_opts,
+    env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level=args.log_level, proxy_opts=proxy_opts,
                            store=args.store, nodes=args.nodes)
     result = {"binary": binfo, "machine": s2bench.machine_info(), "nofile": nofile,
               "args": vars(args), "runs": []}
