@@ -14,8 +14,8 @@ deploy/install-deps.sh test
 # The integration suites listen on fixed loopback ports inside Linux's
 # ephemeral range; keep outgoing connections from taking them (best effort).
 if [ -w /proc/sys/net/ipv4/ip_local_reserved_ports ]; then
-  # (55222-55223/56222-56223: bench/scale's Prosody and s2proxy, scale_200 in CI)
-  echo 35222-35223,36222-36223,36300-36799,45222-45223,45370,55222-55223,56222-56223 \
+  # (55222-55223/56222-56227: bench/scale's Prosody and up to three s2proxy nodes, scale_200 in CI)
+  echo 35222-35223,36222-36223,36300-36799,45222-45223,45370,55222-55223,56222-56227 \
     >/proc/sys/net/ipv4/ip_local_reserved_ports || true
 fi
 jobs=$(nproc)

@@ -1,9 +1,22 @@
 // Group-commit writer thread; see writer.h for the batching rules.
 #include "common/store/writer.h"
 
+#include <unordered_set>
 #include <utility>
 
 namespace s2::store {
+
+uint64_t lane_of(const WriteBatch& batch) {
+  if (batch.empty()) return 0;
+  return std::visit(
+      [](const auto& op) -> uint64_t {
+        if constexpr (requires { op.account; })
+          return static_cast<uint64_t>(op.account);
+        else
+          return 0;
+      },
+      batch.front());
+}
 
 MirrorWriter::MirrorWriter(GroupCommit commit, WriterOptions opts)
     : commit_(std::move(commit)), opts_(std::move(opts)) {
@@ -24,7 +37,8 @@ void MirrorWriter::submit(WriteBatch batch, WriteCallback done) {
     });
     return;
   }
-  queue_.push_back(Request{std::move(batch), std::move(done), Clock::now()});
+  const uint64_t lane = lane_of(batch);
+  queue_.push_back(Request{std::move(batch), std::move(done), Clock::now(), lane});
   bool wake = (wait_ == Wait::kFirst) || (wait_ == Wait::kFull && queue_.size() >= opts_.max_batch);
   if (wake) wait_ = Wait::kNone;  // one signal is enough
   lk.unlock();
@@ -54,6 +68,44 @@ void MirrorWriter::deliver(std::function<void()> task) {
   }
 }
 
+// A group is the queue's head, unless the queue holds more than a group:
+// then the first request of every account waiting goes first, and the rest
+// fill the group in queue order. One account's burst (a client writing
+// thousands of messages) so never makes another account's lone write wait
+// behind more than the group in flight. Each account's requests stay in
+// order: what a group takes of one lane is a prefix of it (its head, then
+// the next ones in queue order up to where the group filled).
+void MirrorWriter::take_group(std::vector<Request>& group) {
+  group.clear();
+  if (queue_.size() <= opts_.max_batch) {
+    for (auto& r : queue_) group.push_back(std::move(r));
+    queue_.clear();
+    return;
+  }
+  const size_t n = opts_.max_batch;
+  std::vector<char> picked(queue_.size(), 0);
+  std::unordered_set<uint64_t> lanes;
+  size_t taken = 0;
+  for (size_t i = 0; i < queue_.size() && taken < n; ++i)
+    if (lanes.insert(queue_[i].lane).second) {
+      picked[i] = 1;
+      ++taken;
+    }
+  for (size_t i = 0; i < queue_.size() && taken < n; ++i)
+    if (!picked[i]) {
+      picked[i] = 1;
+      ++taken;
+    }
+  std::deque<Request> rest;
+  for (size_t i = 0; i < queue_.size(); ++i) {
+    if (picked[i])
+      group.push_back(std::move(queue_[i]));
+    else
+      rest.push_back(std::move(queue_[i]));
+  }
+  queue_ = std::move(rest);
+}
+
 void MirrorWriter::run() {
   std::vector<Request> group;
   std::vector<const WriteBatch*> batches;
@@ -75,12 +127,7 @@ void MirrorWriter::run() {
         cv_.wait_until(lk, deadline);
       }
       wait_ = Wait::kNone;
-      size_t n = std::min(queue_.size(), opts_.max_batch);
-      group.clear();
-      for (size_t i = 0; i < n; ++i) {
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      take_group(group);
     }
 
     loaded_ = group.size() > 1;

@@ -64,6 +64,10 @@ struct WriterOptions {
   std::function<void(const CommitInfo&)> on_commit;  // writer thread, after the commit
 };
 
+// The account a batch writes (its first op's), 0 for one that names none
+// (CreateAccount): requests of one lane keep their order in every group.
+uint64_t lane_of(const WriteBatch& batch);
+
 class MirrorWriter {
  public:
   // Applies `group` in one transaction, returns one WriteResult per request
@@ -89,9 +93,12 @@ class MirrorWriter {
     WriteBatch batch;
     WriteCallback done;
     Clock::time_point enqueued;
+    uint64_t lane = 0;  // the account its first op writes (lane_of)
   };
 
   void run();
+  // Moves the next group out of the queue (mu_ held): see writer.cpp.
+  void take_group(std::vector<Request>& group);
   void deliver(std::function<void()> task);
 
   GroupCommit commit_;

@@ -122,10 +122,13 @@ class Upstream:
         script = TESTBED / self.spec["up"]
         if not script.exists():
             pytest.exit("test bed script %s not found (set S2_TESTBED)" % script, returncode=3)
+        if self.kind == "ejabberd" and ejabberd_sql_archive():
+            shutil.rmtree(self.dir + "/sql", ignore_errors=True)
         r = subprocess.run([str(script)], env=self.env(fresh=True), capture_output=True, text=True,
                            timeout=180)
         if r.returncode != 0 or not port_open(self.c2s):
             raise RuntimeError("%s failed (rc=%d):\n%s\n%s" % (script, r.returncode, r.stdout, r.stderr))
+        self._with_sql_archive()
 
     def restart(self):
         """Stop and start again, keeping the data (accounts, archives, offline storage)."""
@@ -135,6 +138,46 @@ class Upstream:
                            timeout=180)
         if r.returncode != 0 or not port_open(self.c2s):
             raise RuntimeError("%s failed (rc=%d):\n%s\n%s" % (script, r.returncode, r.stdout, r.stderr))
+        self._with_sql_archive()
+
+    def _with_sql_archive(self):
+        """S2_EJABBERD_ARCHIVE=sql: ejabberd's MAM in SQLite (`mod_mam: db_type: sql`), as an operator
+        with a big archive runs it; its default mnesia archive rewrites a user's whole archive per
+        message and stops archiving at the 2 GB dets limit (docs/architecture.md §21). The test bed
+        script writes its config on every start, so it is started by the script, stopped, and
+        started again here, the same way, with the SQL lines added (the accounts stay in mnesia)."""
+        if self.kind != "ejabberd" or not ejabberd_sql_archive():
+            return
+        cfg = Path(self.dir, "etc", "ejabberd.yml")
+        text = cfg.read_text()
+        anchor = "  mod_mam:\n"
+        if anchor not in text:
+            raise RuntimeError("cannot find %r in %s" % (anchor, cfg))
+        subprocess.run([str(TESTBED / self.spec["down"])], env=self.env(), capture_output=True, text=True,
+                       timeout=60)
+        sql_dir = Path(self.dir, "sql")
+        sql_dir.mkdir(exist_ok=True)
+        shutil.chown(sql_dir, user="ejabberd", group="ejabberd")
+        text = text.replace(anchor, anchor + "    db_type: sql\n", 1)
+        text += '\nsql_type: sqlite\nsql_database: "%s/ejabberd.db"\n' % sql_dir
+        cfg.write_text(text)
+        shutil.chown(cfg, user="ejabberd", group="ejabberd")
+        ctl = ["ejabberdctl", "--ctl-config", self.dir + "/ejabberdctl.cfg", "--config-dir", self.dir + "/etc",
+               "--logs", self.dir + "/log", "--spool", self.dir + "/spool"]
+        pidfile = Path(self.dir, "ejabberd.pid")
+        pidfile.unlink(missing_ok=True)
+        with open(self.dir + "/log/stdout.log", "ab") as out:
+            subprocess.Popen(ctl + ["foreground"], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            if pidfile.exists() and pidfile.read_text().strip() and port_open(self.c2s):
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("ejabberd with the SQL archive did not come up:\n%s" % Path(
+                self.dir, "log", "ejabberd.log").read_text()[-3000:])
+        subprocess.run(ctl + ["started"], capture_output=True, timeout=60)
 
     def stop(self):
         script = TESTBED / self.spec["down"]
@@ -146,6 +189,10 @@ class Upstream:
     def as_target(self, name="upstream"):
         return Target(name=name, domain=self.domain, host=HOST, starttls_port=self.c2s, tls_port=self.c2s_tls,
                       cafile=self.cert, direct=True, limits=dict(self.spec["limits"]), kind=self.kind)
+
+
+def ejabberd_sql_archive():
+    return os.environ.get("S2_EJABBERD_ARCHIVE", "mnesia") == "sql"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,11 @@
 // per-batch isolation inside a group, stop, and map growth / map full.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -204,4 +208,71 @@ TEST_CASE("an idle writer commits a lone request at once; under load groups ling
   std::lock_guard lk(mu);
   REQUIRE_FALSE(infos.empty());
   CHECK(infos.back().requests == 1);
+}
+
+TEST_CASE("a queue longer than a group: every waiting account's head goes first, order per account") {
+  // The writer alone, with a commit function that records its groups; the
+  // first group blocks until the queue has built up behind it.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::vector<std::vector<std::pair<AccountNo, int64_t>>> groups;  // (account, sequence)
+  MirrorWriter::GroupCommit commit = [&](const std::vector<const WriteBatch*>& batches,
+                                         CommitInfo&) {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return release; });
+    auto& g = groups.emplace_back();
+    for (const auto* b : batches) {
+      const auto& ap = std::get<op::Append>(b->front());
+      g.emplace_back(ap.account, ap.message.timestamp_ms);
+    }
+    return std::vector<WriteResult>(batches.size());
+  };
+  WriterOptions o;
+  o.max_batch = 4;
+  std::atomic<int> completed{0};
+  {
+    MirrorWriter w(commit, o);
+    auto submit = [&](AccountNo a, int64_t seq) {
+      w.submit({op::Append{a, msg("bob@example.org", seq), std::nullopt}},
+               [&](WriteResult) { ++completed; });
+    };
+    submit(1, 0);  // the group in flight (blocked)
+    while (w.queued() != 0) std::this_thread::yield();
+    for (int i = 1; i <= 9; ++i) submit(1, i);  // account 1's burst
+    submit(2, 100);                             // another account's lone write
+    submit(3, 200);
+    submit(1, 10);
+    CHECK(w.queued() == 12);
+    {
+      std::lock_guard lk(mu);
+      release = true;
+    }
+    cv.notify_all();
+    w.stop();
+  }
+  CHECK(completed == 13);
+  REQUIRE(groups.size() >= 2);
+  // The group after the one in flight holds both lone writes.
+  std::vector<AccountNo> second;
+  for (auto& [a, seq] : groups[1]) second.push_back(a);
+  CHECK(groups[1].size() == 4);
+  CHECK(std::count(second.begin(), second.end(), AccountNo{2}) == 1);
+  CHECK(std::count(second.begin(), second.end(), AccountNo{3}) == 1);
+  // Every account's requests committed in submit order, none lost.
+  std::map<AccountNo, std::vector<int64_t>> order;
+  for (auto& g : groups)
+    for (auto& [a, seq] : g) order[a].push_back(seq);
+  CHECK(order[1] == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  CHECK(order[2] == std::vector<int64_t>{100});
+  CHECK(order[3] == std::vector<int64_t>{200});
+  // A queue that fits one group is taken as it is.
+  CHECK(groups[0].size() == 1);
+}
+
+TEST_CASE("lane_of: the account of a batch's first op, 0 when it names none") {
+  CHECK(lane_of({}) == 0);
+  CHECK(lane_of({op::CreateAccount{"a@example.org"}}) == 0);
+  CHECK(lane_of({op::Append{7, msg("bob@example.org", 1), std::nullopt}}) == 7);
+  CHECK(lane_of({op::SetSyncCursor{9, "x"}, op::CreateAccount{"a@example.org"}}) == 9);
 }
