@@ -10,7 +10,7 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   libtomlplusplus-dev libidn-dev libsystemd-dev libpq-dev)
 test_pkgs=(python3 python3-slixmpp python3-pytest go-sendxmpp openssl
   prosody prosody-modules lua-unbound lua-event clang libclang-rt-14-dev clang-format git
-  fail2ban postgresql-15)
+  fail2ban postgresql-15 erlang-p1-sqlite3)
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
 # xmpp.js needs node + npm; a machine may already have them from another

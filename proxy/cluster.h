@@ -45,6 +45,8 @@ class Cluster {
   bool serve_here(const std::string& bare_jid, store::AccountNo a,
                   std::string* owner_address = nullptr, std::string* owner_node = nullptr);
   size_t owned() const { return leases_->owned(); }
+  // This node holds the account's lease now (no claim is made).
+  bool owns(store::AccountNo a) const { return leases_->holds(a); }
 
  private:
   void sweep();

@@ -51,7 +51,8 @@ void RetentionSweeper::sweep() {
     return;
   }
   pending_.clear();
-  for (const auto& a : *accounts) pending_.push_back(a.account);
+  for (const auto& a : *accounts)
+    if (!mine_ || mine_(a.account)) pending_.push_back(a.account);
   running_ = true;
   swept_messages_ = 0;
   next_batch();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -23,6 +24,12 @@ class RetentionSweeper {
   bool enabled() const { return max_age_ms_ > 0 || max_messages_ > 0; }
   void start();  // first sweep after a few seconds, then every interval
   void stop();
+  // Several nodes (cluster.h): only the accounts this node owns are its to
+  // prune; another node's writes for them would be fenced. Unset: all.
+  void only_accounts(std::function<bool(store::AccountNo)> mine) { mine_ = std::move(mine); }
+  // One sweep now (tests; the timer runs the same).
+  void sweep_now() { sweep(); }
+  bool running() const { return running_; }
 
  private:
   void sweep();
@@ -37,6 +44,7 @@ class RetentionSweeper {
   bool running_ = false;
   uint64_t swept_messages_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::function<bool(store::AccountNo)> mine_;
   static constexpr uint32_t kBatch = 500;
 };
 

@@ -214,6 +214,8 @@ bool Server::open_state(std::string* error) {
   retention_ =
       std::make_unique<RetentionSweeper>(&loop_, *ctx_.store, cfg.archive_max_age,
                                          cfg.archive_max_messages, cfg.archive_sweep_interval);
+  if (ctx_.cluster)
+    retention_->only_accounts([this](store::AccountNo a) { return ctx_.cluster->owns(a); });
   retention_->start();
   const policy::ThrottleConfig tc{cfg.login_free_failures, 1000,
                                   static_cast<int64_t>(cfg.login_backoff_max * 1000)};

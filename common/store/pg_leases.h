@@ -69,6 +69,7 @@ class AccountLeases {
   // every lock (the node must stop serving its accounts).
   bool alive();
   size_t owned() const { return owned_.size(); }
+  bool holds(AccountNo a) const { return owned_.count(a) != 0; }
 
  private:
   AccountLeases(LeaseOptions opts, PgStore& store);

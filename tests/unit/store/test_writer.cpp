@@ -210,7 +210,8 @@ TEST_CASE("an idle writer commits a lone request at once; under load groups ling
   CHECK(infos.back().requests == 1);
 }
 
-TEST_CASE("a queue longer than a group: every waiting account's head goes first, order per account") {
+TEST_CASE(
+    "a queue longer than a group: every waiting account's head goes first, order per account") {
   // The writer alone, with a commit function that records its groups; the
   // first group blocks until the queue has built up behind it.
   std::mutex mu;
