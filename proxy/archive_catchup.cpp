@@ -31,10 +31,15 @@ void ArchiveCatchup::anchor_down() {
   retry_.stop();
   settle_.stop();
   ++gen_;  // pages of this session's catch-up stop their chain
-  // Whatever waited for the catch-up is processed now, without moving the
-  // cursor; the next catch-up (after reconnect) covers what this session
-  // did not see.
-  finish(false, false);
+  // What was held stays held, in arrival order, until the next catch-up
+  // (after reconnect) has replayed what came before it from the upstream
+  // archive. Released now, it would be archived ahead of that range: the
+  // chaos suite saw 25 live messages land before the 115 that the failed
+  // catch-up had not paged yet. The replay brings the held ones too (the
+  // upstream archived them), so their held copies are then duplicates.
+  catching_up_ = false;
+  synced_ = false;
+  host_.catchup_finished(false, false);
 }
 
 void ArchiveCatchup::resync(uint64_t after_ms) {

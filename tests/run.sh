@@ -36,6 +36,13 @@ if [ "${S2_SKIP_ASAN:-0}" != 1 ]; then
   echo "=== ASan + UBSan build ==="
   cmake --preset asan >/dev/null
   cmake --build --preset asan -j "$jobs"
+  # The release tree builds meanwhile at the lowest CPU priority: it takes
+  # the cores the sanitizer runs leave idle (they mostly wait on sockets and
+  # timers) and yields them when a test needs them.
+  cmake --preset default >/dev/null
+  release_log=$(mktemp)
+  nice -n 19 cmake --build --preset default -j "$jobs" >"$release_log" 2>&1 &
+  release_pid=$!
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   if [ -z "$label" ] || [ "$label" != integration ]; then
     # Unit tests and fuzz smoke runs hold no ports: side by side. (The deploy
@@ -60,8 +67,18 @@ if [ "${S2_SKIP_ASAN:-0}" != 1 ]; then
   unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 echo "=== release build ==="
-cmake --preset default >/dev/null
-cmake --build --preset default -j "$jobs"
+if [ -n "${release_pid:-}" ]; then
+  if ! wait "$release_pid"; then
+    cat "$release_log"
+    echo "release build failed"
+    exit 1
+  fi
+  tail -n 2 "$release_log"
+  rm -f "$release_log"
+else
+  cmake --preset default >/dev/null
+  cmake --build --preset default -j "$jobs"
+fi
 if [ "$with_ejabberd" = 1 ]; then
   echo "=== integration against ejabberd 23 ==="
   S2_UPSTREAM=ejabberd ctest --test-dir build "${ctest_args[@]}" -L integration || status=1

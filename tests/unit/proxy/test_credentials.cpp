@@ -10,27 +10,10 @@
 #include "common/store/mirror.h"
 #include "proxy/credential_vault.h"
 #include "proxy/fast_tokens.h"
+#include "temp_mirror.h"
 
 namespace {
-struct TempMirror {
-  std::string dir;
-  std::unique_ptr<s2::store::Mirror> m;
-  TempMirror() {
-    dir = "/tmp/s2proxy-unit-" + std::to_string(::getpid()) + "-" +
-          std::to_string(reinterpret_cast<uintptr_t>(this));
-    std::filesystem::remove_all(dir);
-    s2::store::MirrorOptions o;
-    o.dir = dir;
-    o.no_sync = true;
-    auto r = s2::store::Mirror::open(o);
-    REQUIRE(r.ok());
-    m = std::move(r.value());
-  }
-  ~TempMirror() {
-    m.reset();
-    std::filesystem::remove_all(dir);
-  }
-};
+using s2::test::TempMirror;
 
 bool put_sync(s2::CredentialVault& v, const std::string& jid, const std::string& pw,
               const s2::UpstreamSecret& up) {

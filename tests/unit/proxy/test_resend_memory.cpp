@@ -9,34 +9,15 @@
 
 #include "common/store/mirror.h"
 #include "proxy/resend_memory.h"
+#include "temp_mirror.h"
 
 using namespace s2;
 using store::ArchiveId;
 
 namespace {
-struct Fixture {
-  std::string dir = "/tmp/s2proxy-unit-resend-" + std::to_string(::getpid());
-  std::unique_ptr<store::Mirror> m;
+struct Fixture : s2::test::TempMirror {
   store::AccountNo a = 0;
-  Fixture() {
-    std::filesystem::remove_all(dir);
-    store::MirrorOptions o;
-    o.dir = dir;
-    o.no_sync = true;
-    auto r = store::Mirror::open(o);
-    REQUIRE(r.ok());
-    m = std::move(r.value());
-    a = write({store::op::CreateAccount{"alice@example.org"}}).ops.at(0).account;
-  }
-  ~Fixture() {
-    m.reset();
-    std::filesystem::remove_all(dir);
-  }
-  store::WriteResult write(store::WriteBatch b) {
-    std::promise<store::WriteResult> p;
-    m->submit(std::move(b), [&](store::WriteResult r) { p.set_value(std::move(r)); });
-    return p.get_future().get();
-  }
+  Fixture() { a = write({store::op::CreateAccount{"alice@example.org"}}).ops.at(0).account; }
   // A message the device `resource` sent with resend key `key`, at `ts`.
   ArchiveId sent(const std::string& resource, const std::string& key, int64_t ts,
                  const std::string& origin) {

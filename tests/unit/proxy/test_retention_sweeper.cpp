@@ -11,31 +11,12 @@
 
 #include "common/store/mirror.h"
 #include "proxy/retention_sweeper.h"
+#include "temp_mirror.h"
 
 using namespace s2;
 
 namespace {
-struct Store {
-  std::string dir = "/tmp/s2proxy-unit-retention-" + std::to_string(::getpid());
-  std::unique_ptr<store::Mirror> m;
-  Store() {
-    std::filesystem::remove_all(dir);
-    store::MirrorOptions o;
-    o.dir = dir;
-    o.no_sync = true;
-    auto r = store::Mirror::open(o);
-    REQUIRE(r.ok());
-    m = std::move(r.value());
-  }
-  ~Store() {
-    m.reset();
-    std::filesystem::remove_all(dir);
-  }
-  store::WriteResult write(store::WriteBatch b) {
-    std::promise<store::WriteResult> p;
-    m->submit(std::move(b), [&](store::WriteResult r) { p.set_value(std::move(r)); });
-    return p.get_future().get();
-  }
+struct Store : s2::test::TempMirror {
   store::AccountNo account(const std::string& jid, int messages) {
     auto a = write({store::op::CreateAccount{jid}}).ops.at(0).account;
     for (int i = 0; i < messages; ++i) {
