@@ -23,6 +23,12 @@ label=${S2_TEST_LABEL:-}
 ctest_args=(--output-on-failure --timeout 600)
 [ -n "$label" ] && ctest_args+=(-L "$label")
 
+# The release tree: the Dockerfile's build stage runs these same two steps.
+release_build() {
+cmake --preset default >/dev/null
+cmake --build --preset default -j "$jobs"
+}
+
 status=0
 with_ejabberd=1
 [ "${S2_SKIP_EJABBERD:-0}" = 1 ] && with_ejabberd=0
@@ -39,9 +45,8 @@ if [ "${S2_SKIP_ASAN:-0}" != 1 ]; then
   # The release tree builds meanwhile at the lowest CPU priority: it takes
   # the cores the sanitizer runs leave idle (they mostly wait on sockets and
   # timers) and yields them when a test needs them.
-  cmake --preset default >/dev/null
   release_log=$(mktemp)
-  nice -n 19 cmake --build --preset default -j "$jobs" >"$release_log" 2>&1 &
+  (renice -n 19 "$BASHPID" >/dev/null && release_build) >"$release_log" 2>&1 &
   release_pid=$!
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   if [ -z "$label" ] || [ "$label" != integration ]; then
@@ -76,8 +81,7 @@ if [ -n "${release_pid:-}" ]; then
   tail -n 2 "$release_log"
   rm -f "$release_log"
 else
-  cmake --preset default >/dev/null
-  cmake --build --preset default -j "$jobs"
+  release_build
 fi
 if [ "$with_ejabberd" = 1 ]; then
   echo "=== integration against ejabberd 23 ==="
