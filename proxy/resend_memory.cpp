@@ -1,3 +1,4 @@
+// See resend_memory.h.
 #include "proxy/resend_memory.h"
 
 namespace s2 {

@@ -340,8 +340,7 @@ Result<std::optional<ArchiveId>> Mirror::resolve_ref(AccountNo a, std::string_vi
 Result<ResendKeys> Mirror::list_resend_keys(AccountNo a, std::string_view scope) const {
   return read([&](const lmdb::Txn& txn) {
     ResendKeys out;
-    schema::Key prefix = schema::peer_prefix(a, scope);
-    prefix.push_back(static_cast<char>(RefKind::kResendKey));
+    const schema::Key prefix = schema::ref_prefix(a, scope, RefKind::kResendKey);
     const std::string_view p = prefix;
     lmdb::Cursor c(txn, dbs_.by_ref);
     for (bool ok = c.seek(p); ok && schema::has_prefix(c.key(), p); ok = c.next())

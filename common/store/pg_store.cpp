@@ -390,8 +390,7 @@ Result<std::optional<ArchiveId>> PgStore::resolve_ref(AccountNo a, std::string_v
 // prefix, which ends in the kind byte, so the range ends below kind + 1.
 Result<ResendKeys> PgStore::list_resend_keys(AccountNo a, std::string_view scope) const {
   return read(false, [&](pg::Conn& c) {
-    schema::Key from = schema::peer_prefix(a, scope);
-    from.push_back(static_cast<char>(RefKind::kResendKey));
+    const schema::Key from = schema::ref_prefix(a, scope, RefKind::kResendKey);
     schema::Key below = schema::peer_prefix(a, scope);
     below.push_back(static_cast<char>(static_cast<uint8_t>(RefKind::kResendKey) + 1));
     Rows r = c.exec("SELECT k, archive_id FROM s2_refs WHERE account = $1 AND k >= $2 AND k < $3",

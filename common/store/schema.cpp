@@ -201,9 +201,14 @@ Key peer_key(AccountNo a, std::string_view peer, ArchiveId id) {
   return k;
 }
 
-Key ref_key(AccountNo a, std::string_view peer, RefKind kind, std::string_view ref) {
+Key ref_prefix(AccountNo a, std::string_view peer, RefKind kind) {
   Key k = peer_prefix(a, peer);
   k.push_back(static_cast<char>(kind));
+  return k;
+}
+
+Key ref_key(AccountNo a, std::string_view peer, RefKind kind, std::string_view ref) {
+  Key k = ref_prefix(a, peer, kind);
   put_component(k, ref);
   return k;
 }

@@ -134,6 +134,8 @@ Key message_key(AccountNo a, ArchiveId id);
 Key upstream_key(AccountNo a, char kind, std::string_view value);  // 'S' or 'F'
 Key peer_prefix(AccountNo a, std::string_view peer);
 Key peer_key(AccountNo a, std::string_view peer, ArchiveId id);
+// The prefix every ref_key of (account, peer, kind) starts with.
+Key ref_prefix(AccountNo a, std::string_view peer, RefKind kind);
 Key ref_key(AccountNo a, std::string_view peer, RefKind kind, std::string_view ref);
 Key device_key(AccountNo a, std::string_view device_id);
 Key sync_cursor_key(AccountNo a);
