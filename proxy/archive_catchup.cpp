@@ -73,29 +73,18 @@ void ArchiveCatchup::start() {
     page(*cursor.value(), std::nullopt, gen);
     return;
   }
-  // First start for this account: the proxy's history begins now. Remember
-  // where the upstream archive ends, without importing it.
-  mam::ClientQuery q;
-  q.rsm_before_last = true;
-  q.max = 1;
-  anchor->query_mam(q, [this, gen, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
-    if (alive.expired() || gen != gen_) return;
-    if (!a.ok) {
-      finish(false);
-      return;
-    }
-    std::string last = a.fin.last;
-    if (last.empty() && !a.items.empty()) last = a.items.back().id;
-    if (last.empty()) {
-      // Empty upstream archive: the first live stanza sets the cursor.
-      finish(true);
-      return;
-    }
-    ctx_.store->submit({store::op::SetSyncCursor{account_no_, last}},
-                       [this, gen, alive](store::WriteResult r) {
-                         if (!alive.expired() && gen == gen_) finish(r.ok());
-                       });
-  });
+  // First start for this account: the proxy's history begins when the
+  // account was first seen here (its first login), not when the anchor got
+  // to ask. Between the two, the first device's link is online at priority
+  // -1 and the upstream archives bare-JID messages for nobody: starting at
+  // the archive's newest id would skip them (seen on ejabberd: a message
+  // sent 20 ms after the first login never reached any device). Paged by
+  // time from then; what the devices already handled is matched, not
+  // archived twice. Nothing upstream after it: the first live stanza sets
+  // the cursor.
+  auto info = ctx_.store->find_account(account_);
+  const int64_t created = info.ok() && info.value() ? info.value()->created_ms : unix_ms();
+  page(std::nullopt, created - kClockSlackMs, gen);
 }
 
 // `gen`: the catch-up this page belongs to; a page of an earlier catch-up
@@ -169,6 +158,10 @@ void ArchiveCatchup::paged_to_end(std::optional<std::string> after, std::optiona
 }
 
 void ArchiveCatchup::finish(bool ok, bool retry) {
+  S2_LOG(LogLevel::Debug, "hub.catchup_finished",
+         {{"account", account_},
+          {"ok", ok ? "true" : "false"},
+          {"released", std::to_string(held_live_.size())}});
   catching_up_ = false;
   synced_ = ok;
   host_.catchup_finished(ok, retry);

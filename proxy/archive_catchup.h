@@ -94,6 +94,9 @@ class ArchiveCatchup {
   static constexpr size_t kMaxHeldLive = 10000;
   static constexpr size_t kMaxHeldBytes = 64 * 1024 * 1024;
   static constexpr size_t kPage = 100;
+  // The account's creation is stamped by our clock, the upstream archive by
+  // its own: a first catch-up starts this much earlier.
+  static constexpr int64_t kClockSlackMs = 2000;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

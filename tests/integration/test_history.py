@@ -602,3 +602,45 @@ def test_bare_jid_messages_have_one_upstream_path(target, upstream_target):
         assert len(via) == len(texts), "each arrived once upstream-side: %s" % via
 
     run_async(body, 30)
+
+
+def test_first_login_window_before_the_anchor_loses_nothing(proxy_factory, upstream_target):
+    """An account's first login on a fresh proxy: its device's link is online upstream (priority
+    -1) before the anchor is; bare-JID messages bob sends in between are archived upstream for
+    nobody. The mirror's history starts at the account's first login, not at the anchor's first
+    MAM query: every one reaches the device once, in order, and MAM through the proxy has each
+    once. (Seen on ejabberd: one sent 20 ms after login never arrived.)"""
+    p = proxy_factory.start()
+    t = p.target()
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "w-%s-" % run
+        bob = await connect(pool, upstream_target, "bob", "win-" + run)
+        bare = "alice@%s" % t.domain
+        texts = ["%s%02d" % (prefix, i) for i in range(33)]
+
+        async def stream():
+            # Through the window: before the device binds, while only its link is online
+            # upstream (priority -1), until the anchor's presence (tens of ms in all).
+            for text in texts[:30]:
+                bob.send_xml(msg_xml(bare, text))
+                await asyncio.sleep(0.015)
+        sender = asyncio.ensure_future(stream())
+        a = await connect(pool, t, "alice", "winA-" + run)
+        await sender
+        await wait_anchor(p)
+        for text in texts[30:]:
+            bob.send_xml(msg_xml(a.bare, text))
+        await wait_until(lambda: len(collect([a], prefix, a.bare)) >= len(texts), 20,
+                         "the %d messages on alice's device" % len(texts))
+        await asyncio.sleep(1.5)  # a late duplicate would show by now (catch-up settles in 1 s)
+        seen = collect([a], prefix, a.bare)
+        assert [x[0] for x in seen] == texts, seen
+        assert all(x[1] for x in seen), "each carries an archive id: %s" % seen
+        items = await mam_all(a, with_jid=bob.bare)
+        mine = [(aid, text_of(m)) for aid, m in items if (text_of(m) or "").startswith(prefix)]
+        assert [x[1] for x in mine] == texts, "MAM through the proxy: %s" % mine
+        assert [x[0] for x in mine] == [x[1] for x in seen], "the archive ids the device saw"
+
+    run_async(body, 60)

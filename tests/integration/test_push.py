@@ -241,7 +241,7 @@ def test_messages_while_the_proxy_was_down_wake_the_device(proxy_factory, upstre
         await wait_until(lambda: "anchor.ready" in p.log_text(), 15, "the anchor (first login)")
         await dev.disconnect()
         # One live message first: its push shows the anchor's first catch-up is over (the sync
-        # cursor exists; without one, a first start begins the proxy's history at that moment).
+        # cursor exists, and the restart pages from it).
         carol = await connect(pool, upstream_target, "carol", "pd-" + run)
         carol.send_xml(msg_xml(dev.bare, "before-" + run))
         await wait_count(app, node, 1, 8)
