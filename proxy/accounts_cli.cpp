@@ -7,8 +7,11 @@
 #include <iostream>
 #include <optional>
 
+#include <unistd.h>
+
 #include "common/jid/jid.h"
 #include "common/store/archive_id.h"
+#include "common/store/pg_leases.h"
 #include "common/util/json_text.h"
 #include "proxy/credential_vault.h"
 #include "proxy/store_open.h"
@@ -178,6 +181,41 @@ int accounts_forget(const Config& cfg, const std::string& jid_text) {
   if (t.error) return t.error;
   auto& m = t.mirror;
   const auto* jid = &t.jid;
+  // Nodes sharing a PostgreSQL store (cluster.h): the command takes the
+  // account's lease for its duration, as a node would. Held by a node, the
+  // account is being served (its anchor and devices write for it): forgetting
+  // it under that node would race with its commits, so the command refuses and
+  // names the node. Taken here, no node can claim it until the command ends,
+  // and a node that held it before can no longer commit (the epoch moved).
+  std::unique_ptr<store::AccountLeases> leases;
+  if (auto* pg = dynamic_cast<store::PgStore*>(m.get())) {
+    auto acct = m->find_account(*jid);
+    if (acct && acct.value()) {
+      char host[256] = {};
+      ::gethostname(host, sizeof host - 1);
+      auto l = store::AccountLeases::open(
+          {cfg.store, "accounts-forget@" + std::string(host) + ":" + std::to_string(::getpid()), ""},
+          *pg);
+      if (!l) {
+        std::cerr << "forget failed: account leases: " << l.error().text << "\n";
+        return 1;
+      }
+      leases = std::move(l.value());
+      auto c = leases->claim(acct.value()->account);
+      if (!c) {
+        std::cerr << "forget failed: account lease: " << c.error().text << "\n";
+        return 1;
+      }
+      if (!c->owned) {
+        std::cerr << "forget refused: " << *jid << " is being served by "
+                  << (c->node.empty() ? std::string("another node") : "node " + c->node)
+                  << (c->address.empty() ? "" : " (" + c->address + ")")
+                  << "; stop that node (its lease ends with it) or wait until no node serves "
+                     "the account, then run this again\n";
+        return 1;
+      }
+    }
+  }
   std::promise<store::WriteResult> done;
   m->submit({store::op::ForgetAccount{*jid}}, [&](store::WriteResult r) { done.set_value(r); });
   auto r = done.get_future().get();

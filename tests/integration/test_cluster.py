@@ -189,3 +189,42 @@ def test_node_cut_from_its_leases_stops_and_its_accounts_move(proxy_factory, ups
         print("lease cut: A exited, B took over in %.1f s; 30 messages once in MAM" % moved_s)
 
     run_async(body, 120)
+
+
+def test_accounts_forget_takes_the_lease(proxy_factory, upstream_target, proxy_bin):
+    """`s2proxy accounts forget` on a shared store takes the account's lease for its duration, as a
+    node would: an account a node is serving is refused with that node's name and address (its
+    commits would race with the removal) and the node goes on committing for it; once no node
+    holds it, it is forgotten."""
+    from test_postgres import run_cli
+    schema = pgserver.schema_for(uuid.uuid4().hex)
+    url = pgserver.store_url_for(schema)
+    run = uuid.uuid4().hex[:6]
+    a_node = start_node(proxy_factory, url, "forget-a-" + run)
+    jid = "alice@%s" % a_node.domain
+    cli = ["accounts", "forget", jid, "--data-dir", a_node.data_dir]
+    env = {"S2PROXY_STORE": url}
+
+    async def body(pool):
+        d = await connect(pool, a_node.target(), "alice", "fg-" + run)
+        await wait_log(a_node, "anchor.ready", 15)
+        out = await asyncio.to_thread(run_cli, proxy_bin, *cli, env=env)
+        assert out.returncode == 1, out
+        assert "being served by node" in out.stderr, out.stderr
+        assert "127.0.0.1:%d" % a_node.port in out.stderr, out.stderr
+        # The refused command took nothing: the node still commits for alice.
+        bob = await connect(pool, upstream_target, "bob", "fgb-" + run)
+        bob.send_xml(msg_xml(jid, "after-refusal-" + run))
+        await wait_until(lambda: collect([d], "after-refusal-" + run, jid), 10, "bob's message on alice's device")
+        seen = collect([d], "after-refusal-" + run, jid)
+        assert seen[0][1], "archived (an archive id): %s" % seen
+
+    run_async(body, 60)
+    shown = run_cli(proxy_bin, "accounts", "show", jid, "--data-dir", a_node.data_dir, env=env)
+    assert shown.returncode == 0 and "stored (sealed)" in shown.stdout, shown
+    rc, _, killed = a_node.stop()
+    assert rc == 0 and not killed
+    out = run_cli(proxy_bin, *cli, env=env)
+    assert out.returncode == 0 and "forgot %s" % jid in out.stdout, out
+    shown = run_cli(proxy_bin, "accounts", "show", jid, "--data-dir", a_node.data_dir, env=env)
+    assert shown.returncode == 1 and "unknown account" in shown.stderr, shown
