@@ -1,13 +1,13 @@
 // See accounts_cli.h.
 #include "proxy/accounts_cli.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <ctime>
 #include <future>
 #include <iostream>
 #include <optional>
-
-#include <unistd.h>
 
 #include "common/jid/jid.h"
 #include "common/store/archive_id.h"
@@ -194,7 +194,8 @@ int accounts_forget(const Config& cfg, const std::string& jid_text) {
       char host[256] = {};
       ::gethostname(host, sizeof host - 1);
       auto l = store::AccountLeases::open(
-          {cfg.store, "accounts-forget@" + std::string(host) + ":" + std::to_string(::getpid()), ""},
+          {cfg.store, "accounts-forget@" + std::string(host) + ":" + std::to_string(::getpid()),
+           ""},
           *pg);
       if (!l) {
         std::cerr << "forget failed: account leases: " << l.error().text << "\n";

@@ -14,8 +14,9 @@ deploy/install-deps.sh test
 # The integration suites listen on fixed loopback ports inside Linux's
 # ephemeral range; keep outgoing connections from taking them (best effort).
 if [ -w /proc/sys/net/ipv4/ip_local_reserved_ports ]; then
-  # (55222-55223/56222-56227: bench/scale's Prosody and up to three s2proxy nodes, scale_200 in CI)
-  echo 35222-35223,36222-36223,36300-36799,45222-45223,45370,55222-55223,56222-56227 \
+  # (+2000: the second port set of the sanitizer pass, harness.py SLOT; 55222-55223/56222-56227:
+  # bench/scale's Prosody and up to three s2proxy nodes, scale_200 in CI)
+  echo 35222-35223,36222-36223,36300-36799,45222-45223,45370,37222-37223,38222-38223,38300-38799,47222-47223,47370,55222-55223,56222-56227 \
     >/proc/sys/net/ipv4/ip_local_reserved_ports || true
 fi
 jobs=$(nproc)
@@ -61,11 +62,13 @@ if [ "${S2_SKIP_ASAN:-0}" != 1 ]; then
     upstream=prosody
     [ "$with_ejabberd" = 1 ] && upstream=ejabberd
     echo "=== ASan + UBSan: integration against $upstream ==="
-    S2_UPSTREAM=$upstream ctest --test-dir build-asan --output-on-failure --timeout 600 -L integration || status=1
+    # Two files at a time, each on its own port set and upstream (tests/integration/CMakeLists.txt).
+    slots=(-j 2 --resource-spec-file "$PWD/tests/integration/slots.json")
+    S2_UPSTREAM=$upstream ctest --test-dir build-asan --output-on-failure --timeout 600 -L integration "${slots[@]}" || status=1
     if [ "$upstream" = ejabberd ]; then
       # The two files whose tests need Prosody (its admin shell; a fixture made on it).
       echo "=== ASan + UBSan: the Prosody-only integration tests ==="
-      ctest --test-dir build-asan --output-on-failure --timeout 600 -R "^integration_(vault|upgrade)$" || status=1
+      ctest --test-dir build-asan --output-on-failure --timeout 600 -R "^integration_(vault|upgrade)$" "${slots[@]}" || status=1
     fi
     with_ejabberd=0
   fi

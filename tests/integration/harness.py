@@ -23,22 +23,43 @@ REPO = HERE.parent.parent
 TESTBED = Path(os.environ.get("S2_TESTBED", REPO.parent / "shared" / "testbed")).resolve()
 HOST = "127.0.0.1"
 
-PROXY_PORT = 36222
-PROXY_TLS_PORT = 36223
-EXTRA_PORT_BASE = 36300  # extra proxy instances: 36300/36301, 36302/36303, ...
+
+def _slot():
+    """Which port set this run uses: 0, or 1 when CTest runs two integration files side by side
+    (the sanitizer pass: `--resource-spec-file tests/integration/slots.json`; CTest names the slot
+    it gave the test in CTEST_RESOURCE_GROUP_0_SLOT="id:N,slots:1"). S2IT_SLOT overrides."""
+    if os.environ.get("S2IT_SLOT"):
+        return int(os.environ["S2IT_SLOT"])
+    for part in os.environ.get("CTEST_RESOURCE_GROUP_0_SLOT", "").split(","):
+        if part.startswith("id:"):
+            return int(part[3:])
+    return 0
+
+
+SLOT = _slot()
+# Slot 1 moves every fixed port by 2000 and every state dir, so two runs share nothing: slot 0
+# uses 35222-3 (Prosody), 36222-3 (proxy), 36300-36799 (extra proxies), 45222-3 + 45370
+# (ejabberd); slot 1 the same + 2000 (tests/run.sh reserves both sets).
+_OFF = 2000 * SLOT
+_SUFFIX = "" if SLOT == 0 else "-s%d" % SLOT
+
+PROXY_PORT = 36222 + _OFF
+PROXY_TLS_PORT = 36223 + _OFF
+EXTRA_PORT_BASE = 36300 + _OFF  # extra proxy instances: 36300/36301, 36302/36303, ...
+EXTRA_PORT_END = 36799 + _OFF
 
 UPSTREAMS = {
-    "prosody": dict(domain="legacy.test", c2s=35222, c2s_tls=35223, dir="/tmp/s2it-prosody",
+    "prosody": dict(domain="legacy.test", c2s=35222 + _OFF, c2s_tls=35223 + _OFF, dir="/tmp/s2it-prosody" + _SUFFIX,
                     up="prosody-up.sh", down="prosody-down.sh", log="prosody.log",
                     env=lambda u: {"TB_PROSODY_DIR": u.dir, "TB_PROSODY_C2S": str(u.c2s),
                                    "TB_PROSODY_C2S_TLS": str(u.c2s_tls)},
                     fresh="TB_PROSODY_FRESH",
                     # c2s_stanza_size_limit default (Prosody 0.12); used by the direct baseline
                     limits={"max_stanza_bytes": 256 * 1024}),
-    "ejabberd": dict(domain="legacy2.test", c2s=45222, c2s_tls=45223, dir="/tmp/s2it-ejabberd",
+    "ejabberd": dict(domain="legacy2.test", c2s=45222 + _OFF, c2s_tls=45223 + _OFF, dir="/tmp/s2it-ejabberd" + _SUFFIX,
                      up="ejabberd-up.sh", down="ejabberd-down.sh", log="log/ejabberd.log",
                      env=lambda u: {"TB_EJABBERD_DIR": u.dir, "TB_EJABBERD_C2S": str(u.c2s),
-                                    "TB_EJABBERD_C2S_TLS": str(u.c2s_tls), "TB_EJABBERD_DIST": "45370"},
+                                    "TB_EJABBERD_C2S_TLS": str(u.c2s_tls), "TB_EJABBERD_DIST": str(45370 + _OFF)},
                      fresh="TB_EJABBERD_FRESH",
                      limits={"max_stanza_bytes": 262144}),
 }

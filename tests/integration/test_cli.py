@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from harness import REPO, free_closed_port
+from harness import EXTRA_PORT_BASE, REPO, free_closed_port
 from rawxmpp import RawXMPP
 
 
@@ -28,7 +28,7 @@ def run(binary, *args, env=None, timeout=10):
     return subprocess.run([binary] + list(args), capture_output=True, text=True, timeout=timeout, env=clean_env(env))
 
 
-def valid_flags(upstream, tmp_path, port=36399):
+def valid_flags(upstream, tmp_path, port=EXTRA_PORT_BASE + 99):
     return ["--domain", upstream.domain, "--upstream", "127.0.0.1:%d" % upstream.c2s, "--upstream-tls", "starttls",
             "--upstream-ca", upstream.cert, "--listen", "127.0.0.1:%d" % port,
             "--listen-tls", "127.0.0.1:%d" % (port + 1), "--data-dir", str(tmp_path)]
