@@ -97,48 +97,55 @@ void ArchiveCatchup::page(std::optional<std::string> after, std::optional<int64_
   q.rsm_after = after;
   q.start_ms = start;
   q.max = kPage;
-  anchor->query_mam(
-      q, [this, after, start, gen, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
-        if (alive.expired() || !catching_up_ || gen != gen_) return;
-        if (!a.ok) {
-          if (a.error_condition == "item-not-found" && after && !start) {
-            // The upstream no longer has our cursor (expired archive): catch up
-            // by time from the last archived message and record the hole.
-            auto b = ctx_.store->bounds(account_no_);
-            const int64_t from = b.ok() ? b->last_ms : 0;
-            store::Gap gap;
-            gap.from_ms = from;
-            gap.to_ms = unix_ms();
-            gap.reason = "the upstream archive no longer has the last synchronised id";
-            m_gaps().inc();
-            S2_LOG(LogLevel::Warn, "hub.history_gap", {{"account", account_}});
-            ctx_.store->submit({store::op::AddGap{account_no_, gap}}, [](store::WriteResult) {});
-            page(std::nullopt, from, gen);
-            return;
-          }
-          S2_LOG(LogLevel::Warn, "hub.catchup_failed",
-                 {{"account", account_}, {"condition", a.error_condition}});
-          finish(false);
-          return;
-        }
-        std::string last = a.fin.last;
-        if (!a.items.empty()) last = a.items.back().id;
-        const bool done = a.fin.complete || a.items.empty();
-        host_.catchup_commit(std::move(a.items), last,
-                             [this, done, last, after, start, gen, alive](bool ok) {
-                               if (alive.expired()) return;
-                               // What was committed is delivered either way; only
-                               // the current catch-up goes on paging.
-                               if (!catching_up_ || gen != gen_) return;
-                               if (!ok) {
-                                 finish(false);
-                               } else if (done || last.empty()) {
-                                 paged_to_end(last.empty() ? after : last, start, gen);
-                               } else {
-                                 page(last, start, gen);
-                               }
-                             });
-      });
+  const int64_t asked = unix_ms();
+  anchor->query_mam(q, [this, after, start, gen, asked,
+                        alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
+    if (alive.expired() || !catching_up_ || gen != gen_) return;
+    // How long the upstream takes per page is what a slow catch-up is made of.
+    S2_LOG(LogLevel::Debug, "hub.catchup_answer",
+           {{"account", account_},
+            {"ok", a.ok ? "true" : "false"},
+            {"items", std::to_string(a.items.size())},
+            {"ms", std::to_string(unix_ms() - asked)}});
+    if (!a.ok) {
+      if (a.error_condition == "item-not-found" && after && !start) {
+        // The upstream no longer has our cursor (expired archive): catch up
+        // by time from the last archived message and record the hole.
+        auto b = ctx_.store->bounds(account_no_);
+        const int64_t from = b.ok() ? b->last_ms : 0;
+        store::Gap gap;
+        gap.from_ms = from;
+        gap.to_ms = unix_ms();
+        gap.reason = "the upstream archive no longer has the last synchronised id";
+        m_gaps().inc();
+        S2_LOG(LogLevel::Warn, "hub.history_gap", {{"account", account_}});
+        ctx_.store->submit({store::op::AddGap{account_no_, gap}}, [](store::WriteResult) {});
+        page(std::nullopt, from, gen);
+        return;
+      }
+      S2_LOG(LogLevel::Warn, "hub.catchup_failed",
+             {{"account", account_}, {"condition", a.error_condition}});
+      finish(false);
+      return;
+    }
+    std::string last = a.fin.last;
+    if (!a.items.empty()) last = a.items.back().id;
+    const bool done = a.fin.complete || a.items.empty();
+    host_.catchup_commit(std::move(a.items), last,
+                         [this, done, last, after, start, gen, alive](bool ok) {
+                           if (alive.expired()) return;
+                           // What was committed is delivered either way; only
+                           // the current catch-up goes on paging.
+                           if (!catching_up_ || gen != gen_) return;
+                           if (!ok) {
+                             finish(false);
+                           } else if (done || last.empty()) {
+                             paged_to_end(last.empty() ? after : last, start, gen);
+                           } else {
+                             page(last, start, gen);
+                           }
+                         });
+  });
 }
 
 // The chain reached the end of the upstream archive: once per catch-up, read the end again
