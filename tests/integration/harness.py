@@ -46,7 +46,6 @@ _SUFFIX = "" if SLOT == 0 else "-s%d" % SLOT
 PROXY_PORT = 36222 + _OFF
 PROXY_TLS_PORT = 36223 + _OFF
 EXTRA_PORT_BASE = 36300 + _OFF  # extra proxy instances: 36300/36301, 36302/36303, ...
-EXTRA_PORT_END = 36799 + _OFF
 
 UPSTREAMS = {
     "prosody": dict(domain="legacy.test", c2s=35222 + _OFF, c2s_tls=35223 + _OFF, dir="/tmp/s2it-prosody" + _SUFFIX,
