@@ -10,10 +10,17 @@
 // naming the key, and the commands exit 2 on it.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+// CLI11 is a large header-only library: declared here, included only where
+// the command line is built (config.cpp, main.cpp, the config tests), so the
+// proxy's other files do not each compile it.
+namespace CLI {
+class App;
+class ParseError;
+}  // namespace CLI
 
 namespace s2 {
 

@@ -22,6 +22,8 @@ fi
 jobs=$(nproc)
 label=${S2_TEST_LABEL:-}
 ctest_args=(--output-on-failure --timeout 600)
+# Two integration files at a time, each on its own port set and upstream (tests/integration/CMakeLists.txt).
+slots=(-j 2 --resource-spec-file "$PWD/tests/integration/slots.json")
 [ -n "$label" ] && ctest_args+=(-L "$label")
 
 # The release tree: the Dockerfile's build stage runs these same two steps.
@@ -78,8 +80,6 @@ if [ "${S2_SKIP_ASAN:-0}" != 1 ]; then
     upstream=prosody
     [ "$with_ejabberd" = 1 ] && upstream=ejabberd
     echo "=== ASan + UBSan: integration against $upstream ==="
-    # Two files at a time, each on its own port set and upstream (tests/integration/CMakeLists.txt).
-    slots=(-j 2 --resource-spec-file "$PWD/tests/integration/slots.json")
     S2_UPSTREAM=$upstream ctest --test-dir build-asan --output-on-failure --timeout 600 -L integration "${slots[@]}" || status=1
     if [ "$upstream" = ejabberd ]; then
       # The two files whose tests need Prosody (its admin shell; a fixture made on it).
@@ -96,8 +96,9 @@ if [ "${S2_SKIP_ASAN:-0}" = 1 ]; then
 fi
 if [ "$with_ejabberd" = 1 ]; then
   echo "=== integration against ejabberd 23 ==="
-  S2_UPSTREAM=ejabberd ctest --test-dir build "${ctest_args[@]}" -L integration || status=1
+  S2_UPSTREAM=ejabberd ctest --test-dir build "${ctest_args[@]}" -L integration "${slots[@]}" || status=1
 fi
 echo "=== release build: all tests (upstream Prosody 0.12) ==="
-ctest --test-dir build "${ctest_args[@]}" || status=1
+# Two at a time as well; the files with timing bounds take both slots (tests/integration/CMakeLists.txt).
+ctest --test-dir build "${ctest_args[@]}" "${slots[@]}" || status=1
 exit $status
