@@ -50,7 +50,7 @@ bool names_bookmarks(const Stanza& pubsub) {
 
 NotificationSettings::NotificationSettings(ProxyContext& ctx, const std::string& account,
                                            std::function<Anchor*()> anchor)
-    : ctx_(ctx), account_(account), anchor_(std::move(anchor)), refetch_(ctx.loop) {}
+    : account_(account), anchor_(std::move(anchor)), refetch_(ctx.loop) {}
 
 policy::NotifyPrefs NotificationSettings::for_chat(std::string_view chat_bare) const {
   return policy::notify_prefs_for(&settings_, lower(chat_bare));

@@ -45,7 +45,6 @@ class NotificationSettings {
  private:
   void fetch();
 
-  ProxyContext& ctx_;
   const std::string& account_;
   std::function<Anchor*()> anchor_;
   policy::ChatNotifySettings settings_;
