@@ -191,12 +191,8 @@ int accounts_forget(const Config& cfg, const std::string& jid_text) {
   if (auto* pg = dynamic_cast<store::PgStore*>(m.get())) {
     auto acct = m->find_account(*jid);
     if (acct && acct.value()) {
-      char host[256] = {};
-      ::gethostname(host, sizeof host - 1);
       auto l = store::AccountLeases::open(
-          {cfg.store, "accounts-forget@" + std::string(host) + ":" + std::to_string(::getpid()),
-           ""},
-          *pg);
+          {cfg.store, "accounts-forget@" + store::this_process_name(), ""}, *pg);
       if (!l) {
         std::cerr << "forget failed: account leases: " << l.error().text << "\n";
         return 1;

@@ -173,12 +173,8 @@ bool Server::open_state(std::string* error) {
          {"why", "--advertise matters only with a PostgreSQL --store (nodes sharing accounts)"}});
   if (auto* pg = dynamic_cast<store::PgStore*>(ctx_.store.get())) {
     // Nodes sharing the database share its accounts: one owner each (cluster.h).
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
     store::LeaseOptions lo{cfg.store,
-                           cfg.advertise.empty()
-                               ? std::string(host) + ":" + std::to_string(::getpid())
-                               : cfg.advertise,
+                           cfg.advertise.empty() ? store::this_process_name() : cfg.advertise,
                            cfg.advertise};
     auto leases = store::AccountLeases::open(std::move(lo), *pg);
     if (!leases) {

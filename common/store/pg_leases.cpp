@@ -1,6 +1,8 @@
 // Account leases: advisory locks, owner epochs, the unowned-account sweep.
 #include "common/store/pg_leases.h"
 
+#include <unistd.h>
+
 #include <utility>
 
 #include "common/store/pg_conn.h"
@@ -27,6 +29,12 @@ int64_t lock_key(AccountNo a) {  // uint32 → int4, as the SQL function takes i
 }
 
 }  // namespace
+
+std::string this_process_name() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
 
 AccountLeases::AccountLeases(LeaseOptions opts, PgStore& store)
     : opts_(std::move(opts)), store_(store) {}

@@ -32,6 +32,10 @@ namespace pg {
 class Conn;
 }
 
+// "host:pid": how a lease holder without an advertised address names itself
+// (a node without --advertise, an operator command holding a lease).
+std::string this_process_name();
+
 struct LeaseOptions {
   std::string conninfo;
   std::string node;     // this node's name (logs, s2_accounts.owner_node)
