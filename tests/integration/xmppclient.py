@@ -153,7 +153,14 @@ class Client:
             for ev, h in handlers:
                 self.x.del_event_handler(ev, h)
         if presence:
+            t0 = time.monotonic()
             self.x.send_presence()
+            if self.target.direct:
+                # Available once the server has processed the presence (it reflects it to the
+                # sender): until then a message to the bare JID goes to offline storage, not here.
+                await self.wait_presence(lambda el: el.get("from") == self.full_jid and
+                                         el.get("type") in (None, "available"), timeout, since=t0,
+                                         what="its own initial presence back from the server")
         return self
 
     def abort(self):
