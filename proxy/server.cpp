@@ -399,6 +399,11 @@ int Server::run() {
         if (!uv_is_closing(h)) uv_close(h, nullptr);
       },
       nullptr);
+  // Closing the signal handles gave SIGTERM and SIGINT their default action
+  // back: a repeated SIGTERM (a supervisor, an impatient operator) in the
+  // last microseconds before exit must not turn a clean stop into a kill.
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
   uv_run(&loop_, UV_RUN_DEFAULT);
   S2_LOG(LogLevel::Info, "server.stopped", {});
   return 0;
