@@ -49,6 +49,11 @@ struct PgStoreOptions {
   std::string conninfo;  // "postgresql://user@host/db" or "host=… dbname=…" (libpq syntax)
   int64_t fingerprint_window_ms = 24 * 3600 * 1000;  // as MirrorOptions
   size_t max_idle_readers = 8;                       // pooled read connections kept open
+  // Writer threads, each with its own connection and group commit. An account's writes stay on
+  // one of them while any is in flight (their order is kept); an account with none in flight
+  // goes to the least busy one, so another account's lone write does not wait behind a burst's
+  // group (docs/architecture.md §24).
+  size_t writers = 2;
   WriterOptions writer;
 };
 
@@ -110,7 +115,6 @@ class PgStore final : public Store {
 
   // Rows per table (tests compare before/after; the metrics' store sizes).
   Result<std::vector<std::pair<std::string, uint64_t>>> entry_counts() const;
-  size_t writer_queued() const { return writer_->queued(); }
 
  private:
   explicit PgStore(PgStoreOptions opts);
@@ -122,22 +126,32 @@ class PgStore final : public Store {
   template <class F>
   auto read(bool snapshot, F&& f) const -> Result<decltype(f(std::declval<pg::Conn&>()))>;
 
-  std::vector<WriteResult> commit_group(const std::vector<const WriteBatch*>& group,
+  // One writer thread and its connection (the connection is that thread's only).
+  struct WriterSlot {
+    std::unique_ptr<pg::Conn> conn;
+    std::unique_ptr<MirrorWriter> writer;
+    size_t outstanding = 0;  // submitted, not yet completed (lanes_mu_)
+  };
+  std::vector<WriteResult> commit_group(WriterSlot& slot,
+                                        const std::vector<const WriteBatch*>& group,
                                         CommitInfo& info);
-  bool attempt(const std::vector<const WriteBatch*>& group, std::vector<WriteResult>& out,
-               CommitInfo& info, bool savepoint_all);
+  bool lone_append(const std::vector<const WriteBatch*>& group) const;
+  bool attempt(WriterSlot& slot, const std::vector<const WriteBatch*>& group,
+               std::vector<WriteResult>& out, CommitInfo& info, bool savepoint_all);
 
   // The accounts of a batch that fencing checks (see enable_fencing()).
   void check_fences(pg::Conn& c, const WriteBatch& batch, std::unordered_set<AccountNo>& checked);
 
   PgStoreOptions opts_;
-  std::mutex fence_mu_;
+  mutable std::mutex fence_mu_;
   bool fencing_ = false;
   std::unordered_map<AccountNo, int64_t> fences_;
   mutable std::mutex pool_mu_;
   mutable std::vector<std::unique_ptr<pg::Conn>> idle_;
-  std::unique_ptr<pg::Conn> writer_conn_;  // writer thread only
-  std::unique_ptr<MirrorWriter> writer_;
+  std::vector<std::unique_ptr<WriterSlot>> slots_;
+  // Accounts (writer lanes, lane_of) with writes in flight: the slot they are on and how many.
+  std::mutex lanes_mu_;
+  std::unordered_map<uint64_t, std::pair<size_t, size_t>> lanes_;
 };
 
 }  // namespace s2::store
