@@ -4,6 +4,8 @@
 #include <algorithm>
 
 #include "common/jid/jid.h"
+#include "common/mam/carbons.h"
+#include "common/mam/mam_result.h"
 #include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
@@ -40,10 +42,16 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
       drain_(
           ctx,
           [this](Stanza s) {
-            // A message for a device that is gone: the account's history.
-            Entering e;
-            e.inner = std::move(s);
-            process_entering(std::move(e));
+            // A message for a device that is gone: the account's history. On a link the
+            // anchor rode: the account's traffic (Carbons, bare-JID messages), except the
+            // results of the anchor's MAM queries, which ended with its ride.
+            if (auto item = mam::parse_result_message(s)) {
+              const std::string from = s.attr_or("from");
+              if (from.empty() || policy::jid_equal(from, account_)) return;
+            }
+            // As the anchor's: held while a catch-up runs, so that nothing live commits (and
+            // moves the sync cursor) ahead of what the catch-up replays.
+            on_anchor_stanza(std::move(s));
           },
           [this](uint64_t serial) { outbox_.carrier_down(serial); }),
       receipts_(ctx, account_),
@@ -135,9 +143,14 @@ void AccountHub::on_anchor_bound() { archive_catchup_.anchor_bound(); }
 
 void AccountHub::on_anchor_ready() {
   update_anchor_presence();
-  archive_catchup_.start();
+  // On a first login the anchor (riding the device's link) can be ready before the account's
+  // record is created; the catch-up pages from that record's creation time.
+  when_account_known([this, alive = std::weak_ptr<bool>(alive_)] {
+    if (!alive.expired()) archive_catchup_.start();
+  });
   displayed_.anchor_ready();
   notify_.anchor_ready();
+  push_->anchor_ready();
 }
 
 void AccountHub::on_anchor_down(uint64_t serial) {
@@ -155,6 +168,7 @@ void AccountHub::on_anchor_rejected() {
 
 void AccountHub::attach(Device* d) {
   if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) devices_.push_back(d);
+  maybe_ride(d);
   push_->device_attached(d);  // a bound device is connected
   // Its own sends waiting for a carrier go out through its new link.
   outbox_.pump();
@@ -209,6 +223,44 @@ Device* AccountHub::device_by_resource(const std::string& resource) const {
 
 void AccountHub::drain_link(std::unique_ptr<UpstreamSession> link) {
   drain_.drain(std::move(link));
+}
+
+// ---------------------------------------------------------------------------
+// The anchor on an only device's link (anchor.h; docs/architecture.md §22)
+
+void AccountHub::maybe_ride(Device* d) {
+  if (!ctx_.config.anchor_on_device_link || ctx_.shutting_down) return;
+  if (devices_.size() != 1 || !d->upstream() || !d->upstream()->ready()) return;
+  if (d->upstream()->full_jid().empty()) return;
+  if (ctx_.cluster && !ctx_.cluster->serve_here(account_)) return;
+  if (!anchor_) anchor_ = std::make_unique<Anchor>(ctx_, this, account_);
+  if (!anchor_->can_adopt()) return;  // it has a bound session of its own: it stays
+  anchor_->adopt(d->upstream());
+  // Its presence is the anchor's now (priority 0): the device's show and status.
+  update_anchor_presence();
+}
+
+bool AccountHub::anchor_rides(const Device* d) const {
+  return anchor_ && d->upstream() && anchor_->riding(d->upstream());
+}
+
+void AccountHub::release_link(Device* d, std::unique_ptr<UpstreamSession> link) {
+  (void)d;
+  if (anchor_) anchor_->release();  // logs in a session of its own
+  if (!link || !link->ready()) return;
+  drain_.hold_until(std::move(link), [this] { return anchor_ && anchor_->ready(); });
+}
+
+bool AccountHub::from_ridden_link(Device* d, Stanza& s) {
+  if (anchor_->intercept(s)) return true;
+  if (s.name() != "message") return false;  // presence and iqs: the device's, as on any link
+  // Carbons, bare-JID messages and those to another resource of the account are what the
+  // anchor hears; only what is addressed to this device's full JID is the device's.
+  if (mam::unwrap_carbon(s) || !policy::jid_equal(s.attr_or("to"), d->full_jid())) {
+    on_anchor_stanza(std::move(s));
+    return true;
+  }
+  return false;
 }
 
 void AccountHub::delivered(Device* d, store::ArchiveId id) { cursors_.delivered(d, id); }

@@ -100,6 +100,11 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   // A device ended with sends its link has not had acknowledged: keep the
   // link until the upstream acks them (or a timeout, then resend them).
   void drain_link(std::unique_ptr<UpstreamSession> link);
+  // The anchor rides this device's link (anchor.h, docs/architecture.md §22).
+  bool anchor_rides(const Device* d) const;
+  // Device `d`, whose link the anchor rides, ends: the anchor logs in a session of its own, and
+  // `link` stays open, its traffic the account's, until that session is ready.
+  void release_link(Device* d, std::unique_ptr<UpstreamSession> link);
 
   // Anchor::Owner
   void on_anchor_bound() override;
@@ -143,6 +148,10 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
                                std::function<void()> handled);
   bool handle_device_iq(Device* d, const Stanza& iq);
   void handle_device_presence(Device* d, Stanza p);
+  // A lone device just attached: its link becomes the anchor's session when it can.
+  void maybe_ride(Device* d);
+  // A stanza on the link the anchor rides: the anchor's, the account's or the device's.
+  bool from_ridden_link(Device* d, Stanza& s);
   void update_anchor_presence();
 
   policy::Addressing entering_addressing(const Entering& e, bool outgoing) const;

@@ -68,11 +68,13 @@ void AccountHub::on_anchor_stanza(Stanza s) {
 }
 
 void AccountHub::from_link(Device* d, Stanza s) {
+  const bool ridden = anchor_rides(d);
+  if (ridden && from_ridden_link(d, s)) return;
   const std::string name = s.name();
   if (name == "message") notify_.observe(s);  // a bookmarks notification (XEP-0492 settings)
   if (name != "message") {
     // Presence, iq and their errors: that device's own traffic.
-    if (name == "presence" && anchor_ && !anchor_jid().empty() &&
+    if (name == "presence" && !ridden && anchor_ && !anchor_jid().empty() &&
         policy::jid_equal(s.attr_or("from"), anchor_jid()))
       return;  // the anchor's own presence is not a device
     // The account's features include what the proxy adds (XEP-0490 assist).

@@ -17,9 +17,12 @@ void AccountHub::handle_device_presence(Device* d, Stanza p) {
     const bool available = type.empty();
     const bool initial = available && !d->presence_available() && !d->live();
     d->set_presence(available, p.child("show").text_content(), p.child("status").text_content());
-    // Bare-JID messages must have one upstream path: the anchor (§3).
-    if (available) set_presence_priority(p, -1);
-    if (d->upstream()) d->upstream()->send(p);
+    // Bare-JID messages must have one upstream path: the anchor (§3). On the link the anchor
+    // rides, the anchor's presence (priority 0, this device's show) is the one sent.
+    if (!anchor_rides(d)) {
+      if (available) set_presence_priority(p, -1);
+      if (d->upstream()) d->upstream()->send(p);
+    }
     update_anchor_presence();
     if (initial && d->profile() == policy::Profile::Legacy) {
       when_account_known([this, d, alive = d->alive_token()] {

@@ -52,8 +52,40 @@ Anchor::~Anchor() {
   if (session_) session_->close();
 }
 
+void Anchor::adopt(UpstreamSession* link) {
+  if (!can_adopt() || !link || !link->ready()) return;
+  // A login of our own still in progress (the vault's put raced the device's bind): the link
+  // serves instead; its gate ticket is released with it.
+  if (session_) retire_session();
+  reconnect_timer_.stop();
+  stopped_ = false;
+  borrowed_ = link;
+  full_jid_ = link->full_jid();
+  S2_LOG(LogLevel::Info, "anchor.rides_device_link", {{"account", account_}, {"jid", full_jid_}});
+  owner_->on_anchor_bound();
+  after_bind();
+}
+
+void Anchor::release() {
+  if (!borrowed_) return;
+  S2_LOG(LogLevel::Info, "anchor.leaves_device_link", {{"account", account_}, {"jid", full_jid_}});
+  reset_session_state();
+  borrowed_ = nullptr;
+  full_jid_.clear();
+  // The link is the device's: its unacknowledged sends are the device's drain's business, so
+  // the owner is told of no session serial here.
+  owner_->on_anchor_down(0);
+  backoff_s_ = 1;
+  if (!stopped_ && !ctx_.shutting_down) start();
+}
+
+bool Anchor::intercept(Stanza& s) {
+  if (!borrowed_) return false;
+  return take_answer(s);
+}
+
 void Anchor::start() {
-  if (session_) return;
+  if (session() != nullptr) return;
   // New credentials (a fresh PLAIN login) lift a stop after rejection.
   stopped_ = false;
   auto entry = ctx_.vault->get(account_);
@@ -70,7 +102,11 @@ void Anchor::start() {
 void Anchor::stop() {
   stopped_ = true;
   reconnect_timer_.stop();
-  end_session();
+  if (borrowed_) {
+    release();
+  } else {
+    end_session();
+  }
 }
 
 void Anchor::on_upstream_authenticated() { session_->bind(ctx_.config.anchor_resource); }
@@ -93,6 +129,10 @@ void Anchor::on_upstream_bind_failed(const std::string& condition, const std::st
 void Anchor::on_upstream_bound(const std::string& full_jid) {
   full_jid_ = full_jid;
   owner_->on_anchor_bound();
+  after_bind();
+}
+
+void Anchor::after_bind() {
   // Live stanzas are held from now until ready: a setup iq that is never
   // answered must not hold them forever.
   setup_timer_.start(30000, [this] {
@@ -134,7 +174,8 @@ void Anchor::on_upstream_bound(const std::string& full_jid) {
 }
 
 void Anchor::send_presence() {
-  if (!session_ || !session_->ready()) return;
+  UpstreamSession* out = session();
+  if (!out || !out->ready()) return;
   auto p = Stanza::element("presence");
   if (!presence_available_) {
     p.set_attr("type", "unavailable");
@@ -154,7 +195,7 @@ void Anchor::send_presence() {
     prio.add_text("0");
     p.add_child(prio);
   }
-  session_->send(p);
+  out->send(p);
 }
 
 void Anchor::set_presence(bool available, const std::string& show, const std::string& status) {
@@ -167,16 +208,18 @@ void Anchor::set_presence(bool available, const std::string& show, const std::st
 }
 
 void Anchor::send_iq(Stanza iq, std::function<void(const Stanza&)> answer) {
-  if (!session_ || !session_->ready()) return;
+  UpstreamSession* out = session();
+  if (!out || !out->ready()) return;
   // Unguessable: anyone may send the anchor an iq result.
   const std::string id = "s2a-" + crypto::random_nonce(12);
   iq.set_attr("id", id);
   pending_iqs_[id] = std::move(answer);
-  session_->send(iq);
+  out->send(iq);
 }
 
 void Anchor::query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)> done) {
-  if (!session_ || !session_->ready()) {
+  UpstreamSession* out = session();
+  if (!out || !out->ready()) {
     done(MamAnswer{});
     return;
   }
@@ -205,11 +248,12 @@ void Anchor::query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)>
     }
     pm.done(std::move(pm.answer));
   };
-  session_->send(mam::build_mam_query_iq(id, queryid, q));
+  out->send(mam::build_mam_query_iq(id, queryid, q));
 }
 
 void Anchor::request(Stanza iq, uint64_t timeout_ms, std::function<void(const Stanza*)> done) {
-  if (!session_ || !session_->ready()) {
+  UpstreamSession* out = session();
+  if (!out || !out->ready()) {
     defer(ctx_.loop, [done = std::move(done)] { done(nullptr); });
     return;
   }
@@ -219,7 +263,7 @@ void Anchor::request(Stanza iq, uint64_t timeout_ms, std::function<void(const St
   auto timer = std::make_shared<Timer>(ctx_.loop);
   timer->start(timeout_ms, [this, id] { finish_request(id, nullptr); });
   requests_[id] = PendingRequest{iq.attr_or("to"), std::move(done), timer};
-  session_->send(iq);
+  out->send(iq);
 }
 
 void Anchor::finish_request(const std::string& id, const Stanza* answer) {
@@ -246,36 +290,45 @@ void Anchor::fail_mam(const std::string& queryid, const std::string& condition) 
 }
 
 void Anchor::on_upstream_stanza(Stanza s) {
+  if (take_answer(s)) return;
   const std::string name = s.name();
   if (name == "iq") {
     const std::string type = s.attr_or("type");
+    if (type == "result" || type == "error") return;  // not ours, or no longer awaited
+    answer_iq(s);
+    return;
+  }
+  owner_->on_anchor_stanza(std::move(s));
+}
+
+// Answers to the anchor's own iqs and the results of its MAM queries: true when `s` was one.
+bool Anchor::take_answer(Stanza& s) {
+  const std::string name = s.name();
+  if (name == "iq") {
+    const std::string type = s.attr_or("type");
+    if (type != "result" && type != "error") return false;
     // Answers to our requests come from the server or the account itself.
     const std::string from = s.attr_or("from");
     const bool trusted =
         from.empty() || bare_jid(from).value_or("") == account_ || from == account_domain_;
-    if (type == "result" || type == "error") {
-      // request(): the addressee answers, or our server does for it (an error).
-      if (auto r = requests_.find(s.attr_or("id")); r != requests_.end()) {
-        const auto nf = normalize_jid(from);
-        const std::string& to = r->second.to;
-        // A request to the account itself (its PEP) is answered without a
-        // 'from' by Prosody (RFC 6120 §8.1.2.1: from the user's own account).
-        const bool to_self = to.empty() || bare_jid(to).value_or("") == account_;
-        const bool from_to = (nf && nf == normalize_jid(to)) ||
-                             (from.empty() && to_self && to.find('/') == std::string::npos);
-        if (from_to || (type == "error" && trusted)) finish_request(r->first, &s);
-        return;
-      }
-      auto it = trusted ? pending_iqs_.find(s.attr_or("id")) : pending_iqs_.end();
-      if (it != pending_iqs_.end()) {
-        auto cb = std::move(it->second);
-        pending_iqs_.erase(it);
-        cb(s);
-      }
-      return;
+    // request(): the addressee answers, or our server does for it (an error).
+    if (auto r = requests_.find(s.attr_or("id")); r != requests_.end()) {
+      const auto nf = normalize_jid(from);
+      const std::string& to = r->second.to;
+      // A request to the account itself (its PEP) is answered without a
+      // 'from' by Prosody (RFC 6120 §8.1.2.1: from the user's own account).
+      const bool to_self = to.empty() || bare_jid(to).value_or("") == account_;
+      const bool from_to = (nf && nf == normalize_jid(to)) ||
+                           (from.empty() && to_self && to.find('/') == std::string::npos);
+      if (from_to || (type == "error" && trusted)) finish_request(r->first, &s);
+      return true;
     }
-    answer_iq(s);
-    return;
+    auto it = trusted ? pending_iqs_.find(s.attr_or("id")) : pending_iqs_.end();
+    if (it == pending_iqs_.end()) return false;
+    auto cb = std::move(it->second);
+    pending_iqs_.erase(it);
+    cb(s);
+    return true;
   }
   if (name == "message") {
     // MAM results of our own queries (from the account's archive only).
@@ -284,15 +337,17 @@ void Anchor::on_upstream_stanza(Stanza s) {
       auto it = mam_.find(item->queryid);
       if (it != mam_.end() && (from.empty() || bare_jid(from).value_or("") == account_)) {
         it->second.answer.items.push_back(std::move(*item));
-        return;
+        return true;
       }
     }
   }
-  owner_->on_anchor_stanza(std::move(s));
+  return false;
 }
 
 // What the server and contacts may ask of the anchor's full JID.
 void Anchor::answer_iq(const Stanza& iq) {
+  UpstreamSession* out = session();
+  if (!out) return;
   auto reply = Stanza::element("iq");
   reply.set_attr("type", "result").set_attr("id", iq.attr_or("id"));
   if (auto from = iq.attr("from")) reply.set_attr("to", *from);
@@ -300,12 +355,12 @@ void Anchor::answer_iq(const Stanza& iq) {
   const Stanza payload = children.empty() ? Stanza() : children.front();
   const std::string from_bare = bare_jid(iq.attr_or("from")).value_or("");
   if (payload && payload.is("ping", ns::kPing)) {
-    session_->send(reply);
+    out->send(reply);
     return;
   }
   if (payload && payload.is("query", kRoster) && iq.attr_or("type") == "set" &&
       (from_bare.empty() || from_bare == account_)) {
-    session_->send(reply);  // roster push (RFC 6121 §2.1.6): acknowledge
+    out->send(reply);  // roster push (RFC 6121 §2.1.6): acknowledge
     return;
   }
   if (payload && payload.is("query", kDiscoInfo) && iq.attr_or("type") == "get") {
@@ -319,10 +374,10 @@ void Anchor::answer_iq(const Stanza& iq) {
       q.add_child(feat);
     }
     reply.add_child(q);
-    session_->send(reply);
+    out->send(reply);
     return;
   }
-  if (auto e = session2::build_stanza_error(iq, "cancel", "service-unavailable")) session_->send(e);
+  if (auto e = session2::build_stanza_error(iq, "cancel", "service-unavailable")) out->send(e);
 }
 
 void Anchor::on_upstream_closed(const std::string& stream_error, const std::string& text) {
@@ -331,6 +386,10 @@ void Anchor::on_upstream_closed(const std::string& stream_error, const std::stri
 
 void Anchor::went_down(const std::string& why) {
   S2_LOG(LogLevel::Info, "anchor.down", {{"account", account_}, {"reason", why}});
+  if (borrowed_) {  // the ridden link did not answer the set-up: a session of our own
+    release();
+    return;
+  }
   end_session();
   schedule_reconnect();
 }
@@ -339,6 +398,13 @@ void Anchor::went_down(const std::string& why) {
 // for it — the owner restarts catch-up after a reconnect — and tell the owner
 // which session's unacknowledged stanzas must go out again.
 void Anchor::end_session() {
+  const uint64_t serial = session_ ? session_->serial() : 0;
+  reset_session_state();
+  retire_session();
+  owner_->on_anchor_down(serial);
+}
+
+void Anchor::reset_session_state() {
   setup_timer_.stop();
   if (ready_) m_anchors().dec();
   ready_ = false;
@@ -348,8 +414,6 @@ void Anchor::end_session() {
   mam_.clear();
   auto requests = std::move(requests_);
   requests_.clear();
-  const uint64_t serial = session_ ? session_->serial() : 0;
-  retire_session();
   for (auto& [qid, pm] : mams) {
     if (pm.timeout) pm.timeout->stop();
     pm.done(MamAnswer{});
@@ -358,7 +422,6 @@ void Anchor::end_session() {
     pr.timeout->stop();
     pr.done(nullptr);
   }
-  owner_->on_anchor_down(serial);
 }
 
 // The session's callback may be on the stack: close it now, free it on the

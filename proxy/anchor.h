@@ -12,6 +12,14 @@
 // devices. It reconnects with backoff when the upstream goes away; a
 // rejected login means the password changed upstream, which the owner
 // handles (vault invalidation) — no retry then.
+//
+// Riding a device's link (issue 12 item 3, docs/architecture.md §22): while an account's only
+// device is attached and the anchor has no bound session of its own, the anchor takes that
+// device's link as its session (adopt): Carbons and priority 0 there, the catch-up and the
+// anchor's requests through it. The account then costs the upstream one session, as a direct
+// client would. The device keeps owning the link; when it ends, the anchor lets go (release)
+// and logs in a session of its own, while the hub keeps the old link open until that one is
+// ready, so that bare-JID traffic always has a path.
 #pragma once
 
 #include <functional>
@@ -62,7 +70,21 @@ class Anchor : public UpstreamSession::Listener {
   void stop();
   bool ready() const { return ready_; }
   const std::string& full_jid() const { return full_jid_; }
-  UpstreamSession* session() const { return session_.get(); }
+  // The session the anchor speaks through: its own, or the device link it rides.
+  UpstreamSession* session() const { return borrowed_ ? borrowed_ : session_.get(); }
+
+  // Rides `link` (a device's bound link) instead of a session of its own; a login of its own
+  // that has not bound yet is abandoned. Only while the anchor has no bound session.
+  bool can_adopt() const { return !borrowed_ && full_jid_.empty(); }
+  void adopt(UpstreamSession* link);
+  bool riding(const UpstreamSession* link) const { return link && borrowed_ == link; }
+  bool riding() const { return borrowed_ != nullptr; }
+  // The device link it rides is going away: what waited on it fails (as when a session goes
+  // down) and a session of its own logs in at once.
+  void release();
+  // A stanza that arrived on the ridden link: true when it was the anchor's own (answers to
+  // its requests, its MAM results), which the device never sees.
+  bool intercept(Stanza& s);
 
   // The presence the account shows through the anchor (show/status of the
   // best device, or the idle presence); sent now when ready, else after
@@ -90,6 +112,9 @@ class Anchor : public UpstreamSession::Listener {
   void on_upstream_stanza(Stanza stanza) override;
   void on_upstream_closed(const std::string& stream_error, const std::string& text) override;
 
+  void after_bind();
+  void reset_session_state();
+  bool take_answer(Stanza& s);
   void send_iq(Stanza iq, std::function<void(const Stanza&)> answer);
   void answer_iq(const Stanza& iq);
   void send_presence();
@@ -103,6 +128,7 @@ class Anchor : public UpstreamSession::Listener {
   std::string account_;
   std::string log_id_;
   std::unique_ptr<UpstreamSession> session_;
+  UpstreamSession* borrowed_ = nullptr;  // a device's link, owned by the device
   bool ready_ = false;
   bool stopped_ = false;
   std::string full_jid_;

@@ -68,6 +68,7 @@ void ArchiveCatchup::start() {
   }
   catching_up_ = true;
   const uint64_t gen = ++gen_;
+  end_.reset();
   auto cursor = ctx_.store->get_sync_cursor(account_no_);
   if (cursor.ok() && cursor.value()) {
     page(*cursor.value(), std::nullopt, gen);
@@ -84,6 +85,14 @@ void ArchiveCatchup::start() {
   // the cursor.
   auto info = ctx_.store->find_account(account_);
   const int64_t created = info.ok() && info.value() ? info.value()->created_ms : unix_ms();
+  // On the account's first device link, which the anchor rides (anchor.h), its Carbons and
+  // presence went out a moment ago: from then on the account's traffic comes live. The
+  // catch-up covers what came before (what another resource of the account got meanwhile is
+  // only in the archive), up to now. Unbounded, it would chase the end of an archive that
+  // the device may be filling through the same link, each page queued behind the device's
+  // own sends (the 5,000-message burst: 50 pages of 0.2-2 s, the upstream re-reading the
+  // growing archive for each).
+  if (anchor->riding()) end_ = unix_ms() + kRiddenEndSlackMs;
   page(std::nullopt, created - kClockSlackMs, gen);
 }
 
@@ -96,6 +105,7 @@ void ArchiveCatchup::page(std::optional<std::string> after, std::optional<int64_
   mam::ClientQuery q;
   q.rsm_after = after;
   q.start_ms = start;
+  q.end_ms = end_;
   q.max = kPage;
   const int64_t asked = unix_ms();
   anchor->query_mam(q, [this, after, start, gen, asked,
@@ -153,7 +163,8 @@ void ArchiveCatchup::page(std::optional<std::string> after, std::optional<int64_
 // order, before the held live stanzas that came after it); the second time, it is done.
 void ArchiveCatchup::paged_to_end(std::optional<std::string> after, std::optional<int64_t> start,
                                   uint64_t gen) {
-  if (settled_gen_ == gen) {
+  // A catch-up bounded by time has no end to read again: what came later came live.
+  if (settled_gen_ == gen || end_) {
     finish(true);
     return;
   }

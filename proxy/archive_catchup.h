@@ -97,6 +97,10 @@ class ArchiveCatchup {
   // The account's creation is stamped by our clock, the upstream archive by
   // its own: a first catch-up starts this much earlier.
   static constexpr int64_t kClockSlackMs = 2000;
+  // The end of a first catch-up on a ridden link (archive_catchup.cpp), past our clock: the
+  // upstream's clock may be ahead of ours by this much.
+  static constexpr int64_t kRiddenEndSlackMs = 500;
+  std::optional<int64_t> end_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

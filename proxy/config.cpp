@@ -253,6 +253,11 @@ const std::vector<Spec>& specs() {
              "resource of the per-account anchor session upstream (two proxies must never share "
              "accounts with the same anchor resource: the upstream would make their anchors "
              "replace each other)"),
+        flag("anchor-on-device-link", &Config::anchor_on_device_link, "BOOL", "`true`",
+             "while an account's only device is attached and its anchor has no session yet, the "
+             "device's upstream link also serves as the anchor: one upstream session per "
+             "single-device account instead of two (docs/architecture.md §22); `false`: every "
+             "account keeps an anchor session of its own"),
         flag("idle-presence", &Config::idle_presence, "SHOW", "`xa`",
              "the anchor's presence while no device is available: `xa`, `away`, `dnd`, or "
              "`unavailable` (then the upstream keeps bare-JID messages in offline storage until "

@@ -69,6 +69,7 @@ struct Config {
   double fast_token_lifetime = 14 * 86400;  // seconds a FAST token stays valid
   std::string anchor_resource = "s2proxy";  // the anchor session's resource upstream
   std::string idle_presence = "xa";         // anchor presence with no device available
+  bool anchor_on_device_link = true;        // an only device's link also serves as the anchor
   uint64_t catchup_max = 10000;             // legacy catch-up cap per login
   uint64_t mam_default_page = 50;           // MAM page without <max/>
   uint64_t mam_max_page = 250;              // MAM page cap

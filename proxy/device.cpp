@@ -617,8 +617,11 @@ void Device::end() {
   if (hub_) {
     // A link with sends the upstream has not acknowledged yet is drained by
     // the hub (ack or timeout) instead of being cut: resending them through
-    // the anchor at once would deliver them twice.
-    if (upstream_ && upstream_->ready() && upstream_->unacked_tracked() > 0) {
+    // the anchor at once would deliver them twice. A link the anchor rides
+    // stays until the anchor's own session is ready, then drains the same way.
+    if (hub_->anchor_rides(this)) {
+      hub_->release_link(this, std::move(upstream_));
+    } else if (upstream_ && upstream_->ready() && upstream_->unacked_tracked() > 0) {
       hub_->drain_link(std::move(upstream_));
     }
     hub_->detach(this);

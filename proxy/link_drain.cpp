@@ -33,6 +33,12 @@ void LinkDrain::Listener::on_upstream_stanza(Stanza s) {
   }
 }
 
+void LinkDrain::hold_until(std::unique_ptr<UpstreamSession> link, std::function<bool()> replaced) {
+  const uint64_t serial = link->serial();
+  drain(std::move(link));
+  draining_[serial].replaced = std::move(replaced);
+}
+
 void LinkDrain::drain(std::unique_ptr<UpstreamSession> link) {
   auto listener = std::make_unique<Listener>();
   listener->owner = this;
@@ -40,7 +46,7 @@ void LinkDrain::drain(std::unique_ptr<UpstreamSession> link) {
   link->set_listener(listener.get());
   const uint64_t serial = link->serial();
   auto timer = std::make_shared<Timer>(ctx_.loop);
-  draining_[serial] = Draining{std::move(link), timer, uv_now(ctx_.loop), std::move(listener)};
+  draining_[serial] = Draining{std::move(link), timer, uv_now(ctx_.loop), std::move(listener), {}};
   timer->start(
       20,
       [this, serial, alive = std::weak_ptr<bool>(alive_)] {
@@ -53,8 +59,13 @@ void LinkDrain::check(uint64_t serial) {
   auto it = draining_.find(serial);
   if (it == draining_.end()) return;
   auto& dr = it->second;
-  const bool acked = dr.link->unacked_tracked() == 0;
   const bool dead = !dr.link->ready();
+  if (dr.replaced && !dead) {
+    if (!dr.replaced() && uv_now(ctx_.loop) - dr.since < kHoldMs) return;
+    dr.replaced = nullptr;
+    dr.since = uv_now(ctx_.loop);  // from now on, drained as any link
+  }
+  const bool acked = dr.link->unacked_tracked() == 0;
   if (!acked && !dead && uv_now(ctx_.loop) - dr.since < kTimeoutMs) return;
   if (!acked) stranded_(serial);
   dr.link->close();

@@ -30,6 +30,10 @@ class LinkDrain {
   ~LinkDrain();
 
   void drain(std::unique_ptr<UpstreamSession> link);
+  // The link an account's anchor rode (anchor.h): kept open, and its traffic taken, until
+  // `replaced()` says the anchor's own session is ready (at most kHoldMs), so that bare-JID
+  // traffic always has a path; then drained as any link.
+  void hold_until(std::unique_ptr<UpstreamSession> link, std::function<bool()> replaced);
 
  private:
   struct Listener : UpstreamSession::Listener {
@@ -47,6 +51,7 @@ class LinkDrain {
     std::shared_ptr<Timer> timer;
     uint64_t since = 0;
     std::unique_ptr<Listener> listener;
+    std::function<bool()> replaced;  // hold_until: the anchor's own session is ready
   };
   void check(uint64_t serial);
 
@@ -56,6 +61,7 @@ class LinkDrain {
   std::map<uint64_t, Draining> draining_;  // by session serial
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   static constexpr uint64_t kTimeoutMs = 3000;
+  static constexpr uint64_t kHoldMs = 15000;
 };
 
 }  // namespace s2

@@ -371,6 +371,14 @@ void PushService::publish(const std::string& resource, const PushRegistration& r
                           const std::string& sender, const std::string& body) {
   Anchor* anchor = anchor_();
   if (!anchor) {
+    if (waiting_anchor_.size() < kMaxWaitingAnchor) {
+      S2_LOG(LogLevel::Debug, "push.waits_for_anchor",
+             {{"account", account_}, {"device", resource}});
+      waiting_anchor_.push_back([this, resource, reg, count, sender, body] {
+        if (entries_.count(resource) != 0) publish(resource, reg, count, sender, body);
+      });
+      return;
+    }
     m_failed("anchor-down").inc();
     S2_LOG(LogLevel::Warn, "push.no_anchor", {{"account", account_}, {"device", resource}});
     return;
@@ -381,6 +389,12 @@ void PushService::publish(const std::string& resource, const PushRegistration& r
                    alive = std::weak_ptr<bool>(alive_)](const Stanza* answer) {
                     if (!alive.expired()) publish_answered(resource, jid, node, answer);
                   });
+}
+
+void PushService::anchor_ready() {
+  auto waiting = std::move(waiting_anchor_);
+  waiting_anchor_.clear();
+  for (auto& fn : waiting) fn();
 }
 
 void PushService::publish_answered(const std::string& resource, const std::string& jid,

@@ -98,6 +98,8 @@ class PushService {
   void handle_iq(Device* d, const Stanza& iq);
 
   // The hub's devices as they bind and end (a hibernating Device is still attached).
+  // The anchor is (again) ready: publishes that found it down go out now.
+  void anchor_ready();
   void device_attached(Device* d);
   void device_detached(Device* d);
 
@@ -114,6 +116,10 @@ class PushService {
   void on_delivered(const std::string& resource, const Stanza& inner, const Facts& facts);
 
  private:
+  // Publishes waiting for the anchor: it is down for a moment when it leaves the link of a
+  // device that ended (anchor.h) until its own session is ready, and for an outage.
+  std::vector<std::function<void()>> waiting_anchor_;
+  static constexpr size_t kMaxWaitingAnchor = 256;
   void consider(const Stanza& inner, const Facts& facts, store::ArchiveId id,
                 const std::string* only);
   struct Entry {

@@ -111,6 +111,12 @@ Stanza build_mam_query_iq(std::string_view id, std::string_view queryid, const C
     start.add_child(text_element("value", format_datetime(*q.start_ms)));
     x.add_child(start);
   }
+  if (q.end_ms) {
+    Stanza end = Stanza::element("field");
+    end.set_attr("var", "end");
+    end.add_child(text_element("value", format_datetime(*q.end_ms)));
+    x.add_child(end);
+  }
   query.add_child(x);
 
   Stanza set = Stanza::element("set", kNsRsm);

@@ -54,10 +54,11 @@ struct ClientQuery {
   std::optional<std::string> rsm_after;
   bool rsm_before_last = false;  // <before/>: the last page (ignored when rsm_after is set)
   size_t max = 100;
+  std::optional<int64_t> end_ms;
 };
 
 // <iq type='set' id><query xmlns='urn:xmpp:mam:2' [queryid]><x xmlns='jabber:x:data'
-// type='submit'>FORM_TYPE [start]</x><set xmlns='http://jabber.org/protocol/rsm'>
+// type='submit'>FORM_TYPE [start] [end]</x><set xmlns='http://jabber.org/protocol/rsm'>
 // <max>N</max>[<after>X</after> | <before/>]</set></query></iq>
 Stanza build_mam_query_iq(std::string_view id, std::string_view queryid, const ClientQuery& q);
 

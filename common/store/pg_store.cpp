@@ -136,16 +136,17 @@ void PgStore::submit(WriteBatch batch, WriteCallback done) {
     }
     ++slots_[pick]->outstanding;
   }
-  slots_[pick]->writer->submit(
-      std::move(batch), [this, lane, pick, done = std::move(done)](WriteResult r) mutable {
-        {
-          std::lock_guard lk(lanes_mu_);
-          --slots_[pick]->outstanding;
-          auto it = lanes_.find(lane);
-          if (it != lanes_.end() && --it->second.second == 0) lanes_.erase(it);
-        }
-        if (done) done(std::move(r));
-      });
+  slots_[pick]->writer->submit(std::move(batch),
+                               [this, lane, pick, done = std::move(done)](WriteResult r) mutable {
+                                 {
+                                   std::lock_guard lk(lanes_mu_);
+                                   --slots_[pick]->outstanding;
+                                   auto it = lanes_.find(lane);
+                                   if (it != lanes_.end() && --it->second.second == 0)
+                                     lanes_.erase(it);
+                                 }
+                                 if (done) done(std::move(r));
+                               });
 }
 
 std::vector<WriteResult> PgStore::commit_group(WriterSlot& slot,

@@ -644,3 +644,68 @@ def test_first_login_window_before_the_anchor_loses_nothing(proxy_factory, upstr
         assert [x[0] for x in mine] == [x[1] for x in seen], "the archive ids the device saw"
 
     run_async(body, 60)
+
+
+def test_single_device_account_holds_one_upstream_session(proxy_factory, upstream_target):
+    """Issue 12 item 3: while an account's only device is attached, its link also serves as the
+    anchor, so the upstream holds one session for the account, as for a direct client. Seen from
+    the upstream: another resource of alice (connected directly, priority -1) gets presence from
+    the device's resource and none from the anchor's. When the device leaves, the anchor logs in a
+    session of its own before the link closes; bob's messages through that hand-over all reach the
+    mirror once, in order, and the device gets each once when it returns."""
+    p = proxy_factory.start()
+    t = p.target()
+    anchor_res = "s2proxy-%d" % p.port  # the harness gives each proxy its own (conftest.py)
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "one-%s-" % run
+        watch = await connect(pool, upstream_target, "alice", "watch-" + run)
+        watch.send_xml("<presence xmlns='jabber:client'><priority>-1</priority></presence>")
+        bob = await connect(pool, upstream_target, "bob", "one-" + run)
+        a = await connect(pool, t, "alice", "oneA-" + run)
+        await wait_anchor(p)
+        assert "anchor.rides_device_link" in p.log_text(), "the anchor rode the device's link"
+
+        def presences(resource, ptype):
+            """alice's presences from `resource` the direct resource saw."""
+            return [el for _, kind, el in watch.stanzas if kind == "presence"
+                    and el.get("from") == a.bare + "/" + resource and el.get("type") == ptype]
+
+        def avail(resource):
+            return presences(resource, None)
+
+        def gone(resource):
+            return presences(resource, "unavailable")
+
+        await wait_until(lambda: avail(a.full_jid.split("/", 1)[1]), 5, "the device's presence upstream")
+        texts = ["%s%02d" % (prefix, i) for i in range(40)]
+        for text in texts[:10]:
+            bob.send_xml(msg_xml(a.bare, text))
+        await wait_until(lambda: len(collect([a], prefix, a.bare)) >= 10, 10, "the first 10 on the device")
+        assert not avail(anchor_res), "no anchor session of its own while the device is attached"
+
+        # The device leaves; bob keeps writing through the hand-over.
+        async def stream():
+            for text in texts[10:]:
+                bob.send_xml(msg_xml(a.bare, text))
+                await asyncio.sleep(0.02)
+        await a.disconnect()
+        await stream()
+        await wait_until(lambda: avail(anchor_res), 10, "the anchor's own session upstream")
+        await wait_until(lambda: gone(a.full_jid.split("/", 1)[1]), 20, "the device's link closed")
+
+        a2 = await connect(pool, t, "alice", "oneA-" + run)
+        await wait_until(lambda: len(collect([a, a2], prefix, a.bare)) >= len(texts), 20,
+                         "every message on the device, live or after its return")
+        await asyncio.sleep(1.5)  # a late duplicate would show by now
+        seen = collect([a, a2], prefix, a.bare)
+        assert sorted(x[0] for x in seen) == texts, "each once: %s" % seen
+        assert all(x[1] for x in seen), "each carries an archive id: %s" % seen
+        items = await mam_all(a2, with_jid=bob.bare)
+        mine = [(aid, text_of(m)) for aid, m in items if (text_of(m) or "").startswith(prefix)]
+        assert [x[1] for x in mine] == texts, "MAM through the proxy, once each, in order: %s" % mine
+        ids = {x[0]: x[1] for x in seen}
+        assert all(ids[text] == aid for aid, text in mine), "the archive ids the device saw"
+
+    run_async(body, 90)

@@ -109,10 +109,16 @@ async def wait_count(app, node, n, timeout, settle=2.5):
     return got
 
 
-def check_only_from_proxy(app, anchor_jid):
-    """Every pubsub iq the app server got came from alice's anchor, none from the upstream itself."""
+def check_only_from_proxy(app, bare, only=None):
+    """Every pubsub iq the app server got came from alice's anchor, none from the upstream itself
+    (which publishes from the account's bare JID): from a session of alice's, the anchor's own
+    (alice/s2proxy) or, while a device of alice's is her only one, that device's link, which the
+    anchor then rides (docs/architecture.md §22). `only`: the one session it must be."""
     for el in publishes(app):
-        assert el.get("from") == anchor_jid, \
+        frm = el.get("from") or ""
+        if only is not None:
+            assert frm == only, "a publish not from the anchor's session %s: %s" % (only, short(el))
+        assert frm.startswith(bare + "/") and len(frm) > len(bare) + 1, \
             "a publish that is not the proxy's (the upstream pushed on its own?): %s" % short(el)
 
 
@@ -164,7 +170,7 @@ def test_hibernated_device_gets_one_push_per_message_and_per_burst(target, upstr
 
         carol.send_xml(msg_xml(dev.bare, None, extra="<composing xmlns='%s'/>" % NS_CHATSTATES))
         await wait_count(app, node, 2, 1, settle=3.0)
-        check_only_from_proxy(app, "%s/s2proxy" % dev.bare)
+        check_only_from_proxy(app, dev.bare)
 
     run_async(body, 90)
 
@@ -193,7 +199,7 @@ def test_ended_device_keeps_push_and_disable_stops_it(target, upstream_target):
         await asyncio.sleep(2.5)  # past the coalescing window: silence is the disable's doing
         carol.send_xml(msg_xml(dev.bare, "after-disable-" + run))
         await wait_count(app, node, 1, 1, settle=3.0)
-        check_only_from_proxy(app, "%s/s2proxy" % dev.bare)
+        check_only_from_proxy(app, dev.bare)
 
     run_async(body, 90)
 
@@ -218,7 +224,7 @@ def test_registration_survives_restart(proxy_factory, upstream_target):
         carol = await connect(pool, upstream_target, "carol", "pc-" + run)
         carol.send_xml(msg_xml(dev.bare, "restart-" + run))
         await wait_count(app, node, 1, 8, settle=1.0)
-        check_only_from_proxy(app, anchor)
+        check_only_from_proxy(app, anchor.split("/")[0], only=anchor)
 
     run_async(body, 90)
 
@@ -265,7 +271,7 @@ def test_messages_while_the_proxy_was_down_wake_the_device(proxy_factory, upstre
         got = await wait_count(app, node, 2, 10)
         s = summary(got[1])
         assert s.get("last-message-sender") == carol.bare, s
-        check_only_from_proxy(app, anchor)
+        check_only_from_proxy(app, anchor.split("/")[0], only=anchor)
 
     run_async(body, 90)
 
@@ -391,6 +397,6 @@ def test_room_mention_wakes_and_muted_room_does_not(target, upstream_target):
         s = summary(got[0])
         assert s.get("last-message-sender") == "%s/carol" % loud, s
         assert "look " + run not in short(got[0], 10000), "no body by default"
-        check_only_from_proxy(app, "%s/s2proxy" % dev.bare)
+        check_only_from_proxy(app, dev.bare)
 
     run_async(body, 120)

@@ -331,7 +331,7 @@ TEST_CASE("build_mam_query_iq") {
        "<x xmlns='jabber:x:data' type='submit'>"
        "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field></x>"
        "<set xmlns='http://jabber.org/protocol/rsm'><max>100</max></set></query></iq>"},
-      {{kStamp, "09af3", false, 50},
+      {{kStamp, "09af3", false, 50, std::nullopt},
        "",
        "<iq type='set' id='mam1'><query xmlns='urn:xmpp:mam:2'>"
        "<x xmlns='jabber:x:data' type='submit'>"
@@ -339,13 +339,21 @@ TEST_CASE("build_mam_query_iq") {
        "<field var='start'><value>2026-11-25T10:00:00.123Z</value></field></x>"
        "<set xmlns='http://jabber.org/protocol/rsm'><max>50</max><after>09af3</after></set>"
        "</query></iq>"},
-      {{std::nullopt, std::nullopt, true, 20},
+      {{kStamp, std::nullopt, false, 100, kStamp + 2000},
+       "q4",  // a time window: start and end
+       "<iq type='set' id='mam1'><query xmlns='urn:xmpp:mam:2' queryid='q4'>"
+       "<x xmlns='jabber:x:data' type='submit'>"
+       "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>"
+       "<field var='start'><value>2026-11-25T10:00:00.123Z</value></field>"
+       "<field var='end'><value>2026-11-25T10:00:02.123Z</value></field></x>"
+       "<set xmlns='http://jabber.org/protocol/rsm'><max>100</max></set></query></iq>"},
+      {{std::nullopt, std::nullopt, true, 20, std::nullopt},
        "q2",
        "<iq type='set' id='mam1'><query xmlns='urn:xmpp:mam:2' queryid='q2'>"
        "<x xmlns='jabber:x:data' type='submit'>"
        "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field></x>"
        "<set xmlns='http://jabber.org/protocol/rsm'><max>20</max><before/></set></query></iq>"},
-      {{std::nullopt, "a", true, 0},
+      {{std::nullopt, "a", true, 0, std::nullopt},
        "q3",  // after wins over before
        "<iq type='set' id='mam1'><query xmlns='urn:xmpp:mam:2' queryid='q3'>"
        "<x xmlns='jabber:x:data' type='submit'>"
@@ -365,6 +373,7 @@ TEST_CASE("build_mam_query_iq") {
     CHECK(req->queryid == r.queryid);
     CHECK(req->start_ms == r.q.start_ms);
     CHECK(req->max == r.q.max);
+    CHECK(req->end_ms == r.q.end_ms);
     CHECK(req->rsm_after == r.q.rsm_after);
     CHECK(req->rsm_before ==
           (!r.q.rsm_after && r.q.rsm_before_last ? std::optional<std::string>("") : std::nullopt));
