@@ -253,6 +253,8 @@ def main():
     ap.add_argument("--binary", default=str(s2bench.DEFAULT_BINARY))
     ap.add_argument("--json")
     ap.add_argument("--budget", type=int, default=3600, help="hard deadline for the whole run, seconds")
+    ap.add_argument("--proxy-opt", action="append", default=[], metavar="FLAG=VALUE",
+                    help="another s2proxy flag, e.g. anchor-on-device-link=false (repeatable)")
     args = ap.parse_args()
     args.addresses = max(1, min(args.addresses, 254))
     accounts = max(2, math.ceil(args.devices / max(1, args.per_account)))
@@ -264,6 +266,11 @@ def main():
     proxy_opts = {}
     if args.upstream_login_rate is not None:
         proxy_opts["upstream-login-rate"] = args.upstream_login_rate
+    for kv in args.proxy_opt:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise SystemExit("--proxy-opt %r: want FLAG=VALUE" % kv)
+        proxy_opts[key] = value
     if args.nodes > 1 and args.store != "postgresql":
         raise SystemExit("--nodes %d needs --store postgresql" % args.nodes)
     env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level=args.log_level, proxy_opts=proxy_opts,
