@@ -5,7 +5,6 @@
 
 #include "common/jid/jid.h"
 #include "common/mam/carbons.h"
-#include "common/mam/mam_result.h"
 #include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
@@ -43,14 +42,9 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
           ctx,
           [this](Stanza s) {
             // A message for a device that is gone: the account's history. On a link the
-            // anchor rode: the account's traffic (Carbons, bare-JID messages), except the
-            // results of the anchor's MAM queries, which ended with its ride.
-            if (auto item = mam::parse_result_message(s)) {
-              const std::string from = s.attr_or("from");
-              if (from.empty() || policy::jid_equal(from, account_)) return;
-            }
-            // As the anchor's: held while a catch-up runs, so that nothing live commits (and
-            // moves the sync cursor) ahead of what the catch-up replays.
+            // anchor rode: the account's traffic (Carbons, bare-JID messages). As the
+            // anchor's: held while a catch-up runs, so that nothing live commits (and moves
+            // the sync cursor) ahead of what the catch-up replays.
             on_anchor_stanza(std::move(s));
           },
           [this](uint64_t serial) { outbox_.carrier_down(serial); }),
@@ -244,8 +238,7 @@ bool AccountHub::anchor_rides(const Device* d) const {
   return anchor_ && d->upstream() && anchor_->riding(d->upstream());
 }
 
-void AccountHub::release_link(Device* d, std::unique_ptr<UpstreamSession> link) {
-  (void)d;
+void AccountHub::release_link(std::unique_ptr<UpstreamSession> link) {
   if (anchor_) anchor_->release();  // logs in a session of its own
   if (!link || !link->ready()) return;
   drain_.hold_until(std::move(link), [this] { return anchor_ && anchor_->ready(); });

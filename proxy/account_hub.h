@@ -102,9 +102,9 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   void drain_link(std::unique_ptr<UpstreamSession> link);
   // The anchor rides this device's link (anchor.h, docs/architecture.md §22).
   bool anchor_rides(const Device* d) const;
-  // Device `d`, whose link the anchor rides, ends: the anchor logs in a session of its own, and
+  // The device whose link the anchor rides ends: the anchor logs in a session of its own, and
   // `link` stays open, its traffic the account's, until that session is ready.
-  void release_link(Device* d, std::unique_ptr<UpstreamSession> link);
+  void release_link(std::unique_ptr<UpstreamSession> link);
 
   // Anchor::Owner
   void on_anchor_bound() override;

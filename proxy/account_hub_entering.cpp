@@ -9,6 +9,7 @@
 #include "common/jid/jid.h"
 #include "common/mam/carbons.h"
 #include "common/mam/datetime.h"
+#include "common/mam/mam_result.h"
 #include "common/session2/errors.h"
 #include "common/util/clock.h"
 #include "common/util/log.h"
@@ -38,6 +39,12 @@ bool AccountHub::trust_upstream_ids() const {
 }
 
 void AccountHub::on_anchor_stanza(Stanza s) {
+  // A result of the account's own archive that the anchor did not claim belongs to a query
+  // that is over (timed out, or its session or ridden link went away): never a message.
+  if (s.name() == "message" && mam::parse_result_message(s)) {
+    const std::string from = s.attr_or("from");
+    if (from.empty() || policy::jid_equal(from, account_)) return;
+  }
   if (archive_catchup_.hold(s)) return;  // after the catch-up, in order
   const std::string name = s.name();
   if (name == "presence" || name == "iq") return;  // the anchor's own (route: consume)

@@ -620,7 +620,7 @@ void Device::end() {
     // the anchor at once would deliver them twice. A link the anchor rides
     // stays until the anchor's own session is ready, then drains the same way.
     if (hub_->anchor_rides(this)) {
-      hub_->release_link(this, std::move(upstream_));
+      hub_->release_link(std::move(upstream_));
     } else if (upstream_ && upstream_->ready() && upstream_->unacked_tracked() > 0) {
       hub_->drain_link(std::move(upstream_));
     }
