@@ -51,7 +51,8 @@ AccountHub::AccountHub(ProxyContext& ctx, std::string account)
       receipts_(ctx, account_),
       resend_(*ctx.store),
       displayed_(ctx, account_, [this] { return outbox_anchor(); }),
-      notify_(ctx, account_, [this] { return outbox_anchor(); }) {
+      notify_(ctx, account_, [this] { return outbox_anchor(); }),
+      move_timer_(ctx.loop) {
   if (auto j = parse_jid(account_)) domain_ = j->domain;
   // Push (XEP-0357): published through the anchor once it is ready.
   push_ = std::make_unique<PushService>(
@@ -163,6 +164,8 @@ void AccountHub::on_anchor_rejected() {
 void AccountHub::attach(Device* d) {
   if (std::find(devices_.begin(), devices_.end(), d) == devices_.end()) devices_.push_back(d);
   maybe_ride(d);
+  if (devices_.size() == 1 && !anchor_rides(d))
+    schedule_anchor_move(ctx_.config.anchor_move_after_ms());
   push_->device_attached(d);  // a bound device is connected
   // Its own sends waiting for a carrier go out through its new link.
   outbox_.pump();
@@ -201,6 +204,8 @@ void AccountHub::detach(Device* d) {
   push_->device_detached(d);  // an ended device is offline (it keeps its registration)
   if (d->upstream()) outbox_.carrier_down(d->upstream()->serial());
   update_anchor_presence();
+  // One device left: it may carry the anchor after a while, as if it had just attached.
+  if (devices_.size() == 1) schedule_anchor_move(ctx_.config.anchor_move_after_ms());
 }
 
 Device* AccountHub::device_by_jid(const std::string& full_jid) const {
@@ -232,6 +237,34 @@ void AccountHub::maybe_ride(Device* d) {
   anchor_->adopt(d->upstream());
   // Its presence is the anchor's now (priority 0): the device's show and status.
   update_anchor_presence();
+}
+
+void AccountHub::schedule_anchor_move(uint64_t after_ms) {
+  if (!ctx_.config.anchor_on_device_link || ctx_.shutting_down) return;
+  move_timer_.start(after_ms, [this] { try_anchor_move(); });
+}
+
+void AccountHub::try_anchor_move() {
+  if (ctx_.shutting_down || devices_.size() != 1 || !anchor_ || anchor_->riding()) return;
+  Device* d = devices_.front();
+  UpstreamSession* link = d->upstream();
+  if (!link || !link->ready() || link->full_jid().empty()) return;
+  if (ctx_.cluster && !ctx_.cluster->serve_here(account_)) return;
+  if (anchor_->can_adopt()) {  // no bound session of its own (reconnecting): ride at once
+    maybe_ride(d);
+    return;
+  }
+  if (!anchor_->can_move() || archive_catchup_.catching_up()) {
+    schedule_anchor_move(kMoveRetryMs);
+    return;
+  }
+  auto old = anchor_->move_onto(link);
+  if (!old) return;
+  update_anchor_presence();
+  // Make-before-break: bare-JID traffic keeps a path through the old session (priority 0,
+  // Carbons on) until the anchor is ready on the link; both deliver meanwhile, and the mirror
+  // keeps one copy of what both got.
+  drain_.hold_until(std::move(old), [this] { return anchor_ && anchor_->ready(); });
 }
 
 bool AccountHub::anchor_rides(const Device* d) const {

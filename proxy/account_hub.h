@@ -150,6 +150,12 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   void handle_device_presence(Device* d, Stanza p);
   // A lone device just attached: its link becomes the anchor's session when it can.
   void maybe_ride(Device* d);
+  // A lone device has been attached for --anchor-move-after: an anchor with a session of its
+  // own moves onto the device's link (Anchor::move_onto), the old session held until the
+  // anchor is ready there. Busy (a catch-up, a request out): tried again shortly.
+  void schedule_anchor_move(uint64_t after_ms);
+  void try_anchor_move();
+  static constexpr uint64_t kMoveRetryMs = 1000;
   // A stanza on the link the anchor rides: the anchor's, the account's or the device's.
   bool from_ridden_link(Device* d, Stanza& s);
   void update_anchor_presence();
@@ -205,6 +211,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   NotificationSettings notify_;
   // Push (XEP-0357) by the proxy: registrations, coalescing, publishing.
   std::unique_ptr<PushService> push_;
+  Timer move_timer_;
 
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

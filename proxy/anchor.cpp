@@ -60,10 +60,26 @@ void Anchor::adopt(UpstreamSession* link) {
   reconnect_timer_.stop();
   stopped_ = false;
   borrowed_ = link;
+  moved_ = false;
   full_jid_ = link->full_jid();
   S2_LOG(LogLevel::Info, "anchor.rides_device_link", {{"account", account_}, {"jid", full_jid_}});
   owner_->on_anchor_bound();
   after_bind();
+}
+
+std::unique_ptr<UpstreamSession> Anchor::move_onto(UpstreamSession* link) {
+  if (!can_move() || !link || !link->ready() || link->full_jid().empty()) return nullptr;
+  S2_LOG(LogLevel::Info, "anchor.moves_to_device_link",
+         {{"account", account_}, {"from", full_jid_}, {"jid", link->full_jid()}});
+  // Quiet (can_move): resetting fails nothing that waits.
+  reset_session_state();
+  std::unique_ptr<UpstreamSession> old = std::move(session_);
+  borrowed_ = link;
+  moved_ = true;
+  full_jid_ = link->full_jid();
+  owner_->on_anchor_bound();
+  after_bind();
+  return old;
 }
 
 void Anchor::release() {

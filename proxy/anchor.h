@@ -19,7 +19,11 @@
 // anchor's requests through it. The account then costs the upstream one session, as a direct
 // client would. The device keeps owning the link; when it ends, the anchor lets go (release)
 // and logs in a session of its own, while the hub keeps the old link open until that one is
-// ready, so that bare-JID traffic always has a path.
+// ready, so that bare-JID traffic always has a path. The reverse (move_onto): an anchor with a
+// ready session of its own whose account has had one device attached for a while moves onto
+// that device's link, and the owner keeps the old session open until the anchor is ready there
+// (make-before-break again), so one session per single-device account is the steady state, not
+// only the state after a first login.
 #pragma once
 
 #include <functional>
@@ -79,6 +83,19 @@ class Anchor : public UpstreamSession::Listener {
   void adopt(UpstreamSession* link);
   bool riding(const UpstreamSession* link) const { return link && borrowed_ == link; }
   bool riding() const { return borrowed_ != nullptr; }
+  // Riding a link it moved onto from a session of its own (move_onto), which stayed up until
+  // the anchor was ready there: no gap in what it heard.
+  bool moved() const { return borrowed_ != nullptr && moved_; }
+  // A ready session of its own with nothing waiting on it (no set-up, MAM page, request or
+  // iq answer): it can move onto a device's link without failing anything.
+  bool can_move() const {
+    return !borrowed_ && session_ && ready_ && pending_iqs_.empty() && mam_.empty() &&
+           requests_.empty();
+  }
+  // Moves from its own session onto `link` (a lone device's bound link) and sets up there as
+  // after a bind. Returns the old session, which the owner keeps open, its traffic the
+  // account's, until the anchor is ready on the link; null when it cannot move.
+  std::unique_ptr<UpstreamSession> move_onto(UpstreamSession* link);
   // The device link it rides is going away: what waited on it fails (as when a session goes
   // down) and a session of its own logs in at once.
   void release();
@@ -129,6 +146,7 @@ class Anchor : public UpstreamSession::Listener {
   std::string log_id_;
   std::unique_ptr<UpstreamSession> session_;
   UpstreamSession* borrowed_ = nullptr;  // a device's link, owned by the device
+  bool moved_ = false;                   // borrowed_ came from move_onto
   bool ready_ = false;
   bool stopped_ = false;
   std::string full_jid_;

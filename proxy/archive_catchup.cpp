@@ -69,8 +69,18 @@ void ArchiveCatchup::start() {
   catching_up_ = true;
   const uint64_t gen = ++gen_;
   end_.reset();
+  // On a device's link that the anchor rides (anchor.h), its Carbons and presence went out a
+  // moment ago: from then on the account's traffic comes live. The catch-up covers what came
+  // before, up to now. Unbounded, it would chase the end of an archive that the device may be
+  // filling through the same link, each page queued behind the device's own sends (the
+  // 5,000-message burst: 50 pages of 0.2-2 s, the upstream re-reading the growing archive for
+  // each). Bounded: a first catch-up, and one after the anchor moved from a session of its own
+  // that stayed up meanwhile (no gap to settle). After an outage the anchor's catch-up keeps
+  // its settle pass (what the upstream archived late), riding or not.
+  const auto bound = [&] { end_ = unix_ms() + kRiddenEndSlackMs; };
   auto cursor = ctx_.store->get_sync_cursor(account_no_);
   if (cursor.ok() && cursor.value()) {
+    if (anchor->moved()) bound();
     page(*cursor.value(), std::nullopt, gen);
     return;
   }
@@ -85,14 +95,7 @@ void ArchiveCatchup::start() {
   // the cursor.
   auto info = ctx_.store->find_account(account_);
   const int64_t created = info.ok() && info.value() ? info.value()->created_ms : unix_ms();
-  // On the account's first device link, which the anchor rides (anchor.h), its Carbons and
-  // presence went out a moment ago: from then on the account's traffic comes live. The
-  // catch-up covers what came before (what another resource of the account got meanwhile is
-  // only in the archive), up to now. Unbounded, it would chase the end of an archive that
-  // the device may be filling through the same link, each page queued behind the device's
-  // own sends (the 5,000-message burst: 50 pages of 0.2-2 s, the upstream re-reading the
-  // growing archive for each).
-  if (anchor->riding()) end_ = unix_ms() + kRiddenEndSlackMs;
+  if (anchor->riding()) bound();
   page(std::nullopt, created - kClockSlackMs, gen);
 }
 

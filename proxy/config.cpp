@@ -258,6 +258,13 @@ const std::vector<Spec>& specs() {
              "device's upstream link also serves as the anchor: one upstream session per "
              "single-device account instead of two (docs/architecture.md §22); `false`: every "
              "account keeps an anchor session of its own"),
+        flag("anchor-move-after", &Config::anchor_move_after, "SECONDS", "60",
+             "seconds an account's only device stays attached before an anchor that has a "
+             "session of its own moves onto the device's link and ends that session (after a "
+             "restart, or when the device came back): one upstream session again; shorter visits "
+             "keep both, which spares the upstream a login per visit. Needs "
+             "`anchor-on-device-link`",
+             seconds(0, 86400)),
         flag("idle-presence", &Config::idle_presence, "SHOW", "`xa`",
              "the anchor's presence while no device is available: `xa`, `away`, `dnd`, or "
              "`unavailable` (then the upstream keeps bare-JID messages in offline storage until "

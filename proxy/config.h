@@ -70,6 +70,9 @@ struct Config {
   std::string anchor_resource = "s2proxy";  // the anchor session's resource upstream
   std::string idle_presence = "xa";         // anchor presence with no device available
   bool anchor_on_device_link = true;        // an only device's link also serves as the anchor
+  double anchor_move_after = 60;            // seconds a lone device is attached before the
+                                            // anchor leaves its own session for the link
+  uint64_t anchor_move_after_ms() const { return static_cast<uint64_t>(anchor_move_after * 1000); }
   uint64_t catchup_max = 10000;             // legacy catch-up cap per login
   uint64_t mam_default_page = 50;           // MAM page without <max/>
   uint64_t mam_max_page = 250;              // MAM page cap

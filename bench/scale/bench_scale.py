@@ -23,6 +23,9 @@ upstream with the proxy's sessions) — the same work:
    the send to the first of the recipient's devices receiving it (one clock: the bench's);
    a message no device of the recipient received within 10 s is counted lost;
 4. close every device.
+With --rounds R, s2proxy's run repeats R times, --away seconds apart: from round 2 on, the devices
+return to accounts whose anchors hold sessions of their own (as after a restart). "sessions in
+Prosody" counts the established connections into Prosody's c2s ports when RSS is read.
 
 CPU: seconds of the target (and of Prosody behind s2proxy) during the logins, per login; the bench's
 own CPU share during the logins is reported too, to show the load client was not the bottleneck.
@@ -49,6 +52,7 @@ import math
 import random
 import resource
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -98,6 +102,9 @@ class Fleet:
         self.devices = []  # (account index, AXmpp)
         self.by_account = {}
         self.sent = {}  # msg id -> send time
+        self.route = {}  # msg id -> (sender account, recipient account)
+        # Unique per run: a round's devices may be sent an earlier round's messages (catch-up).
+        self.tag = "r%d" % random.randrange(1 << 30)
         self.first_seen = {}  # msg id -> latency (ms) at the first device of the recipient
         self.deliveries = 0
         self.login_ms = []
@@ -155,9 +162,10 @@ class Fleet:
             to = rng.choice(accounts)
             while to == acct:
                 to = rng.choice(accounts)
-            mid = "%s-%d" % (self.name.split()[0], k)  # no spaces: the body is split on them
+            mid = "%s-%d" % (self.tag, k)  # no spaces: the body is split on them
             k += 1
             self.sent[mid] = time.monotonic()
+            self.route[mid] = (acct, to)
             sender.send("<message to='user%d@%s' type='chat' id='%s'><body>s2scale %s x</body></message>" % (
                 to, DOMAIN, mid, mid))
             nxt += interval
@@ -176,6 +184,17 @@ class Fleet:
                 await c.close(timeout=5.0)
 
         await asyncio.gather(*(one(c) for _, c in self.devices))
+
+
+def upstream_sessions():
+    """Established client connections into Prosody (its c2s ports): the direct devices, or the
+    device links and anchors s2proxy holds."""
+    n = 0
+    for port in (s2bench.PROSODY_C2S, s2bench.PROSODY_C2S_TLS):
+        out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :%d )" % port],
+                             capture_output=True, text=True, check=False).stdout
+        n += sum(1 for line in out.splitlines() if line.strip())
+    return n
 
 
 def rss(pids):
@@ -200,6 +219,7 @@ async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_p
     # s2proxy frees what an idle connection does not need (its idle sweep runs every 5 s).
     await asyncio.sleep(args.settle)
     r1 = {"target": rss(target_pids), "prosody": rss(prosody_pids)}
+    sessions = upstream_sessions()
     t_load = time.monotonic()
     await fleet.load()
     load_took = time.monotonic() - t_load
@@ -217,8 +237,11 @@ async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_p
         "client_cpu_share": (c1["self"] - c0["self"]) / took if took else 0.0,
         "sent": len(fleet.sent), "received": len(fleet.first_seen),
         "lost": len(fleet.sent) - len(fleet.first_seen), "deliveries": fleet.deliveries,
+        "lost_first": sorted("%s user%d->user%d" % (m, *fleet.route[m]) for m in fleet.sent
+                             if m not in fleet.first_seen)[:20],
         "latency_ms": stats(lat),
         "nodes": len(ports),
+        "upstream_sessions": sessions,
         "delivered_per_s": len(fleet.first_seen) / load_took if load_took else 0.0,
     }
     if prosody_pid and prosody_pid not in target_pids:
@@ -253,6 +276,12 @@ def main():
     ap.add_argument("--binary", default=str(s2bench.DEFAULT_BINARY))
     ap.add_argument("--json")
     ap.add_argument("--budget", type=int, default=3600, help="hard deadline for the whole run, seconds")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="s2proxy: log the same devices in this many times, each round after the last "
+                         "one closed (round 2 on: returning devices, whose accounts' anchors hold "
+                         "sessions of their own)")
+    ap.add_argument("--away", type=float, default=15.0,
+                    help="seconds between rounds (the anchors log in their own sessions meanwhile)")
     ap.add_argument("--proxy-opt", action="append", default=[], metavar="FLAG=VALUE",
                     help="another s2proxy flag, e.g. anchor-on-device-link=false (repeatable)")
     args = ap.parse_args()
@@ -289,6 +318,13 @@ def main():
                 name = "s2proxy" if args.nodes == 1 else "s2proxy x%d" % args.nodes
                 if args.store == "postgresql":
                     name += " (PostgreSQL)"
+                for k in range(args.rounds - 1):  # earlier rounds: the devices come back after these
+                    res = asyncio.run(run_target("%s, round %d" % (name, k + 1), env.node_ports(), env.proxy_ca,
+                                                 args, accounts, env.node_pids(), env.prosody_pid()))
+                    result["runs"].append(res)
+                    time.sleep(args.away)
+                if args.rounds > 1:
+                    name += ", devices returning (round %d)" % args.rounds
                 res = asyncio.run(run_target(name, env.node_ports(), env.proxy_ca, args, accounts,
                                              env.node_pids(), env.prosody_pid()))
             else:
@@ -313,11 +349,12 @@ def main():
         rows.append([r["target"], "%d/%d" % (r["logged_in"], r["devices"]), fmt(r["logins_per_s"]),
                      fmt(lm.get("p50", "-"), 0), fmt(lm.get("p99", "-"), 0), fmt(r["cpu_ms_per_login"], 2),
                      fmt(r.get("prosody_cpu_ms_per_login", "-"), 2), fmt(r["rss_kib_per_device"]),
-                     fmt(r.get("prosody_rss_kib_per_device", "-")), "%d/%d" % (r["received"], r["sent"]),
+                     fmt(r.get("prosody_rss_kib_per_device", "-")), r["upstream_sessions"],
+                     "%d/%d" % (r["received"], r["sent"]),
                      fmt(r["delivered_per_s"]), fmt(lat.get("p50", "-"), 2), fmt(lat.get("p99", "-"), 2),
                      "%.0f %%" % (100.0 * r["client_cpu_share"])])
     print(s2bench.md_table(["target", "logged in", "logins/s", "login p50 ms", "login p99 ms", "CPU ms/login",
-                            "Prosody behind: CPU ms/login", "RSS KiB/device", "Prosody behind: RSS KiB/device",
+                            "Prosody behind: CPU ms/login", "RSS KiB/device", "Prosody behind: RSS KiB/device", "sessions in Prosody",
                             "messages", "messages/s", "latency p50 ms", "latency p99 ms", "bench CPU"], rows))
     for r in result["runs"]:
         if r["failures"]:

@@ -709,3 +709,65 @@ def test_single_device_account_holds_one_upstream_session(proxy_factory, upstrea
         assert all(ids[text] == aid for aid, text in mine), "the archive ids the device saw"
 
     run_async(body, 90)
+
+
+def test_returning_device_takes_the_anchor_onto_its_link(proxy_factory, upstream_target):
+    """Issue 12 item 3, the reverse hand-over: an anchor with a session of its own (here after
+    the device left and came back; after a restart it is the same) moves onto the link of the
+    account's only device once that device has been attached for --anchor-move-after, and its own
+    session ends only once the anchor is ready on the link. Seen from the upstream: the anchor's
+    resource goes unavailable and the device's stays. Bob writes throughout: every message reaches
+    the device once, in order, with the archive id MAM gives; none is lost or doubled."""
+    p = proxy_factory.start(opts={"anchor-move-after": 1})
+    t = p.target()
+    anchor_res = "s2proxy-%d" % p.port
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "mv-%s-" % run
+        watch = await connect(pool, upstream_target, "alice", "watch-" + run)
+        watch.send_xml("<presence xmlns='jabber:client'><priority>-1</priority></presence>")
+        bob = await connect(pool, upstream_target, "bob", "mv-" + run)
+
+        def presences(resource, ptype):
+            return [el for _, kind, el in watch.stanzas if kind == "presence"
+                    and el.get("from") == watch.bare + "/" + resource
+                    and el.get("type") == ptype]
+
+        a = await connect(pool, t, "alice", "mvA-" + run)
+        await wait_anchor(p)
+        device_res = a.full_jid.split("/", 1)[1]
+        await a.disconnect()
+        await wait_until(lambda: presences(anchor_res, None), 10, "the anchor's own session upstream")
+        assert p.log_text().count("anchor.moves_to_device_link") == 0
+
+        a2 = await connect(pool, t, "alice", "mvA-" + run)
+        gone_before = len(presences(anchor_res, "unavailable"))
+        texts = ["%s%02d" % (prefix, i) for i in range(60)]
+        for text in texts:  # 3 s of bob's messages across the move (after 1 s)
+            bob.send_xml(msg_xml(a2.bare, text))
+            await asyncio.sleep(0.05)
+        await wait_until(lambda: "anchor.moves_to_device_link" in p.log_text(), 10, "the anchor moved")
+        await wait_until(lambda: len(presences(anchor_res, "unavailable")) > gone_before, 20,
+                         "the anchor's own session ended upstream")
+        await wait_until(lambda: len(collect([a2], prefix, a2.bare)) >= len(texts), 20,
+                         "every message on the device")
+        await asyncio.sleep(1.5)  # a late duplicate would show by now
+        seen = collect([a2], prefix, a2.bare)
+        assert [x[0] for x in seen] == texts, "each once, in order: %s" % seen
+        assert all(x[1] for x in seen), "each carries an archive id: %s" % seen
+        last = presences(device_res, None)[-1]
+        assert last.findtext("{jabber:client}priority") == "0", \
+            "the device's resource carries the anchor's priority now"
+        items = await mam_all(a2, with_jid=bob.bare)
+        mine = [(aid, text_of(m)) for aid, m in items if (text_of(m) or "").startswith(prefix)]
+        assert [x[1] for x in mine] == texts, "MAM through the proxy, once each, in order: %s" % mine
+        ids = {x[0]: x[1] for x in seen}
+        assert all(ids[text] == aid for aid, text in mine), "the archive ids the device saw"
+
+        # The device ends again: the anchor logs in its own session before the link closes.
+        await a2.disconnect()
+        await wait_until(lambda: len(presences(anchor_res, None)) >= 2, 10,
+                         "the anchor's own session again")
+
+    run_async(body, 90)
