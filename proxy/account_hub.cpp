@@ -235,7 +235,8 @@ void AccountHub::maybe_ride(Device* d) {
   if (!anchor_) anchor_ = std::make_unique<Anchor>(ctx_, this, account_);
   if (!anchor_->can_adopt()) return;  // it has a bound session of its own: it stays
   anchor_->adopt(d->upstream());
-  // Its presence is the anchor's now (priority 0): the device's show and status.
+  // Its presence is the anchor's now: the device's own, at priority 0.
+  anchor_->set_ridden_presence(d->presence_stanza());
   update_anchor_presence();
 }
 
@@ -260,6 +261,7 @@ void AccountHub::try_anchor_move() {
   }
   auto old = anchor_->move_onto(link);
   if (!old) return;
+  anchor_->set_ridden_presence(d->presence_stanza());
   update_anchor_presence();
   // Make-before-break: bare-JID traffic keeps a path through the old session (priority 0,
   // Carbons on) until the anchor is ready on the link; both deliver meanwhile, and the mirror

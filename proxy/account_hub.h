@@ -158,7 +158,8 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   static constexpr uint64_t kMoveRetryMs = 1000;
   // A stanza on the link the anchor rides: the anchor's, the account's or the device's.
   bool from_ridden_link(Device* d, Stanza& s);
-  void update_anchor_presence();
+  // The anchor's presence from the devices' (true when it was sent).
+  bool update_anchor_presence();
 
   policy::Addressing entering_addressing(const Entering& e, bool outgoing) const;
   policy::Target target_of(const std::string& jid, bool groupchat, bool muc_user) const;

@@ -17,13 +17,18 @@ void AccountHub::handle_device_presence(Device* d, Stanza p) {
     const bool available = type.empty();
     const bool initial = available && !d->presence_available() && !d->live();
     d->set_presence(available, p.child("show").text_content(), p.child("status").text_content());
+    d->set_presence_stanza(available ? p.clone() : Stanza());
     // Bare-JID messages must have one upstream path: the anchor (§3). On the link the anchor
-    // rides, the anchor's presence (priority 0, this device's show) is the one sent.
-    if (!anchor_rides(d)) {
+    // rides, the anchor sends it at priority 0 (Anchor::set_ridden_presence).
+    if (anchor_rides(d)) {
+      anchor_->set_ridden_presence(d->presence_stanza());
+      // Any child may have changed (an avatar hash), not only show and status.
+      if (!update_anchor_presence()) anchor_->resend_presence();
+    } else {
       if (available) set_presence_priority(p, -1);
       if (d->upstream()) d->upstream()->send(p);
+      update_anchor_presence();
     }
-    update_anchor_presence();
     if (initial && d->profile() == policy::Profile::Legacy) {
       when_account_known([this, d, alive = d->alive_token()] {
         if (!alive.expired()) legacy_catchup_.start(d);
@@ -34,8 +39,8 @@ void AccountHub::handle_device_presence(Device* d, Stanza p) {
   if (d->upstream()) d->upstream()->send(p);
 }
 
-void AccountHub::update_anchor_presence() {
-  if (!anchor_) return;
+bool AccountHub::update_anchor_presence() {
+  if (!anchor_) return false;
   // The best presence of the devices that are available; idle otherwise.
   static const auto rank = [](const std::string& show) {
     if (show == "chat") return 5;
@@ -50,12 +55,10 @@ void AccountHub::update_anchor_presence() {
         (!best || rank(d->presence_show()) > rank(best->presence_show())))
       best = d;
   if (best) {
-    anchor_->set_presence(true, best->presence_show(), best->presence_status());
-  } else if (ctx_.config.idle_presence == "unavailable") {
-    anchor_->set_presence(false, "", "");
-  } else {
-    anchor_->set_presence(true, ctx_.config.idle_presence, "");
+    return anchor_->set_presence(true, best->presence_show(), best->presence_status());
   }
+  if (ctx_.config.idle_presence == "unavailable") return anchor_->set_presence(false, "", "");
+  return anchor_->set_presence(true, ctx_.config.idle_presence, "");
 }
 
 }  // namespace s2

@@ -8,6 +8,7 @@
 #include "common/session2/errors.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
+#include "policies/stanza_facts.h"
 #include "proxy/proxy_context.h"
 #include "proxy/xmpp_ns.h"
 
@@ -87,6 +88,7 @@ void Anchor::release() {
   S2_LOG(LogLevel::Info, "anchor.leaves_device_link", {{"account", account_}, {"jid", full_jid_}});
   reset_session_state();
   borrowed_ = nullptr;
+  ridden_presence_ = Stanza();
   full_jid_.clear();
   // The link is the device's: its unacknowledged sends are the device's drain's business, so
   // the owner is told of no session serial here.
@@ -192,6 +194,13 @@ void Anchor::after_bind() {
 void Anchor::send_presence() {
   UpstreamSession* out = session();
   if (!out || !out->ready()) return;
+  if (borrowed_ && ridden_presence_ && presence_available_) {
+    Stanza p = ridden_presence_.clone();
+    // Non-negative: the anchor is where bare-JID messages go (devices are −1).
+    set_presence_priority(p, 0);
+    out->send(p);
+    return;
+  }
   auto p = Stanza::element("presence");
   if (!presence_available_) {
     p.set_attr("type", "unavailable");
@@ -214,13 +223,15 @@ void Anchor::send_presence() {
   out->send(p);
 }
 
-void Anchor::set_presence(bool available, const std::string& show, const std::string& status) {
+bool Anchor::set_presence(bool available, const std::string& show, const std::string& status) {
   if (available == presence_available_ && show == presence_show_ && status == presence_status_)
-    return;
+    return false;
   presence_available_ = available;
   presence_show_ = show;
   presence_status_ = status;
-  if (ready_) send_presence();
+  if (!ready_) return false;
+  send_presence();
+  return true;
 }
 
 void Anchor::send_iq(Stanza iq, std::function<void(const Stanza&)> answer) {

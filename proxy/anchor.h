@@ -106,7 +106,17 @@ class Anchor : public UpstreamSession::Listener {
   // The presence the account shows through the anchor (show/status of the
   // best device, or the idle presence); sent now when ready, else after
   // login. An empty `show` with `available` false sends unavailable.
-  void set_presence(bool available, const std::string& show, const std::string& status);
+  // True when it was sent now.
+  bool set_presence(bool available, const std::string& show, const std::string& status);
+  // On a ridden link the upstream shows that device's resource, so its presence is the device's
+  // own broadcast presence with all the client put in it (entity caps, avatar hash, nick), at
+  // priority 0; null: the device has none (then the presence above, built by the anchor).
+  // Forgotten when the anchor leaves the link.
+  void set_ridden_presence(Stanza p) { ridden_presence_ = std::move(p); }
+  // Sends the account's presence again (when ready).
+  void resend_presence() {
+    if (ready_) send_presence();
+  }
 
   // One MAM page from the upstream archive of the account.
   void query_mam(const mam::ClientQuery& q, std::function<void(MamAnswer)> done);
@@ -172,6 +182,7 @@ class Anchor : public UpstreamSession::Listener {
   bool presence_available_ = true;
   std::string presence_show_ = "xa";
   std::string presence_status_;
+  Stanza ridden_presence_;  // set_ridden_presence, while riding
   double backoff_s_ = 1;
   Timer reconnect_timer_;
   Timer setup_timer_;

@@ -73,12 +73,12 @@ struct Config {
   double anchor_move_after = 60;            // seconds a lone device is attached before the
                                             // anchor leaves its own session for the link
   uint64_t anchor_move_after_ms() const { return static_cast<uint64_t>(anchor_move_after * 1000); }
-  uint64_t catchup_max = 10000;             // legacy catch-up cap per login
-  uint64_t mam_default_page = 50;           // MAM page without <max/>
-  uint64_t mam_max_page = 250;              // MAM page cap
-  std::string config_file;                  // --config: the TOML file read
-  bool push_body = false;                   // XEP-0357 notifications may carry the body
-  double push_coalesce = 2;                 // seconds: one push per device per burst
+  uint64_t catchup_max = 10000;    // legacy catch-up cap per login
+  uint64_t mam_default_page = 50;  // MAM page without <max/>
+  uint64_t mam_max_page = 250;     // MAM page cap
+  std::string config_file;         // --config: the TOML file read
+  bool push_body = false;          // XEP-0357 notifications may carry the body
+  double push_coalesce = 2;        // seconds: one push per device per burst
   // Per source address and connection limits (issue 12; docs/architecture.md "Limits at 10k").
   uint32_t login_concurrency_per_address = 8;      // logins verified at once per address
   uint32_t login_queue_per_address = 500;          // logins waiting for a slot per address

@@ -94,6 +94,10 @@ class Device : public UpstreamSession::Listener {
   bool presence_available() const { return presence_available_; }
   const std::string& presence_show() const { return presence_show_; }
   const std::string& presence_status() const { return presence_status_; }
+  // The last available broadcast presence as the client sent it (caps, avatar hash, nick,
+  // idle…): the presence the upstream shows for a link the anchor rides. Null when unavailable.
+  const Stanza& presence_stanza() const { return presence_stanza_; }
+  void set_presence_stanza(Stanza p) { presence_stanza_ = std::move(p); }
   void set_presence(bool available, std::string show, std::string status) {
     presence_available_ = available;
     presence_show_ = std::move(show);
@@ -230,6 +234,7 @@ class Device : public UpstreamSession::Listener {
   bool carbons_ = false;
   bool presence_available_ = false;
   std::string presence_show_, presence_status_;
+  Stanza presence_stanza_;
   CsiQueue csi_;
   std::map<std::string, std::string> room_nicks_;  // room bare JID (lower case) → nick
   bool live_ = false;

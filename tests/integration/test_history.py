@@ -646,6 +646,16 @@ def test_first_login_window_before_the_anchor_loses_nothing(proxy_factory, upstr
     run_async(body, 60)
 
 
+CAPS_PRESENCE = ("<presence xmlns='jabber:client'><show>chat</show><priority>5</priority>"
+                 "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://s2proxy.test/%s' "
+                 "ver='s2proxy-test='/></presence>")
+
+
+def has_caps(presence, tag):
+    c = presence.find("{http://jabber.org/protocol/caps}c")
+    return c is not None and c.get("node") == "https://s2proxy.test/" + tag
+
+
 def test_single_device_account_holds_one_upstream_session(proxy_factory, upstream_target):
     """Issue 12 item 3: while an account's only device is attached, its link also serves as the
     anchor, so the upstream holds one session for the account, as for a direct client. Seen from
@@ -679,6 +689,13 @@ def test_single_device_account_holds_one_upstream_session(proxy_factory, upstrea
             return presences(resource, "unavailable")
 
         await wait_until(lambda: avail(a.full_jid.split("/", 1)[1]), 5, "the device's presence upstream")
+        # What the client puts in its presence reaches its contacts, on the ridden link too.
+        a.send_xml(CAPS_PRESENCE % "one")
+        await wait_until(lambda: any(has_caps(el, "one") for el in avail(a.full_jid.split("/", 1)[1])), 5,
+                         "the device's own presence (caps) upstream")
+        last = avail(a.full_jid.split("/", 1)[1])[-1]
+        assert last.findtext("{jabber:client}priority") == "0" and last.findtext("{jabber:client}show") == "chat", \
+            "the device's presence at the anchor's priority: %s" % short(last)
         texts = ["%s%02d" % (prefix, i) for i in range(40)]
         for text in texts[:10]:
             bob.send_xml(msg_xml(a.bare, text))
@@ -741,7 +758,13 @@ def test_returning_device_takes_the_anchor_onto_its_link(proxy_factory, upstream
         await wait_until(lambda: presences(anchor_res, None), 10, "the anchor's own session upstream")
         assert p.log_text().count("anchor.moves_to_device_link") == 0
 
+        before = len(presences(device_res, None))
         a2 = await connect(pool, t, "alice", "mvA-" + run)
+        # After the client's own initial presence, a later one with entity caps.
+        await wait_until(lambda: len(presences(device_res, None)) > before, 5, "the device's presence")
+        a2.send_xml(CAPS_PRESENCE % "mv")
+        await wait_until(lambda: any(has_caps(el, "mv") for el in presences(device_res, None)), 5,
+                         "the device's caps upstream")
         gone_before = len(presences(anchor_res, "unavailable"))
         texts = ["%s%02d" % (prefix, i) for i in range(60)]
         for text in texts:  # 3 s of bob's messages across the move (after 1 s)
@@ -757,8 +780,8 @@ def test_returning_device_takes_the_anchor_onto_its_link(proxy_factory, upstream
         assert [x[0] for x in seen] == texts, "each once, in order: %s" % seen
         assert all(x[1] for x in seen), "each carries an archive id: %s" % seen
         last = presences(device_res, None)[-1]
-        assert last.findtext("{jabber:client}priority") == "0", \
-            "the device's resource carries the anchor's priority now"
+        assert last.findtext("{jabber:client}priority") == "0" and has_caps(last, "mv"), \
+            "the device's own presence (caps) at the anchor's priority now: %s" % short(last)
         items = await mam_all(a2, with_jid=bob.bare)
         mine = [(aid, text_of(m)) for aid, m in items if (text_of(m) or "").startswith(prefix)]
         assert [x[1] for x in mine] == texts, "MAM through the proxy, once each, in order: %s" % mine
