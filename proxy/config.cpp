@@ -115,7 +115,9 @@ const std::vector<Spec>& specs() {
         flag("upstream", &Config::upstream, "HOST:PORT", "— (required)",
              "upstream c2s `HOST:PORT`"),
         flag("upstream-tls", &Config::upstream_tls, "MODE", "`starttls`",
-             "`starttls`, `direct` (XEP-0368) or `plain` (loopback testing only)",
+             "`starttls`, `direct` (XEP-0368) or `plain` (only to a loopback upstream: no TLS "
+             "session per device link, ~15 KiB and a handshake less per device on each side; "
+             "docs/architecture.md §25)",
              CLI::IsMember({"starttls", "direct", "plain"})),
         flag("upstream-ca", &Config::upstream_ca, "FILE", "system store",
              "CA file that signs the upstream certificate (verified for `--domain`)"),
@@ -475,6 +477,12 @@ std::string validate_config(const Config& c) {
   if (c.upstream.empty()) return "--upstream: required (HOST:PORT of the legacy server)";
   if (!split_host_port(c.upstream, &host, &port))
     return "--upstream: expected HOST:PORT, got '" + c.upstream + "'";
+  // Plaintext carries the users' SCRAM exchanges and every message: only where no network sees
+  // it (docs/architecture.md §25).
+  if (c.upstream_tls == "plain" && !is_loopback_host(host))
+    return "--upstream-tls: `plain` needs a loopback upstream (127.0.0.0/8, ::1 or localhost), "
+           "got '" +
+           host + "': use `starttls` or `direct` across a network";
   if (c.listen.empty() && c.listen_tls.empty())
     return "--listen: at least one of --listen and --listen-tls is needed";
   if (!c.advertise.empty() && !split_host_port(c.advertise, &host, &port))

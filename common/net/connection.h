@@ -186,6 +186,10 @@ void defer(uv_loop_t* loop, std::function<void()> fn);
 
 // Splits "host:port" / "[v6]:port". Returns false when malformed.
 bool split_host_port(const std::string& s, std::string* host, int* port);
+// Whether `host` (as split_host_port gives it) names this machine's loopback: an IPv4 literal
+// in 127.0.0.0/8, ::1 (also as ::ffff:127.x.y.z), or `localhost`. Traffic to it never leaves
+// the machine.
+bool is_loopback_host(const std::string& host);
 // Resolves host:port (blocking getaddrinfo; used at start-up only). Returns
 // false and sets *error when the name does not resolve.
 bool resolve_host_port(const std::string& host, int port, sockaddr_storage* out,

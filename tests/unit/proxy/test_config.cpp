@@ -99,6 +99,43 @@ TEST_CASE("config: bad values name their key") {
   std::remove(bad_key.c_str());
 }
 
+TEST_CASE("config: --upstream-tls plain only to a loopback upstream") {
+  struct Row {
+    const char* upstream;
+    const char* tls;
+    bool ok;
+  };
+  const Row rows[] = {
+      {"127.0.0.1:5222", "plain", true},
+      {"127.8.9.10:5222", "plain", true},
+      {"[::1]:5222", "plain", true},
+      {"localhost:5222", "plain", true},
+      {"[::ffff:127.0.0.1]:5222", "plain", true},
+      {"10.0.0.1:5222", "plain", false},
+      {"128.0.0.1:5222", "plain", false},
+      {"prosody:5222", "plain", false},
+      {"[::2]:5222", "plain", false},
+      {"[::ffff:10.0.0.1]:5222", "plain", false},
+      {"localhost.example:5222", "plain", false},
+      {"10.0.0.1:5222", "starttls", true},
+      {"prosody:5223", "direct", true},
+  };
+  for (const auto& r : rows) {
+    s2::Config c;
+    c.domain = "d.test";
+    c.upstream = r.upstream;
+    c.upstream_tls = r.tls;
+    const std::string got = s2::validate_config(c);
+    CAPTURE(r.upstream);
+    CAPTURE(got);
+    if (r.ok) {
+      CHECK(got.empty());
+    } else {
+      CHECK(got.rfind("--upstream-tls", 0) == 0);
+    }
+  }
+}
+
 TEST_CASE("config: validate_config") {
   struct Row {
     std::string domain, upstream, listen, listen_tls, cert, key;
