@@ -174,10 +174,19 @@ PutOutput build_entry(const PutInput& in) {
     e.sha1 = in.old->sha1;
     e.sha256 = in.old->sha256;
   } else {
-    e.sha1 =
-        crypto::make_scram_verifier(crypto::HashAlg::Sha1, in.password.view(), kLocalIterations);
-    e.sha256 =
-        crypto::make_scram_verifier(crypto::HashAlg::Sha256, in.password.view(), kLocalIterations);
+    // The upstream's SCRAM exchange that accepted this password already salted it for one
+    // hash (Prosody 0.12: SHA-1, 10,000 iterations): that verifier costs no PBKDF2. It has the
+    // upstream's salt and iterations, and reveals nothing more than the salted password the
+    // vault holds next to it.
+    const auto make = [&](crypto::HashAlg h) {
+      if (in.upstream.kind == UpstreamSecret::Kind::ScramSalted && in.upstream.hash == h &&
+          in.upstream.iterations > 0 && !in.upstream.salt.empty())
+        return crypto::scram_verifier_from_salted_password(h, in.upstream.secret, in.upstream.salt,
+                                                           in.upstream.iterations);
+      return crypto::make_scram_verifier(h, in.password.view(), kLocalIterations);
+    };
+    e.sha1 = make(crypto::HashAlg::Sha1);
+    e.sha256 = make(crypto::HashAlg::Sha256);
   }
   std::string plain = CredentialVault::encode(e);
   out.sealed = crypto::vault_seal(in.key.str(), plain, in.bare_jid);

@@ -79,6 +79,43 @@ TEST_CASE("vault: entry round trip, sealed per account") {
   CHECK_FALSE(vault.get("alice@legacy.test"));
 }
 
+TEST_CASE("vault: the verifier of the upstream's SCRAM hash comes from its salted password") {
+  // What a first login costs: the upstream's SCRAM (Prosody 0.12: SHA-1, 10,000 iterations)
+  // salted the password already; a second PBKDF2 for the same hash would be waste.
+  using s2::crypto::HashAlg;
+  struct Row {
+    HashAlg upstream_hash;
+  };
+  for (const Row r : {Row{HashAlg::Sha1}, Row{HashAlg::Sha256}}) {
+    CAPTURE(static_cast<int>(r.upstream_hash));
+    TempMirror t;
+    s2::CredentialVault vault(*t.m, kKey);
+    s2::UpstreamSecret up;
+    up.kind = s2::UpstreamSecret::Kind::ScramSalted;
+    up.hash = r.upstream_hash;
+    up.salt = "upstream-salt";
+    up.iterations = 10000;
+    up.secret = s2::crypto::scram_salted_password(r.upstream_hash, "alicepw", up.salt, 10000);
+    REQUIRE(put_sync(vault, "alice@legacy.test", "alicepw", up));
+    auto e = vault.get("alice@legacy.test");
+    REQUIRE(e);
+    const HashAlg other = r.upstream_hash == HashAlg::Sha1 ? HashAlg::Sha256 : HashAlg::Sha1;
+    const auto& same = r.upstream_hash == HashAlg::Sha1 ? e->sha1 : e->sha256;
+    const auto& own = r.upstream_hash == HashAlg::Sha1 ? e->sha256 : e->sha1;
+    CHECK(same.salt == "upstream-salt");
+    CHECK(same.iterations == 10000);
+    CHECK(same.stored_key ==
+          s2::crypto::make_scram_verifier(r.upstream_hash, "alicepw", up.salt, 10000).stored_key);
+    CHECK(same.server_key ==
+          s2::crypto::make_scram_verifier(r.upstream_hash, "alicepw", up.salt, 10000).server_key);
+    // The other hash: its own salt and PBKDF2, and it accepts the password too.
+    CHECK(own.salt != "upstream-salt");
+    CHECK(own.iterations == 4096);
+    CHECK(own.stored_key ==
+          s2::crypto::make_scram_verifier(other, "alicepw", own.salt, own.iterations).stored_key);
+  }
+}
+
 TEST_CASE("vault: decode rejects malformed entries") {
   s2::VaultEntry e;
   e.upstream.secret = "pw";
