@@ -6,6 +6,7 @@ proxy's <stanza-id by='alice@domain'/> (the archive id); MAM for alice is served
 Scenarios (a)–(g) of the issue, on Prosody and (S2_UPSTREAM=ejabberd) on ejabberd.
 """
 import asyncio
+import random
 import time
 import uuid
 
@@ -794,3 +795,59 @@ def test_returning_device_takes_the_anchor_onto_its_link(proxy_factory, upstream
                          "the anchor's own session again")
 
     run_async(body, 90)
+
+
+def test_lone_device_churn_keeps_every_message_once(proxy_factory, upstream_target):
+    """The anchor rides, leaves and moves back onto the link of a lone device that comes and goes
+    every second or two (--anchor-move-after 0.3: each visit long enough for a move, most hand-overs
+    overlapping the previous one's set-up). Bob writes 150 messages throughout. The mirror keeps
+    each once, in bob's order, and every visit of the device that saw one saw it with that id."""
+    p = proxy_factory.start(opts={"anchor-move-after": 0.3})
+    t = p.target()
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "churn-%s-" % run
+        bob = await connect(pool, upstream_target, "bob", "ch-" + run)
+        texts = ["%s%03d" % (prefix, i) for i in range(150)]
+
+        async def stream():
+            for text in texts:
+                bob.send_xml(msg_xml(bob.bare.replace("bob@", "alice@"), text))
+                await asyncio.sleep(0.04)
+
+        visits = []
+        writer = asyncio.ensure_future(stream())
+        rng = random.Random(run)
+        while not writer.done():
+            a = await connect(pool, t, "alice", "chA-" + run)
+            visits.append(a)
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            await a.disconnect()
+            await asyncio.sleep(rng.uniform(0.0, 0.4))
+        await writer
+        last = await connect(pool, t, "alice", "chA-" + run)
+        visits.append(last)
+        items = []
+
+        async def archived():
+            items[:] = [(aid, text_of(m)) for aid, m in await mam_all(last, with_jid=bob.bare)
+                        if (text_of(m) or "").startswith(prefix)]
+            return len(items) >= len(texts)
+
+        end = time.monotonic() + 20
+        while not await archived() and time.monotonic() < end:
+            await asyncio.sleep(0.5)
+        assert [x[1] for x in items] == texts, "MAM once each, in order (%d visits): %s" % (len(visits), items)
+        ids = {text: aid for aid, text in items}
+        for v in visits:
+            got = collect([v], prefix, v.bare)
+            bodies = [x[0] for x in got]
+            assert len(bodies) == len(set(bodies)), "a visit saw a message twice: %s" % got
+            assert all(x[1] == ids[x[0]] for x in got), "a visit saw another archive id: %s" % got
+        moves = p.log_text().count("anchor.moves_to_device_link")
+        rides = p.log_text().count("anchor.rides_device_link")
+        print("visits %d, rides %d, moves %d" % (len(visits), rides, moves))
+        assert moves >= 1, "the anchor moved onto a returning device's link at least once"
+
+    run_async(body, 120)
