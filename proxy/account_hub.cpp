@@ -8,6 +8,7 @@
 #include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
+#include "policies/anchor_move.h"
 #include "policies/dedup.h"
 #include "proxy/cluster.h"
 #include "proxy/device.h"
@@ -246,21 +247,41 @@ void AccountHub::schedule_anchor_move(uint64_t after_ms) {
 }
 
 void AccountHub::try_anchor_move() {
-  if (ctx_.shutting_down || devices_.size() != 1 || !anchor_ || anchor_->riding()) return;
-  Device* d = devices_.front();
-  UpstreamSession* link = d->upstream();
-  if (!link || !link->ready() || link->full_jid().empty()) return;
+  if (ctx_.shutting_down || !anchor_) return;
   if (ctx_.cluster && !ctx_.cluster->serve_here(account_)) return;
-  if (anchor_->can_adopt()) {  // no bound session of its own (reconnecting): ride at once
-    maybe_ride(d);
-    return;
+  Device* d = devices_.size() == 1 ? devices_.front() : nullptr;
+  UpstreamSession* link = d ? d->upstream() : nullptr;
+  policy::AnchorMoveInput in;
+  in.lone_device = d != nullptr;
+  in.link_bound = link && link->ready() && !link->full_jid().empty();
+  in.anchor_riding = anchor_->riding();
+  in.anchor_has_own = !anchor_->can_adopt();
+  in.anchor_quiet = anchor_->can_move();
+  in.catching_up = archive_catchup_.catching_up();
+  if (ctx_.upstream_gate) {
+    in.logins_in_flight = ctx_.upstream_gate->in_flight();
+    in.logins_waiting = ctx_.upstream_gate->waiting();
   }
-  if (!anchor_->can_move() || archive_catchup_.catching_up()) {
-    schedule_anchor_move(kMoveRetryMs);
-    return;
+  const uint64_t second = uv_now(ctx_.loop) / 1000;
+  if (ctx_.anchor_moves.second != second) ctx_.anchor_moves = {second, 0};
+  in.moves_this_second = ctx_.anchor_moves.count;
+  in.max_per_second = kMovesPerSecond;
+  switch (policy::decide_anchor_move(in)) {
+    case policy::AnchorMove::Never:
+      return;
+    case policy::AnchorMove::Ride:
+      maybe_ride(d);
+      return;
+    case policy::AnchorMove::Later:
+      // Spread out, so that the accounts a storm held back do not all come back at once.
+      schedule_anchor_move(kMoveRetryMs + uv_hrtime() % kMoveRetryMs);
+      return;
+    case policy::AnchorMove::Now:
+      break;
   }
   auto old = anchor_->move_onto(link);
   if (!old) return;
+  ++ctx_.anchor_moves.count;
   anchor_->set_ridden_presence(d->presence_stanza());
   update_anchor_presence();
   // Make-before-break: bare-JID traffic keeps a path through the old session (priority 0,

@@ -156,6 +156,7 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   void schedule_anchor_move(uint64_t after_ms);
   void try_anchor_move();
   static constexpr uint64_t kMoveRetryMs = 1000;
+  static constexpr uint32_t kMovesPerSecond = 20;  // per process (policies/anchor_move.h)
   // A stanza on the link the anchor rides: the anchor's, the account's or the device's.
   bool from_ridden_link(Device* d, Stanza& s);
   // The anchor's presence from the devices' (true when it was sent).

@@ -69,6 +69,11 @@ class ProxyContext {
   };
   std::unordered_map<const ClientSession*, LoginStart> login_starts;
   int prewarmed = 0;  // client sessions holding a pre-connected upstream session
+  // Anchors moved onto a device's link in the current second (policies/anchor_move.h).
+  struct AnchorMoves {
+    uint64_t second = 0;
+    uint32_t count = 0;
+  } anchor_moves;
 
   // Secret for stable Bind2 resources (derived from the vault key, so a
   // device keeps its resource across restarts).

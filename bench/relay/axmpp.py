@@ -10,6 +10,8 @@ bounded waits for elements (expect) or a callback per top-level element (start_r
 import asyncio
 import base64
 import collections
+import hashlib
+import hmac
 import socket
 import ssl
 import time
@@ -23,6 +25,12 @@ from rawxmpp import NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAM, NS_TLS, 
 
 HDR = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
        "xmlns:stream='http://etherx.jabber.org/streams' to=%s version='1.0'>")
+HDR_FROM = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+            "xmlns:stream='http://etherx.jabber.org/streams' to=%s from=%s version='1.0'>")
+NS_SASL2 = "urn:xmpp:sasl:2"
+NS_BIND2 = "urn:xmpp:bind:0"
+NS_FAST = "urn:xmpp:fast:0"
+HT = "HT-SHA-256-NONE"
 
 
 class XmppError(Exception):
@@ -170,6 +178,47 @@ class AXmpp:
 
         await asyncio.wait_for(go(), timeout)
         return time.perf_counter() - t0
+
+    async def login_sasl2(self, host, port, user, password=None, token=None, count=1, ua_id=None,
+                          tag="bench", timeout=15.0, local_addr=None):
+        """session2 (XEP-0388/0386/0484): connect, STARTTLS, one <authenticate/> with Bind2 — SASL2
+        PLAIN asking for a FAST token (`password`), or FAST HT-SHA-256-NONE with `token` and replay
+        `count` — up to <success/>, which carries the bound JID. Returns (seconds taken, the new
+        FAST token or None)."""
+        t0 = time.perf_counter()
+        ua = "<user-agent id=%s><software>s2bench</software></user-agent>" % quoteattr(ua_id or str(uuid.uuid4()))
+        bind = "<bind xmlns='%s'><tag>%s</tag></bind>" % (NS_BIND2, tag)
+        if token is None:
+            ir = ("\0%s\0%s" % (user, password)).encode()
+            auth = ("<authenticate xmlns='%s' mechanism='PLAIN'><initial-response>%s</initial-response>%s%s"
+                    "<request-token xmlns='%s' mechanism='%s'/></authenticate>") % (
+                NS_SASL2, base64.b64encode(ir).decode(), ua, bind, NS_FAST, HT)
+        else:
+            mac = hmac.new(token.encode(), b"Initiator", hashlib.sha256).digest()
+            ir = user.encode() + b"\0" + mac
+            auth = ("<authenticate xmlns='%s' mechanism='%s'><initial-response>%s</initial-response>%s%s"
+                    "<fast xmlns='%s' count='%d'/></authenticate>") % (
+                NS_SASL2, HT, base64.b64encode(ir).decode(), ua, bind, NS_FAST, count)
+        new_token = None
+
+        async def go():
+            nonlocal new_token
+            await self.connect(host, port, local_addr=local_addr)
+            await self.starttls()
+            self._new_parser()
+            self.send(HDR_FROM % (quoteattr(self.domain), quoteattr("%s@%s" % (user, self.domain))))
+            self.features = await self.expect(lambda e: e.tag == q(NS_STREAM, "features"), "features")
+            self.send(auth)
+            el = await self.expect(lambda e: ns_of(e.tag) == NS_SASL2, "SASL2 outcome")
+            if local(el.tag) != "success":
+                raise XmppError("%s: SASL2 failed: %s" % (self.name, ET.tostring(el).decode()))
+            tok = el.find(q(NS_FAST, "token"))
+            if tok is not None:
+                new_token = tok.get("token")
+            self.jid = (el.findtext(q(NS_SASL2, "authorization-identifier")) or "").strip()
+
+        await asyncio.wait_for(go(), timeout)
+        return time.perf_counter() - t0, new_token
 
     def start_reader(self, callback):
         """From now on every top-level element goes to callback(el) (synchronously, in order)."""

@@ -25,7 +25,9 @@ upstream with the proxy's sessions) — the same work:
 4. close every device.
 With --rounds R, s2proxy's run repeats R times, --away seconds apart: from round 2 on, the devices
 return to accounts whose anchors hold sessions of their own (as after a restart). "sessions in
-Prosody" counts the established connections into Prosody's c2s ports when RSS is read.
+Prosody" counts the established connections into Prosody's c2s ports when RSS is read. With --sasl2
+the devices log in to s2proxy with session2: SASL2 PLAIN + Bind2 asking for a FAST token in round 1,
+FAST (HT-SHA-256-NONE) from round 2 on — returning devices.
 
 CPU: seconds of the target (and of Prosody behind s2proxy) during the logins, per login; the bench's
 own CPU share during the logins is reported too, to show the load client was not the bottleneck.
@@ -55,6 +57,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -93,8 +96,12 @@ def stats(xs):
 class Fleet:
     """The N connected devices of one target and the messages they saw."""
 
-    def __init__(self, name, ports, cafile, args, accounts):
+    def __init__(self, name, ports, cafile, args, accounts, fast=None):
         self.name = name
+        # --sasl2: {device index: [user-agent id, FAST token, count]}, kept across rounds; a device
+        # with a token logs in with FAST, one without with SASL2 PLAIN asking for one.
+        self.fast = fast
+        self.fast_logins = 0
         self.ports = ports  # several s2proxy nodes: account a logs in on node (a - 1) % len(ports)
         self.cafile = cafile
         self.args = args
@@ -133,8 +140,19 @@ class Fleet:
             async with sem:
                 try:
                     port = self.ports[(acct - 1) % len(self.ports)]
-                    took = await c.login_plain(HOST, port, "user%d" % acct, "pass%d" % acct,
-                                               resource="d%d" % (i // a), local_addr=src, timeout=120.0)
+                    if self.fast is not None:
+                        st = self.fast.setdefault(i, [str(uuid.uuid4()), None, 0])
+                        if st[1]:
+                            st[2] += 1
+                            self.fast_logins += 1
+                        took, tok = await c.login_sasl2(HOST, port, "user%d" % acct, password="pass%d" % acct,
+                                                        token=st[1], count=st[2], ua_id=st[0],
+                                                        tag="d%d" % (i // a), local_addr=src, timeout=120.0)
+                        if tok:
+                            st[1], st[2] = tok, 0
+                    else:
+                        took = await c.login_plain(HOST, port, "user%d" % acct, "pass%d" % acct,
+                                                   resource="d%d" % (i // a), local_addr=src, timeout=120.0)
                     c.send("<presence/>")
                     self.login_ms.append(took * 1000.0)
                 except Exception as e:  # noqa: BLE001 — counted and reported
@@ -205,10 +223,10 @@ def cpu(pids):
     return sum(s2bench.cpu_seconds(p) for p in pids if p)
 
 
-async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_pid):
+async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_pid, fast=None):
     """`target_pids`: the processes whose RSS and CPU are the target's (every s2proxy node)."""
     prosody_pids = [prosody_pid]
-    fleet = Fleet(name, ports, cafile, args, accounts)
+    fleet = Fleet(name, ports, cafile, args, accounts, fast)
     r0 = {"target": rss(target_pids), "prosody": rss(prosody_pids)}
     c0 = {"target": cpu(target_pids), "prosody": cpu(prosody_pids), "self": time.process_time()}
     t0 = time.monotonic()
@@ -242,6 +260,7 @@ async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_p
         "latency_ms": stats(lat),
         "nodes": len(ports),
         "upstream_sessions": sessions,
+        "fast_logins": fleet.fast_logins,
         "delivered_per_s": len(fleet.first_seen) / load_took if load_took else 0.0,
     }
     if prosody_pid and prosody_pid not in target_pids:
@@ -280,6 +299,9 @@ def main():
                     help="s2proxy: log the same devices in this many times, each round after the last "
                          "one closed (round 2 on: returning devices, whose accounts' anchors hold "
                          "sessions of their own)")
+    ap.add_argument("--sasl2", action="store_true",
+                    help="s2proxy: devices log in with session2 (SASL2 PLAIN + Bind2, asking for a FAST "
+                         "token; from round 2 on with FAST HT-SHA-256-NONE); Prosody directly: SASL1 PLAIN")
     ap.add_argument("--away", type=float, default=15.0,
                     help="seconds between rounds (the anchors log in their own sessions meanwhile)")
     ap.add_argument("--proxy-opt", action="append", default=[], metavar="FLAG=VALUE",
@@ -318,15 +340,18 @@ def main():
                 name = "s2proxy" if args.nodes == 1 else "s2proxy x%d" % args.nodes
                 if args.store == "postgresql":
                     name += " (PostgreSQL)"
+                fast = {} if args.sasl2 else None
+                if args.sasl2:
+                    name += ", SASL2"
                 for k in range(args.rounds - 1):  # earlier rounds: the devices come back after these
                     res = asyncio.run(run_target("%s, round %d" % (name, k + 1), env.node_ports(), env.proxy_ca,
-                                                 args, accounts, env.node_pids(), env.prosody_pid()))
+                                                 args, accounts, env.node_pids(), env.prosody_pid(), fast))
                     result["runs"].append(res)
                     time.sleep(args.away)
                 if args.rounds > 1:
-                    name += ", devices returning (round %d)" % args.rounds
+                    name += ", devices returning%s (round %d)" % (" with FAST" if args.sasl2 else "", args.rounds)
                 res = asyncio.run(run_target(name, env.node_ports(), env.proxy_ca, args, accounts,
-                                             env.node_pids(), env.prosody_pid()))
+                                             env.node_pids(), env.prosody_pid(), fast))
             else:
                 raise SystemExit("unknown target %r" % target)
             result["runs"].append(res)
