@@ -564,7 +564,9 @@ void UpstreamSession::handle_sm(const Stanza& s) {
       terminate("undefined-condition", "upstream sent a malformed SM ack");
       return;
     }
+    ack_requested_ = false;
     release_tracked();
+    request_ack_soon();  // what was sent while the <r/> was out
   } else if (name == "failed") {
     // No SM upstream: nothing will ever be acknowledged.
     sm_enabled_ = false;
@@ -594,30 +596,40 @@ void UpstreamSession::send_tracked(const Stanza& s, std::function<void()> acked)
     return;
   }
   tracked_.push_back({h_out_, std::move(acked)});
+  request_ack_soon();
 }
 
 void UpstreamSession::send(const Stanza& s) {
   if (state_ != State::Ready || !conn_) return;
   conn_->send(s);
-  if (sm_requested_) {
-    ++h_out_;
-    request_ack_soon();
-  }
+  if (sm_requested_) ++h_out_;
 }
 
 void UpstreamSession::send_nonza(const Stanza& s) {
   if (state_ == State::Ready && conn_) conn_->send(s);
 }
 
-// One <r/> per burst: what was sent in this loop turn is followed by a
-// single ack request. Not later: Prosody's mod_csi_simple flushes a held
-// CSI queue when it gets an ack request, so a delayed <r/> would land after
-// the device went inactive and defeat CSI.
+// Ack requests only for what waits on an ack, and one at a time. Only tracked stanzas (the
+// outbox's messages, the link drain) need the upstream's h; an iq or a presence does not, and
+// an <r/> after each of them made Prosody answer an <a/> for every set-up step of every login.
+// While one <r/> is unanswered, what is sent meanwhile waits for its <a/>, which then asks
+// again if tracked stanzas remain uncovered: under a pipelined burst that is one <r/> per round
+// trip instead of one per loop turn (each costs the upstream a Lua handler and us a segment).
+// (Prosody's mod_csi_simple flushes its queue at an <r/>; links never send it CSI, so the
+// timing of an <r/> does not matter to it.) An <r/> unanswered for kAckRetryMs is asked again.
 void UpstreamSession::request_ack_soon() {
   if (ack_timer_.active()) return;
-  ack_timer_.start(0, [this] {
-    if (conn_ && sm_requested_ && h_acked_ != h_out_) conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
-  });
+  ack_timer_.start(0, [this] { request_ack(); });
+}
+
+void UpstreamSession::request_ack() {
+  if (!conn_ || !sm_requested_ || tracked_.empty()) return;
+  if (static_cast<int32_t>(h_acked_ - tracked_.back().h) >= 0) return;  // all covered
+  const uint64_t now = uv_now(loop_);
+  if (ack_requested_ && now - ack_requested_at_ < kAckRetryMs) return;  // its <a/> asks again
+  ack_requested_ = true;
+  ack_requested_at_ = now;
+  conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
 }
 
 void UpstreamSession::on_conn_stream_close() {

@@ -189,6 +189,10 @@ class UpstreamSession : public Connection::Handler {
   std::string stream_error_, stream_error_text_;
   Timer login_timer_;
   Timer ack_timer_;
+  void request_ack();
+  bool ack_requested_ = false;  // an <r/> is out, its <a/> not in yet
+  uint64_t ack_requested_at_ = 0;
+  static constexpr uint64_t kAckRetryMs = 5000;
   Timer live_timer_;  // see UpstreamParams::ping_interval_s
   uint64_t probes_ = 0;
   static constexpr const char* kLivenessIdPrefix = "s2-live-";
