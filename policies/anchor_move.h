@@ -31,7 +31,7 @@ struct AnchorMoveInput {
 };
 
 enum class AnchorMove {
-  Never,  // nothing to move (no lone bound device, already riding, no session of its own)
+  Never,  // nothing to move (no lone device with a bound link, or already riding)
   Ride,   // no bound session of its own: take the link at once (Anchor::adopt)
   Later,  // busy (anchor, catch-up, logins, the move budget): ask again shortly
   Now,    // move (Anchor::move_onto)

@@ -58,7 +58,7 @@ class Probe : public XmlStreamHandler {
       if (!start_tls()) return 1;
       if (!open_stream()) return 1;
     }
-    if (plain) say("TLS: none (--upstream-tls plain: loopback testing only)");
+    if (plain) say("TLS: none (--upstream-tls plain: a loopback upstream only)");
     std::vector<std::string> mechs;
     if (Stanza m = features_.child("mechanisms", ns::kSasl)) {
       for (const Stanza& c : m.children())

@@ -616,7 +616,8 @@ void UpstreamSession::send_nonza(const Stanza& s) {
 // again if tracked stanzas remain uncovered: under a pipelined burst that is one <r/> per round
 // trip instead of one per loop turn (each costs the upstream a Lua handler and us a segment).
 // (Prosody's mod_csi_simple flushes its queue at an <r/>; links never send it CSI, so the
-// timing of an <r/> does not matter to it.) An <r/> unanswered for kAckRetryMs is asked again.
+// timing of an <r/> does not matter to it.) An <r/> unanswered for kAckRetryMs does not hold
+// back the next send's request; an idle session's liveness <r/> gets its <a/> in any case.
 void UpstreamSession::request_ack_soon() {
   if (ack_timer_.active()) return;
   ack_timer_.start(0, [this] { request_ack(); });

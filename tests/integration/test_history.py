@@ -654,6 +654,13 @@ CAPS_PRESENCE = ("<presence xmlns='jabber:client'><show>chat</show><priority>5</
                  "ver='s2proxy-test='/></presence>")
 
 
+def presences_seen(watch, resource, ptype):
+    """The presences from `resource` of the watcher's own account that the watcher (a direct
+    resource of that account) saw, of type `ptype` (None: available)."""
+    return [el for _, kind, el in watch.stanzas if kind == "presence"
+            and el.get("from") == watch.bare + "/" + resource and el.get("type") == ptype]
+
+
 def has_caps(presence, tag):
     c = presence.find("{http://jabber.org/protocol/caps}c")
     return c is not None and c.get("node") == "https://s2proxy.test/" + tag
@@ -681,9 +688,7 @@ def test_single_device_account_holds_one_upstream_session(proxy_factory, upstrea
         assert "anchor.rides_device_link" in p.log_text(), "the anchor rode the device's link"
 
         def presences(resource, ptype):
-            """alice's presences from `resource` the direct resource saw."""
-            return [el for _, kind, el in watch.stanzas if kind == "presence"
-                    and el.get("from") == a.bare + "/" + resource and el.get("type") == ptype]
+            return presences_seen(watch, resource, ptype)
 
         def avail(resource):
             return presences(resource, None)
@@ -750,9 +755,7 @@ def test_returning_device_takes_the_anchor_onto_its_link(proxy_factory, upstream
         bob = await connect(pool, upstream_target, "bob", "mv-" + run)
 
         def presences(resource, ptype):
-            return [el for _, kind, el in watch.stanzas if kind == "presence"
-                    and el.get("from") == watch.bare + "/" + resource
-                    and el.get("type") == ptype]
+            return presences_seen(watch, resource, ptype)
 
         a = await connect(pool, t, "alice", "mvA-" + run)
         await wait_anchor(p)
