@@ -10,7 +10,6 @@ import random
 import time
 import uuid
 
-
 from xmppclient import (NS_CARBONS, Client, body_of, carbon_inner, has_body, msg_xml, q, run_async, short,
                         stanza_error)
 
