@@ -17,6 +17,17 @@
 #include "proxy/push_service.h"
 
 namespace s2 {
+namespace {
+// Kept: the anchor took the link of a device that ended as its own session; given_back: a device
+// binding that resource took it back (docs/architecture.md §26). Each is an upstream login spared.
+Metric& m_kept_links(std::string_view event) {
+  return counter("s2proxy_anchor_device_links_total",
+                 "device links the anchor kept when their device ended (kept) and handed back "
+                 "to the device binding that resource again (given_back): upstream logins spared",
+                 event == "kept" ? "event=\"kept\"" : "event=\"given_back\"");
+}
+}  // namespace
+
 AccountHub& AccountHub::of(ProxyContext& ctx, const std::string& account) {
   auto it = ctx.hubs.find(account);
   if (it != ctx.hubs.end()) return *it->second;
@@ -295,9 +306,29 @@ bool AccountHub::anchor_rides(const Device* d) const {
 }
 
 void AccountHub::release_link(std::unique_ptr<UpstreamSession> link) {
+  if (anchor_ && link && link->ready() && ctx_.config.anchor_keeps_device_link &&
+      !ctx_.shutting_down && anchor_->riding(link.get())) {
+    // One session still, and no login: the anchor goes on where it was. Its presence becomes
+    // its own at the update that follows the device's detach.
+    anchor_->keep(std::move(link));
+    m_kept_links("kept").inc();
+    return;
+  }
   if (anchor_) anchor_->release();  // logs in a session of its own
   if (!link || !link->ready()) return;
   drain_.hold_until(std::move(link), [this] { return anchor_ && anchor_->ready(); });
+}
+
+bool AccountHub::keeps_link_for(const std::string& resource) const {
+  if (ctx_.cluster && !ctx_.cluster->serve_here(account_)) return false;
+  return anchor_ && anchor_->keeps(resource);
+}
+
+std::unique_ptr<UpstreamSession> AccountHub::take_kept_link(const std::string& resource) {
+  if (!keeps_link_for(resource)) return nullptr;
+  auto link = anchor_->give_back(resource);
+  if (link) m_kept_links("given_back").inc();
+  return link;
 }
 
 bool AccountHub::from_ridden_link(Device* d, Stanza& s) {

@@ -102,9 +102,15 @@ class AccountHub : public Anchor::Owner, private Outbox::Host, private ArchiveCa
   void drain_link(std::unique_ptr<UpstreamSession> link);
   // The anchor rides this device's link (anchor.h, docs/architecture.md §22).
   bool anchor_rides(const Device* d) const;
-  // The device whose link the anchor rides ends: the anchor logs in a session of its own, and
-  // `link` stays open, its traffic the account's, until that session is ready.
+  // The device whose link the anchor rides ends: the anchor keeps `link` as its own session
+  // (--anchor-keeps-device-link, docs/architecture.md §26); else it logs in a session of its
+  // own, and `link` stays open, its traffic the account's, until that session is ready.
   void release_link(std::unique_ptr<UpstreamSession> link);
+  // A device of this account binds `resource`: the link the anchor kept for it, bound to that
+  // resource, which the device takes back instead of binding a session of its own (the anchor
+  // rides it again); null when there is none.
+  bool keeps_link_for(const std::string& resource) const;
+  std::unique_ptr<UpstreamSession> take_kept_link(const std::string& resource);
 
   // Anchor::Owner
   void on_anchor_bound() override;

@@ -75,6 +75,7 @@ std::unique_ptr<UpstreamSession> Anchor::move_onto(UpstreamSession* link) {
   // Quiet (can_move): resetting fails nothing that waits.
   reset_session_state();
   std::unique_ptr<UpstreamSession> old = std::move(session_);
+  kept_ = false;
   borrowed_ = link;
   moved_ = true;
   full_jid_ = link->full_jid();
@@ -95,6 +96,38 @@ void Anchor::release() {
   owner_->on_anchor_down(0);
   backoff_s_ = 1;
   if (!stopped_ && !ctx_.shutting_down) start();
+}
+
+void Anchor::keep(std::unique_ptr<UpstreamSession> link) {
+  if (!link || borrowed_ != link.get() || !link->ready()) return;
+  S2_LOG(LogLevel::Info, "anchor.keeps_device_link", {{"account", account_}, {"jid", full_jid_}});
+  borrowed_ = nullptr;
+  moved_ = false;
+  kept_ = true;
+  session_ = std::move(link);
+  session_->set_listener(this);
+  // The upstream still shows the device's presence (its caps, avatar, nick): the anchor's own
+  // goes out at the owner's next update, even when show and status did not change.
+  ridden_presence_ = Stanza();
+  presence_owed_ = true;
+}
+
+bool Anchor::keeps(const std::string& resource) const {
+  if (borrowed_ || !kept_ || !session_ || !session_->ready()) return false;
+  auto j = parse_jid(full_jid_);
+  return j && !resource.empty() && j->resource == resource;
+}
+
+std::unique_ptr<UpstreamSession> Anchor::give_back(const std::string& resource) {
+  if (!keeps(resource)) return nullptr;
+  S2_LOG(LogLevel::Info, "anchor.gives_back_device_link",
+         {{"account", account_}, {"jid", full_jid_}});
+  std::unique_ptr<UpstreamSession> link = std::move(session_);
+  kept_ = false;
+  borrowed_ = link.get();
+  // It heard everything meanwhile, on this very session: as after a move, no gap.
+  moved_ = true;
+  return link;
 }
 
 bool Anchor::intercept(Stanza& s) {
@@ -224,8 +257,10 @@ void Anchor::send_presence() {
 }
 
 bool Anchor::set_presence(bool available, const std::string& show, const std::string& status) {
-  if (available == presence_available_ && show == presence_show_ && status == presence_status_)
+  if (available == presence_available_ && show == presence_show_ && status == presence_status_ &&
+      !presence_owed_)
     return false;
+  presence_owed_ = false;
   presence_available_ = available;
   presence_show_ = show;
   presence_status_ = status;
@@ -454,6 +489,7 @@ void Anchor::reset_session_state() {
 // The session's callback may be on the stack: close it now, free it on the
 // next loop turn.
 void Anchor::retire_session() {
+  kept_ = false;
   if (!session_) return;
   session_->close();
   defer(ctx_.loop, [s = std::shared_ptr<UpstreamSession>(std::move(session_))] {});

@@ -99,6 +99,18 @@ class Anchor : public UpstreamSession::Listener {
   // The device link it rides is going away: what waited on it fails (as when a session goes
   // down) and a session of its own logs in at once.
   void release();
+  // The device whose link it rides ended (docs/architecture.md §26): the link becomes the
+  // anchor's own session, same upstream session and resource, nothing re-set-up and no login.
+  // Its presence becomes the anchor's own (idle, no device caps) at the next update. Only for
+  // the link it rides; `link` must be ready.
+  void keep(std::unique_ptr<UpstreamSession> link);
+  // Its own session is a kept device link bound to `resource`: a device binding that resource
+  // takes it back (give_back) and the anchor rides it again, without a login upstream.
+  bool keeps(const std::string& resource) const;
+  // Hands the kept link to the device binding `resource`; null when it keeps none for it. The
+  // anchor rides it from now on; what waits on it (set-up, MAM pages, requests) goes on, since
+  // the answers come on the same session (the hub passes them through intercept).
+  std::unique_ptr<UpstreamSession> give_back(const std::string& resource);
   // A stanza that arrived on the ridden link: true when it was the anchor's own (answers to
   // its requests, its MAM results), which the device never sees.
   bool intercept(Stanza& s);
@@ -157,6 +169,8 @@ class Anchor : public UpstreamSession::Listener {
   std::unique_ptr<UpstreamSession> session_;
   UpstreamSession* borrowed_ = nullptr;  // a device's link, owned by the device
   bool moved_ = false;                   // borrowed_ came from move_onto
+  bool kept_ = false;                    // session_ is a device's link it kept (keep)
+  bool presence_owed_ = false;           // send the presence at the next set_presence
   bool ready_ = false;
   bool stopped_ = false;
   std::string full_jid_;

@@ -258,7 +258,7 @@ bool ClientSession::start_plain_login(const std::string& message, std::string* c
   UpstreamSecret secret;
   secret.kind = UpstreamSecret::Kind::Password;
   secret.secret = creds->password.str();
-  device_->login(parse_jid(account_)->local, secret);
+  device_->login(account_, secret);
   return true;
 }
 
@@ -345,7 +345,12 @@ bool ClientSession::login_with_vault(std::string* condition, std::string* text) 
   state_ = State::Authenticating;
   via_vault_ = true;
   device_ = Device::create(ctx_, this, id_, std::move(prewarm_));
-  device_->login(parse_jid(account_)->local, entry->upstream);
+  // A returning session2 device whose link the anchor kept (docs/architecture.md §26): verified
+  // here, so no upstream login at all; it takes the link back at bind.
+  if (auto resource = sasl2_bind_resource();
+      resource && device_->login_kept(account_, *resource, entry->upstream))
+    return true;
+  device_->login(account_, entry->upstream);
   return true;
 }
 

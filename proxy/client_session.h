@@ -120,6 +120,8 @@ class ClientSession : public Connection::Handler, public DeviceClient {
   bool start_fast(const std::string& initial, std::string* condition, std::string* text);
   bool sasl2_resume();
   void continue_sasl2();
+  // The resource Bind2 will bind for this <authenticate> (derived from its tag and user-agent id).
+  std::optional<std::string> sasl2_bind_resource() const;
   void send_sasl2_success(session2::Success ok, bool then_features);
   void finish_sasl2_bound(const std::string& full_jid);
   session2::AuthenticationFeature sasl2_offer() const;

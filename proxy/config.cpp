@@ -267,6 +267,12 @@ const std::vector<Spec>& specs() {
              "keep both, which spares the upstream a login per visit. Needs "
              "`anchor-on-device-link`",
              seconds(0, 86400)),
+        flag("anchor-keeps-device-link", &Config::anchor_keeps_device_link, "BOOL", "`true`",
+             "when the device whose link the anchor rides ends, the anchor keeps that upstream "
+             "session as its own (same resource, idle presence, no new login), and the device "
+             "takes it back when it binds that resource again: a phone that comes and goes costs "
+             "the upstream no login at all (docs/architecture.md §26); `false`: the anchor logs "
+             "in a session of its own under `anchor-resource` when the device ends"),
         flag("idle-presence", &Config::idle_presence, "SHOW", "`xa`",
              "the anchor's presence while no device is available: `xa`, `away`, `dnd`, or "
              "`unavailable` (then the upstream keeps bare-JID messages in offline storage until "

@@ -70,6 +70,7 @@ struct Config {
   std::string anchor_resource = "s2proxy";  // the anchor session's resource upstream
   std::string idle_presence = "xa";         // anchor presence with no device available
   bool anchor_on_device_link = true;        // an only device's link also serves as the anchor
+  bool anchor_keeps_device_link = true;     // ...and stays the anchor's when that device ends
   double anchor_move_after = 60;            // seconds a lone device is attached before the
                                             // anchor leaves its own session for the link
   uint64_t anchor_move_after_ms() const { return static_cast<uint64_t>(anchor_move_after * 1000); }

@@ -2,6 +2,7 @@
 #include "proxy/device.h"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "common/crypto/encoding.h"
@@ -111,13 +112,58 @@ Device::~Device() {
   if (upstream_) upstream_->close();
 }
 
-void Device::login(const std::string& username, const UpstreamSecret& secret) {
-  upstream_->login(username, secret);
+void Device::login(const std::string& account, const UpstreamSecret& secret) {
+  login_account_ = account;
+  auto j = parse_jid(account);
+  upstream_->login(j ? j->local : account, secret);
 }
 
-void Device::bind(const std::string& resource) { upstream_->bind(resource); }
+bool Device::login_kept(const std::string& account, const std::string& resource,
+                        const UpstreamSecret& secret) {
+  auto* hub = AccountHub::find(ctx_, account);
+  if (!hub || !hub->keeps_link_for(resource)) return false;
+  login_account_ = account;
+  deferred_secret_ = secret;
+  // Not from inside the caller's SASL exchange: the client session finishes its step first.
+  defer(ctx_.loop, [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (!alive.expired() && !ended_) on_upstream_authenticated();
+  });
+  return true;
+}
+
+void Device::bind(const std::string& resource) {
+  AccountHub* hub = login_account_.empty() ? nullptr : AccountHub::find(ctx_, login_account_);
+  if (auto link = hub ? hub->take_kept_link(resource) : nullptr) {
+    // The link this device had before, bound to the same resource, kept up by the anchor while
+    // the device was gone: it is the device's again. A session of our own that logged in
+    // meanwhile (a password login, checked upstream) is not needed; its callback may be on
+    // the stack, so it is freed on the next turn.
+    S2_LOG(LogLevel::Info, "device.takes_kept_link",
+           {{"session", log_id_}, {"jid", link->full_jid()}});
+    deferred_secret_.reset();
+    upstream_->close();
+    defer(ctx_.loop, [old = std::shared_ptr<UpstreamSession>(std::move(upstream_))] {});
+    upstream_ = std::move(link);
+    upstream_->set_listener(this);
+    on_upstream_bound(upstream_->full_jid());
+    return;
+  }
+  if (deferred_secret_) {
+    // The kept link went away between login_kept and now: log in after all, then bind.
+    bind_after_login_ = resource;
+    UpstreamSecret secret = std::move(*deferred_secret_);
+    deferred_secret_.reset();
+    login(login_account_, secret);
+    return;
+  }
+  upstream_->bind(resource);
+}
 
 void Device::on_upstream_authenticated() {
+  if (!bind_after_login_.empty()) {  // the client was told already (login_kept)
+    upstream_->bind(std::exchange(bind_after_login_, {}));
+    return;
+  }
   if (client_) client_->on_device_authenticated();
 }
 
@@ -274,6 +320,14 @@ void Device::csi_from_client(const Stanza& s) {
 // XEP-0045 §7.2: joining is presence to room/nick with a muc <x/>; a later
 // available presence to room/other-nick is a nick change (§7.6).
 void Device::note_room_presence(const Stanza& presence) {
+  if (const std::string to = presence.attr_or("to"); !to.empty()) {
+    const std::string type = presence.attr_or("type");
+    if (type == "unavailable") {
+      directed_presence_.erase(to);
+    } else if (type.empty() && directed_presence_.size() < 1000) {
+      directed_presence_.insert(to);
+    }
+  }
   auto j = parse_jid(presence.attr_or("to"));
   if (!j || j->resource.empty() || j->local.empty()) return;
   const std::string room = ascii_lower(j->bare());
@@ -594,6 +648,20 @@ void Device::poll_catchup(std::function<void()> more) {
       20);
 }
 
+// The link stays up without this device (the anchor keeps it, or holds it until its own session
+// is ready): the rooms it joined and the contacts it sent presence to see it leave now, as they
+// would when its stream ended.
+void Device::leave_directed_presence() {
+  if (!upstream_ || !upstream_->ready()) return;
+  for (const auto& to : directed_presence_) {
+    auto p = Stanza::element("presence");
+    p.set_attr("to", to).set_attr("type", "unavailable");
+    upstream_->send(p);
+  }
+  directed_presence_.clear();
+  room_nicks_.clear();
+}
+
 void Device::abort(const std::string& condition, const std::string& text) {
   auto* c = client_;
   end();
@@ -620,6 +688,7 @@ void Device::end() {
     // the anchor at once would deliver them twice. A link the anchor rides
     // stays until the anchor's own session is ready, then drains the same way.
     if (hub_->anchor_rides(this)) {
+      leave_directed_presence();
       hub_->release_link(std::move(upstream_));
     } else if (upstream_ && upstream_->ready() && upstream_->unacked_tracked() > 0) {
       hub_->drain_link(std::move(upstream_));

@@ -74,7 +74,15 @@ class Device : public UpstreamSession::Listener {
                         std::unique_ptr<UpstreamSession> warm = nullptr);
   ~Device() override;
 
-  void login(const std::string& username, const UpstreamSecret& secret);
+  // Logs in upstream as `account` (bare JID) with the vault's or the client's secret.
+  void login(const std::string& account, const UpstreamSecret& secret);
+  // A client verified here (FAST, SCRAM) whose resource is known before the login (SASL2 with
+  // Bind2 and a user-agent id): when the anchor keeps this device's link (docs/architecture.md
+  // §26), there is no upstream login at all: authenticated on the next loop turn, and bind()
+  // takes the kept link back. False: no kept link for it (the caller logs in as usual).
+  bool login_kept(const std::string& account, const std::string& resource,
+                  const UpstreamSecret& secret);
+  // Binds `resource` upstream; a link the anchor kept for that resource is taken back instead.
   void bind(const std::string& resource);
   UpstreamSession* upstream() const { return upstream_.get(); }
   const std::string& full_jid() const { return full_jid_; }
@@ -237,6 +245,13 @@ class Device : public UpstreamSession::Listener {
   Stanza presence_stanza_;
   CsiQueue csi_;
   std::map<std::string, std::string> room_nicks_;  // room bare JID (lower case) → nick
+  // Where the client sent directed available presence (rooms, contacts): told unavailable when
+  // the link outlives the device (the anchor keeps it), as the upstream does at a stream's end.
+  std::set<std::string> directed_presence_;
+  void leave_directed_presence();
+  std::string login_account_;                      // bare JID the device logs in as
+  std::optional<UpstreamSecret> deferred_secret_;  // login_kept: for a login after all
+  std::string bind_after_login_;                   // that login's resource
   bool live_ = false;
   store::ArchiveId live_from_ = 0;
   std::set<store::ArchiveId> pre_live_;

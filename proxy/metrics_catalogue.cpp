@@ -133,6 +133,12 @@ const std::vector<CatalogueEntry>& metrics_catalogue() {
        "",
        {}},
       {"s2proxy_upstream_reconnects_total", "counter", "anchor reconnect attempts", "", {}},
+      {"s2proxy_anchor_device_links_total",
+       "counter",
+       "device links the anchor kept when their device ended (kept) and handed back to the "
+       "device binding that resource again (given_back): upstream logins spared",
+       "event",
+       {"kept", "given_back"}},
       {"s2proxy_messages_archived_total",
        "counter",
        "messages committed to the mirror",

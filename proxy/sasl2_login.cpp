@@ -224,6 +224,14 @@ bool ClientSession::sasl2_resume() {
   return true;  // XEP-0198: no stream features after a successful resume
 }
 
+// Same (tag, user-agent id) ⇒ same resource, across restarts; the id itself never appears in
+// the resource (XEP-0386 §3). None without a Bind2 request or a user-agent id (then a random one).
+std::optional<std::string> ClientSession::sasl2_bind_resource() const {
+  if (!sasl2_ || !sasl2_->bind || !sasl2_->user_agent) return std::nullopt;
+  const std::string secret = ctx_.resource_secret + "\n" + account_;
+  return session2::derive_resource(sasl2_->bind->tag.value_or(""), sasl2_->user_agent->id, secret);
+}
+
 void ClientSession::continue_sasl2() {
   auto& req = *sasl2_;
   if (req.resume && sasl2_resume()) return;
@@ -236,13 +244,8 @@ void ClientSession::continue_sasl2() {
     sasl2_.reset();
     return;
   }
-  const std::string tag = req.bind->tag.value_or("");
-  // Same (tag, user-agent id) ⇒ same resource, across restarts; the id
-  // itself never appears in the resource (XEP-0386 §3).
-  const std::string secret = ctx_.resource_secret + "\n" + account_;
-  const std::string resource = req.user_agent
-                                   ? session2::derive_resource(tag, req.user_agent->id, secret)
-                                   : session2::random_resource(tag);
+  const std::string resource =
+      sasl2_bind_resource().value_or(session2::random_resource(req.bind->tag.value_or("")));
   state_ = State::Binding;
   device_->bind(resource);
 }

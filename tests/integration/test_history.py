@@ -9,6 +9,9 @@ import asyncio
 import random
 import time
 import uuid
+from xml.sax.saxutils import quoteattr as q_attr
+
+import pytest
 
 from xmppclient import (NS_CARBONS, Client, body_of, carbon_inner, has_body, msg_xml, q, run_async, short,
                         stanza_error)
@@ -669,9 +672,10 @@ def test_single_device_account_holds_one_upstream_session(proxy_factory, upstrea
     anchor, so the upstream holds one session for the account, as for a direct client. Seen from
     the upstream: another resource of alice (connected directly, priority -1) gets presence from
     the device's resource and none from the anchor's. When the device leaves, the anchor logs in a
-    session of its own before the link closes; bob's messages through that hand-over all reach the
+    session of its own before the link closes (with --anchor-keeps-device-link false; the default,
+    keeping the link, has its own test below); bob's messages through that hand-over all reach the
     mirror once, in order, and the device gets each once when it returns."""
-    p = proxy_factory.start()
+    p = proxy_factory.start(opts={"anchor-keeps-device-link": "false"})
     t = p.target()
     anchor_res = "s2proxy-%d" % p.port  # the harness gives each proxy its own (conftest.py)
 
@@ -740,8 +744,10 @@ def test_returning_device_takes_the_anchor_onto_its_link(proxy_factory, upstream
     account's only device once that device has been attached for --anchor-move-after, and its own
     session ends only once the anchor is ready on the link. Seen from the upstream: the anchor's
     resource goes unavailable and the device's stays. Bob writes throughout: every message reaches
-    the device once, in order, with the archive id MAM gives; none is lost or doubled."""
-    p = proxy_factory.start(opts={"anchor-move-after": 1})
+    the device once, in order, with the archive id MAM gives; none is lost or doubled. (With
+    --anchor-keeps-device-link false, so that the anchor has a session of its own when the device
+    comes back.)"""
+    p = proxy_factory.start(opts={"anchor-move-after": 1, "anchor-keeps-device-link": "false"})
     t = p.target()
     anchor_res = "s2proxy-%d" % p.port
 
@@ -800,12 +806,93 @@ def test_returning_device_takes_the_anchor_onto_its_link(proxy_factory, upstream
     run_async(body, 90)
 
 
-def test_lone_device_churn_keeps_every_message_once(proxy_factory, upstream_target):
+def test_anchor_keeps_the_link_of_a_device_that_leaves(proxy_factory, upstream_target):
+    """docs/architecture.md §26: when the account's only device leaves, the anchor, which rode its
+    link, keeps that upstream session as its own: no login upstream, and the upstream shows the
+    device's resource with the anchor's idle presence (priority 0, `xa`, none of the device's caps),
+    never the anchor's own resource. A contact the device sent directed presence to sees it leave.
+    When the device comes back and binds the same resource, it takes the session back. Bob writes
+    through both hand-overs: every message reaches the device once, in order, with the archive id
+    MAM gives."""
+    p = proxy_factory.start()
+    t = p.target()
+    anchor_res = "s2proxy-%d" % p.port
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "keep-%s-" % run
+        watch = await connect(pool, upstream_target, "alice", "watch-" + run)
+        watch.send_xml("<presence xmlns='jabber:client'><priority>-1</priority></presence>")
+        bob = await connect(pool, upstream_target, "bob", "keep-" + run)
+        a = await connect(pool, t, "alice", "keepA-" + run)
+        await wait_anchor(p)
+        res = a.full_jid.split("/", 1)[1]
+        assert "anchor.rides_device_link" in p.log_text(), "the anchor rode the device's link"
+
+        def avail(resource):
+            return presences_seen(watch, resource, None)
+
+        def gone(resource):
+            return presences_seen(watch, resource, "unavailable")
+
+        a.send_xml(CAPS_PRESENCE % "keep")
+        await wait_until(lambda: any(has_caps(el, "keep") for el in avail(res)), 5, "the device's caps upstream")
+        a.send_xml("<presence xmlns='jabber:client' to=%s/>" % q_attr(bob.full_jid))
+        bob_saw = lambda ptype: [el for _, kind, el in bob.stanzas if kind == "presence"
+                                 and el.get("from") == a.full_jid and el.get("type") == ptype]
+        await wait_until(lambda: bob_saw(None), 5, "bob got the device's directed presence")
+        texts = ["%s%02d" % (prefix, i) for i in range(45)]
+        for text in texts[:10]:
+            bob.send_xml(msg_xml(a.bare, text))
+        await wait_until(lambda: len(collect([a], prefix, a.bare)) >= 10, 10, "the first 10 on the device")
+        shown = len(avail(res))
+
+        async def stream(part):
+            for text in part:
+                bob.send_xml(msg_xml(a.bare, text))
+                await asyncio.sleep(0.02)
+
+        await a.disconnect()
+        await stream(texts[10:30])
+        await wait_until(lambda: "anchor.keeps_device_link" in p.log_text(), 10, "the anchor keeping the link")
+        await wait_until(lambda: len(avail(res)) > shown, 5, "the anchor's presence on the kept link")
+        last = avail(res)[-1]
+        assert last.findtext("{jabber:client}priority") == "0" and last.findtext("{jabber:client}show") == "xa" \
+            and not has_caps(last, "keep"), "the anchor's idle presence, without the device's caps: %s" % short(last)
+        await wait_until(lambda: bob_saw("unavailable"), 5, "bob told the device left (directed presence)")
+
+        a2 = await connect(pool, t, "alice", "keepA-" + run)
+        assert a2.full_jid == a.full_jid
+        await wait_until(lambda: "device.takes_kept_link" in p.log_text(), 5, "the device taking its link back")
+        await stream(texts[30:])
+        await wait_until(lambda: len(collect([a, a2], prefix, a.bare)) >= len(texts), 20,
+                         "every message on the device, live or after its return")
+        await asyncio.sleep(1.5)  # a late duplicate would show by now
+        seen = collect([a, a2], prefix, a.bare)
+        assert sorted(x[0] for x in seen) == texts, "each once: %s" % seen
+        assert all(x[1] for x in seen), "each carries an archive id: %s" % seen
+        items = await mam_all(a2, with_jid=bob.bare)
+        mine = [(aid, text_of(m)) for aid, m in items if (text_of(m) or "").startswith(prefix)]
+        assert [x[1] for x in mine] == texts, "MAM through the proxy, once each, in order: %s" % mine
+        ids = {x[0]: x[1] for x in seen}
+        assert all(ids[text] == aid for aid, text in mine), "the archive ids the device saw"
+        # One upstream session for alice throughout: the device's resource never went offline and
+        # the anchor never logged in under its own.
+        assert not gone(res), "the device's session stayed up: %s" % [short(x) for x in gone(res)]
+        assert not avail(anchor_res), "no anchor session of its own"
+
+    run_async(body, 90)
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["own-session", "kept-link"])
+def test_lone_device_churn_keeps_every_message_once(proxy_factory, upstream_target, keep):
     """The anchor rides, leaves and moves back onto the link of a lone device that comes and goes
     every second or two (--anchor-move-after 0.3: each visit long enough for a move, most hand-overs
     overlapping the previous one's set-up). Bob writes 150 messages throughout. The mirror keeps
-    each once, in bob's order, and every visit of the device that saw one saw it with that id."""
-    p = proxy_factory.start(opts={"anchor-move-after": 0.3})
+    each once, in bob's order, and every visit of the device that saw one saw it with that id.
+    kept-link: the default, where the anchor keeps the link of the device that left and the device
+    takes it back at its next bind (docs §26), so the anchor never needs a session of its own."""
+    p = proxy_factory.start(opts={"anchor-move-after": 0.3, "anchor-keeps-device-link": str(keep).lower()})
     t = p.target()
 
     async def body(pool):
@@ -848,9 +935,14 @@ def test_lone_device_churn_keeps_every_message_once(proxy_factory, upstream_targ
             bodies = [x[0] for x in got]
             assert len(bodies) == len(set(bodies)), "a visit saw a message twice: %s" % got
             assert all(x[1] == ids[x[0]] for x in got), "a visit saw another archive id: %s" % got
-        moves = p.log_text().count("anchor.moves_to_device_link")
-        rides = p.log_text().count("anchor.rides_device_link")
-        print("visits %d, rides %d, moves %d" % (len(visits), rides, moves))
-        assert moves >= 1, "the anchor moved onto a returning device's link at least once"
+        log = p.log_text()
+        moves = log.count("anchor.moves_to_device_link")
+        rides = log.count("anchor.rides_device_link")
+        kept, taken = log.count("anchor.keeps_device_link"), log.count("device.takes_kept_link")
+        print("visits %d, rides %d, moves %d, kept %d, taken back %d" % (len(visits), rides, moves, kept, taken))
+        if keep:
+            assert kept >= 1 and taken >= 1, "the device took its kept link back at least once"
+        else:
+            assert kept == 0 and moves >= 1, "the anchor moved onto a returning device's link at least once"
 
     run_async(body, 120)

@@ -14,12 +14,14 @@ import hashlib
 import hmac
 import os
 import time
+import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
+from harness import free_closed_port
 from jsclient import (NS_BIND2, NS_FAST, NS_SASL, NS_SASL2, NS_SM, NS_STREAM, DriverError, XmppJs,
                       ensure_node_modules)
 from rawxmpp import RawXMPP, XMPPTimeout, local, ns_of, q
@@ -453,6 +455,77 @@ def test_fast_token_login(target, js):
     assert js.call("ping", name="f")["ms"] >= 0
     js.stop("f")
     assert_token_not_logged(target, token)
+
+
+def scrape(mport):
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read().decode()
+    out = {}
+    for ln in body.splitlines():
+        if ln and not ln.startswith("#"):
+            name, value = ln.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_fast_return_takes_back_the_kept_link_without_an_upstream_login(proxy_factory, js_factory,
+                                                                        upstream_target):
+    """docs/architecture.md §26: alice's only device leaves; the anchor, which rode its link, keeps
+    that upstream session instead of logging in one of its own. The device comes back with FAST
+    (same user-agent, same Bind2 tag: same resource) and takes its session back: the upstream sees
+    no login at all (s2proxy_upstream_logins_total unchanged), the device gets the same full JID,
+    and messages flow both ways on it."""
+    mport = free_closed_port()
+    p = proxy_factory.start({"metrics": "127.0.0.1:%d" % mport})
+    target, js = p.target(), js_factory(p.cert)
+
+    async def body(pool):
+        bob = await pool.connect(upstream_target, "bob", "kept-" + uuid.uuid4().hex[:6])
+        ua1 = ua()
+        st1, _, token = await asyncio.to_thread(fast_password_login, js, target, "p", ua1, "kept")
+        await wait_for(lambda: "anchor.ready" in p.log_text(), 10, "alice's anchor")
+        assert "anchor.rides_device_link" in p.log_text(), "the anchor rides the device's link"
+        await asyncio.to_thread(js.stop, "p")
+        await wait_for(lambda: "anchor.keeps_device_link" in p.log_text(), 10,
+                       "the anchor keeping the device's link (%s)" % p.logfile)
+        await asyncio.sleep(0.5)
+        before = scrape(mport)
+        logins = before.get('s2proxy_upstream_logins_total{result="ok"}', 0)
+        assert logins >= 1, before
+
+        t0 = time.monotonic()
+        st2, tr2 = await asyncio.to_thread(login_trace, js, "f", target, resource="kept", user_agent=ua1,
+                                           token=token)
+        took = time.monotonic() - t0
+        assert [x.el.get("mechanism") for x in authenticates(tr2)] == [HT], fail_ctx(tr2)
+        assert st2["jid"] == st1["jid"], "same resource: %s, then %s" % (st1["jid"], st2["jid"])
+        assert "device.takes_kept_link" in p.log_text(), "the device took its kept link back"
+        after = scrape(mport)
+        assert after.get('s2proxy_upstream_logins_total{result="ok"}', 0) == logins, \
+            "no upstream login for the returning device: %s -> %s" % (logins, after)
+        assert after.get('s2proxy_anchor_device_links_total{event="given_back"}', 0) == 1, after
+        print("FAST login onto the kept link: %.1f ms (xmpp.js, TLS connect included)" % (took * 1000))
+
+        # Both ways on the session it took back.
+        t1 = "to the returned device %s" % uuid.uuid4().hex[:8]
+        bob.send_xml(msg_xml(st2["jid"].split("/")[0], t1))
+        await asyncio.to_thread(js_wait_message, js, "f", t1, 5.0)
+        t2 = "from the returned device %s" % uuid.uuid4().hex[:8]
+        await asyncio.to_thread(js.send, "f", "<message to=%s type='chat'><body>%s</body></message>" % (
+            quoteattr(bob.full_jid), t2))
+        el = await bob.wait_msg(has_body(t2), 5, what="alice's message on the kept link")
+        assert el.get("from") == st2["jid"], short(el)
+        await asyncio.to_thread(js.stop, "f")
+        assert_token_not_logged(target, token)
+
+    run_async(body, 60)
+
+
+async def wait_for(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting for " + what)
+        await asyncio.sleep(0.05)
 
 
 def test_fast_garbage_token_falls_back_to_password(private):
