@@ -1,6 +1,7 @@
 // See fast_tokens.h.
 #include "proxy/fast_tokens.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/crypto/encoding.h"
@@ -93,6 +94,7 @@ FastTokens::Verdict FastTokens::verify(const std::string& bare_jid,
                                        std::optional<uint64_t> count, int64_t now_ms) {
   for (Slot slot : {Slot::Current, Slot::Previous}) {
     const auto key = slot_key(bare_jid, user_agent_id, slot);
+    if (in_flight_->retired.count(key)) continue;
     auto rec = store_.get_fast_token(key);
     if (!rec || !rec.value()) continue;
     store::FastToken t = *rec.value();
@@ -101,25 +103,45 @@ FastTokens::Verdict FastTokens::verify(const std::string& bare_jid,
     if (!crypto::ht_verify_initiator(token, initiator_hmac)) continue;
     if (t.expired(now_ms)) return Verdict::Expired;
     if (count) {
-      if (*count <= t.last_count) return Verdict::Replayed;
+      uint64_t last = t.last_count;
+      if (auto it = in_flight_->counts.find(key); it != in_flight_->counts.end())
+        last = std::max(last, it->second);
+      if (*count <= last) return Verdict::Replayed;
       t.last_count = *count;
+      in_flight_->counts[key] = *count;
     }
     last_token_ = token;
     store::WriteBatch batch{store::op::PutFastToken{key, t}};
     // The client has used the newest token: the one it replaced is retired.
-    if (slot == Slot::Current)
-      batch.push_back(
-          store::op::DeleteFastToken{slot_key(bare_jid, user_agent_id, Slot::Previous)});
-    store_.submit(std::move(batch), [](store::WriteResult) {});
+    std::optional<store::TokenHash> retired;
+    if (slot == Slot::Current) {
+      retired = slot_key(bare_jid, user_agent_id, Slot::Previous);
+      in_flight_->retired.insert(*retired);
+      batch.push_back(store::op::DeleteFastToken{*retired});
+    }
+    store_.submit(std::move(batch), [in = in_flight_, key, retired,
+                                     used = t.last_count](store::WriteResult r) {
+      if (!r.ok()) return;  // not committed: keep refusing what this use made stale
+      if (auto it = in->counts.find(key); it != in->counts.end() && it->second <= used)
+        in->counts.erase(it);
+      if (retired) in->retired.erase(*retired);
+    });
     return Verdict::Ok;
   }
   return Verdict::Invalid;
 }
 
 void FastTokens::invalidate(const std::string& bare_jid, const std::string& user_agent_id) {
-  store_.submit({store::op::DeleteFastToken{slot_key(bare_jid, user_agent_id, Slot::Current)},
-                 store::op::DeleteFastToken{slot_key(bare_jid, user_agent_id, Slot::Previous)}},
-                [](store::WriteResult) {});
+  const auto current = slot_key(bare_jid, user_agent_id, Slot::Current);
+  const auto previous = slot_key(bare_jid, user_agent_id, Slot::Previous);
+  in_flight_->retired.insert(current);
+  in_flight_->retired.insert(previous);
+  store_.submit({store::op::DeleteFastToken{current}, store::op::DeleteFastToken{previous}},
+                [in = in_flight_, current, previous](store::WriteResult r) {
+                  if (!r.ok()) return;
+                  in->retired.erase(current);
+                  in->retired.erase(previous);
+                });
 }
 
 }  // namespace s2

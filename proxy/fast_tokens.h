@@ -17,7 +17,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/store/store.h"
@@ -62,6 +65,15 @@ class FastTokens {
   std::string key_;
   int64_t lifetime_ms_;
   std::string last_token_;
+  // What verify() and invalidate() submitted and the store has not committed yet: the store's
+  // reads do not see it, and a returning device can log in within that time (a link the anchor
+  // kept needs no upstream login, docs/architecture.md §26), so a replayed count or a retired
+  // token would pass. Shared with the commit callbacks, which drop what was committed.
+  struct InFlight {
+    std::map<store::TokenHash, uint64_t> counts;  // slot key → newest count used
+    std::set<store::TokenHash> retired;           // slot keys deleted
+  };
+  std::shared_ptr<InFlight> in_flight_ = std::make_shared<InFlight>();
 };
 
 }  // namespace s2

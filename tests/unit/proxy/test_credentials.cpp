@@ -1,9 +1,14 @@
 // Credential vault and FAST tokens against a real mirror in a temp dir:
 // sealing, wrong key, token issue/verify/rotation/replay/expiry/invalidate.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <future>
+#include <mutex>
+#include <vector>
 
 #include "common/crypto/ht.h"
 #include "common/crypto/vault.h"
@@ -173,6 +178,79 @@ TEST_CASE("FAST: issue, verify, bound to user agent, replay count, rotation, exp
   fast.invalidate(jid, "ua-1");
   settle(*t.m);
   CHECK(fast.verify(jid, "ua-1", mac2, std::nullopt, 4000) == V::Invalid);
+}
+
+// A returning device whose link the anchor kept logs in without an upstream login (docs §26), so
+// a replay can arrive before the store committed the use it replays: it is refused all the same.
+// Completions are held in a queue here, as the daemon's loop would run them later.
+TEST_CASE("FAST: a replay or a retired token is refused before the use that made it so commits") {
+  const std::string dir = "/tmp/s2proxy-unit-fastq-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::mutex mu;
+  std::vector<std::function<void()>> held;
+  {
+    s2::store::MirrorOptions o;
+    o.dir = dir;
+    o.no_sync = true;
+    o.writer.executor = [&](std::function<void()> fn) {
+      std::lock_guard<std::mutex> lock(mu);
+      held.push_back(std::move(fn));
+    };
+    auto opened = s2::store::Mirror::open(o);
+    REQUIRE(opened.ok());
+    auto& m = *opened.value();
+    // Runs the completions that arrived so far (after waiting for the writer to be idle).
+    const auto run_held = [&] {
+      std::promise<void> idle;
+      m.submit({}, [&](s2::store::WriteResult) { idle.set_value(); });
+      auto f = idle.get_future();
+      for (;;) {
+        std::vector<std::function<void()>> now;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          now.swap(held);
+        }
+        for (auto& fn : now) fn();
+        if (f.wait_for(std::chrono::milliseconds(1)) == std::future_status::ready) break;
+      }
+    };
+    s2::FastTokens fast(m, "token-key", 1000000000);
+    const std::string jid = "alice@legacy.test";
+    std::optional<s2::FastTokens::Issued> t1;
+    fast.issue(jid, "ua-1", 1000, [&](auto t) { t1 = t; });
+    for (int i = 0; i < 3 && !t1; ++i) run_held();  // the account's record, then the token
+    REQUIRE(t1);
+    const auto mac1 = s2::crypto::ht_initiator_hmac(t1->token);
+    using V = s2::FastTokens::Verdict;
+
+    // Table: (count used, verdict) in a row, nothing committed in between.
+    const std::vector<std::pair<uint64_t, V>> uses = {
+        {10, V::Ok}, {10, V::Replayed}, {9, V::Replayed}, {11, V::Ok}, {11, V::Replayed}};
+    for (const auto& use : uses) {
+      CAPTURE(use.first);
+      CHECK(fast.verify(jid, "ua-1", mac1, use.first, 2000) == use.second);
+    }
+    run_held();
+    CHECK(fast.verify(jid, "ua-1", mac1, 11, 2000) == V::Replayed);  // committed: as before
+    CHECK(fast.verify(jid, "ua-1", mac1, 12, 2000) == V::Ok);
+    run_held();
+
+    // Rotation: once the new token is used, the old one is refused at once.
+    std::optional<s2::FastTokens::Issued> t2;
+    fast.issue(jid, "ua-1", 3000, [&](auto t) { t2 = t; });
+    run_held();
+    REQUIRE(t2);
+    CHECK(fast.verify(jid, "ua-1", s2::crypto::ht_initiator_hmac(t2->token), 13, 3000) == V::Ok);
+    CHECK(fast.verify(jid, "ua-1", mac1, 14, 3000) == V::Invalid);
+    // Invalidation: refused before the deletion commits.
+    fast.invalidate(jid, "ua-1");
+    CHECK(fast.verify(jid, "ua-1", s2::crypto::ht_initiator_hmac(t2->token), 15, 4000) ==
+          V::Invalid);
+    run_held();
+    CHECK(fast.verify(jid, "ua-1", s2::crypto::ht_initiator_hmac(t2->token), 16, 4000) ==
+          V::Invalid);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("FAST: a different key derives different tokens (stolen DB yields nothing)") {
