@@ -416,6 +416,18 @@ atexit.register(_kill_leftovers)
 
 
 
+def scrape_metrics(mport):
+    """The proxy's /metrics on 127.0.0.1:mport as {series (name and labels): value}."""
+    import urllib.request
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read().decode()
+    out = {}
+    for ln in body.splitlines():
+        if ln and not ln.startswith("#"):
+            name, value = ln.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
 def free_closed_port():
     """A loopback port nothing listens on (for 'upstream down')."""
     s = socket.socket()

@@ -655,6 +655,34 @@ CAPS_PRESENCE = ("<presence xmlns='jabber:client'><show>chat</show><priority>5</
                  "ver='s2proxy-test='/></presence>")
 
 
+async def watcher_and_bob(pool, upstream_target, tag):
+    """A run id; alice's own resource directly on the upstream at priority -1 (it sees what the
+    upstream shows of alice's other resources); bob directly on the upstream."""
+    run = uuid.uuid4().hex[:6]
+    watch = await connect(pool, upstream_target, "alice", "watch-" + run)
+    watch.send_xml("<presence xmlns='jabber:client'><priority>-1</priority></presence>")
+    bob = await connect(pool, upstream_target, "bob", "%s-%s" % (tag, run))
+    return run, watch, bob
+
+
+async def once_each_with_mam_ids(incarnations, prefix, texts, peer):
+    """Every text reached the device (its `incarnations`, live or after a return) once, with an
+    archive id; MAM through the proxy (asked on the last incarnation) holds them once each in the
+    order they were sent, under the ids the device saw."""
+    device = incarnations[-1]
+    await wait_until(lambda: len(collect(incarnations, prefix, device.bare)) >= len(texts), 20,
+                     "every message on the device, live or after its return")
+    await asyncio.sleep(1.5)  # a late duplicate would show by now
+    seen = collect(incarnations, prefix, device.bare)
+    assert sorted(x[0] for x in seen) == texts, "each once: %s" % seen
+    assert all(x[1] for x in seen), "each carries an archive id: %s" % seen
+    items = await mam_all(device, with_jid=peer)
+    mine = [(aid, text_of(m)) for aid, m in items if (text_of(m) or "").startswith(prefix)]
+    assert [x[1] for x in mine] == texts, "MAM through the proxy, once each, in order: %s" % mine
+    ids = {x[0]: x[1] for x in seen}
+    assert all(ids[text] == aid for aid, text in mine), "the archive ids the device saw"
+
+
 def presences_seen(watch, resource, ptype):
     """The presences from `resource` of the watcher's own account that the watcher (a direct
     resource of that account) saw, of type `ptype` (None: available)."""
@@ -680,11 +708,8 @@ def test_single_device_account_holds_one_upstream_session(proxy_factory, upstrea
     anchor_res = "s2proxy-%d" % p.port  # the harness gives each proxy its own (conftest.py)
 
     async def body(pool):
-        run = uuid.uuid4().hex[:6]
+        run, watch, bob = await watcher_and_bob(pool, upstream_target, "one")
         prefix = "one-%s-" % run
-        watch = await connect(pool, upstream_target, "alice", "watch-" + run)
-        watch.send_xml("<presence xmlns='jabber:client'><priority>-1</priority></presence>")
-        bob = await connect(pool, upstream_target, "bob", "one-" + run)
         a = await connect(pool, t, "alice", "oneA-" + run)
         await wait_anchor(p)
         assert "anchor.rides_device_link" in p.log_text(), "the anchor rode the device's link"
@@ -723,17 +748,7 @@ def test_single_device_account_holds_one_upstream_session(proxy_factory, upstrea
         await wait_until(lambda: gone(a.full_jid.split("/", 1)[1]), 20, "the device's link closed")
 
         a2 = await connect(pool, t, "alice", "oneA-" + run)
-        await wait_until(lambda: len(collect([a, a2], prefix, a.bare)) >= len(texts), 20,
-                         "every message on the device, live or after its return")
-        await asyncio.sleep(1.5)  # a late duplicate would show by now
-        seen = collect([a, a2], prefix, a.bare)
-        assert sorted(x[0] for x in seen) == texts, "each once: %s" % seen
-        assert all(x[1] for x in seen), "each carries an archive id: %s" % seen
-        items = await mam_all(a2, with_jid=bob.bare)
-        mine = [(aid, text_of(m)) for aid, m in items if (text_of(m) or "").startswith(prefix)]
-        assert [x[1] for x in mine] == texts, "MAM through the proxy, once each, in order: %s" % mine
-        ids = {x[0]: x[1] for x in seen}
-        assert all(ids[text] == aid for aid, text in mine), "the archive ids the device saw"
+        await once_each_with_mam_ids([a, a2], prefix, texts, bob.bare)
 
     run_async(body, 90)
 
@@ -752,11 +767,8 @@ def test_returning_device_takes_the_anchor_onto_its_link(proxy_factory, upstream
     anchor_res = "s2proxy-%d" % p.port
 
     async def body(pool):
-        run = uuid.uuid4().hex[:6]
+        run, watch, bob = await watcher_and_bob(pool, upstream_target, "mv")
         prefix = "mv-%s-" % run
-        watch = await connect(pool, upstream_target, "alice", "watch-" + run)
-        watch.send_xml("<presence xmlns='jabber:client'><priority>-1</priority></presence>")
-        bob = await connect(pool, upstream_target, "bob", "mv-" + run)
 
         def presences(resource, ptype):
             return presences_seen(watch, resource, ptype)
@@ -819,11 +831,8 @@ def test_anchor_keeps_the_link_of_a_device_that_leaves(proxy_factory, upstream_t
     anchor_res = "s2proxy-%d" % p.port
 
     async def body(pool):
-        run = uuid.uuid4().hex[:6]
+        run, watch, bob = await watcher_and_bob(pool, upstream_target, "keep")
         prefix = "keep-%s-" % run
-        watch = await connect(pool, upstream_target, "alice", "watch-" + run)
-        watch.send_xml("<presence xmlns='jabber:client'><priority>-1</priority></presence>")
-        bob = await connect(pool, upstream_target, "bob", "keep-" + run)
         a = await connect(pool, t, "alice", "keepA-" + run)
         await wait_anchor(p)
         res = a.full_jid.split("/", 1)[1]
@@ -865,17 +874,7 @@ def test_anchor_keeps_the_link_of_a_device_that_leaves(proxy_factory, upstream_t
         assert a2.full_jid == a.full_jid
         await wait_until(lambda: "device.takes_kept_link" in p.log_text(), 5, "the device taking its link back")
         await stream(texts[30:])
-        await wait_until(lambda: len(collect([a, a2], prefix, a.bare)) >= len(texts), 20,
-                         "every message on the device, live or after its return")
-        await asyncio.sleep(1.5)  # a late duplicate would show by now
-        seen = collect([a, a2], prefix, a.bare)
-        assert sorted(x[0] for x in seen) == texts, "each once: %s" % seen
-        assert all(x[1] for x in seen), "each carries an archive id: %s" % seen
-        items = await mam_all(a2, with_jid=bob.bare)
-        mine = [(aid, text_of(m)) for aid, m in items if (text_of(m) or "").startswith(prefix)]
-        assert [x[1] for x in mine] == texts, "MAM through the proxy, once each, in order: %s" % mine
-        ids = {x[0]: x[1] for x in seen}
-        assert all(ids[text] == aid for aid, text in mine), "the archive ids the device saw"
+        await once_each_with_mam_ids([a, a2], prefix, texts, bob.bare)
         # One upstream session for alice throughout: the device's resource never went offline and
         # the anchor never logged in under its own.
         assert not gone(res), "the device's session stayed up: %s" % [short(x) for x in gone(res)]

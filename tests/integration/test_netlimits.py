@@ -16,11 +16,10 @@ import socket
 import struct
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
-from harness import HOST, free_closed_port
+from harness import HOST, free_closed_port, scrape_metrics
 from rawxmpp import NS_SASL, RawXMPP, XMPPClosed
 from xmppclient import PASSWORDS
 
@@ -66,13 +65,7 @@ def auth_blob(user):
 
 
 def metrics(mport):
-    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read().decode()
-    out = {}
-    for ln in body.splitlines():
-        if ln and not ln.startswith("#"):
-            name, value = ln.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
+    return scrape_metrics(mport)
 
 
 def closed_at_accept(p, header=b"", source=None, wait=3.0):

@@ -14,14 +14,13 @@ import hashlib
 import hmac
 import os
 import time
-import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
-from harness import free_closed_port
+from harness import free_closed_port, scrape_metrics
 from jsclient import (NS_BIND2, NS_FAST, NS_SASL, NS_SASL2, NS_SM, NS_STREAM, DriverError, XmppJs,
                       ensure_node_modules)
 from rawxmpp import RawXMPP, XMPPTimeout, local, ns_of, q
@@ -457,16 +456,6 @@ def test_fast_token_login(target, js):
     assert_token_not_logged(target, token)
 
 
-def scrape(mport):
-    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read().decode()
-    out = {}
-    for ln in body.splitlines():
-        if ln and not ln.startswith("#"):
-            name, value = ln.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
 def test_fast_return_takes_back_the_kept_link_without_an_upstream_login(proxy_factory, js_factory,
                                                                         upstream_target):
     """docs/architecture.md §26: alice's only device leaves; the anchor, which rode its link, keeps
@@ -488,7 +477,7 @@ def test_fast_return_takes_back_the_kept_link_without_an_upstream_login(proxy_fa
         await wait_for(lambda: "anchor.keeps_device_link" in p.log_text(), 10,
                        "the anchor keeping the device's link (%s)" % p.logfile)
         await asyncio.sleep(0.5)
-        before = scrape(mport)
+        before = scrape_metrics(mport)
         logins = before.get('s2proxy_upstream_logins_total{result="ok"}', 0)
         assert logins >= 1, before
 
@@ -499,7 +488,7 @@ def test_fast_return_takes_back_the_kept_link_without_an_upstream_login(proxy_fa
         assert [x.el.get("mechanism") for x in authenticates(tr2)] == [HT], fail_ctx(tr2)
         assert st2["jid"] == st1["jid"], "same resource: %s, then %s" % (st1["jid"], st2["jid"])
         assert "device.takes_kept_link" in p.log_text(), "the device took its kept link back"
-        after = scrape(mport)
+        after = scrape_metrics(mport)
         assert after.get('s2proxy_upstream_logins_total{result="ok"}', 0) == logins, \
             "no upstream login for the returning device: %s -> %s" % (logins, after)
         assert after.get('s2proxy_anchor_device_links_total{event="given_back"}', 0) == 1, after
