@@ -85,10 +85,13 @@ def still_serving(target):
 
 
 def send_until_closed(c, data, chunk=16384):
-    """Write data in chunks; stop early when the server has something to say (e.g. the error)."""
+    """Write data in chunks; stop early when the server has something to say (e.g. the error).
+    The first chunk always goes: before it the server has nothing to answer, and what it may have
+    sent already (an authenticated session gets presence: the anchor riding its link, the account's
+    other resources) must not stop the test from sending anything at all."""
     for i in range(0, len(data), chunk):
         r, _, _ = select.select([c.sock], [], [], 0)
-        if r or (isinstance(c.sock, ssl.SSLSocket) and c.sock.pending()):
+        if i > 0 and (r or (isinstance(c.sock, ssl.SSLSocket) and c.sock.pending())):
             return i
         try:
             c.send(data[i:i + chunk])
