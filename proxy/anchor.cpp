@@ -486,13 +486,9 @@ void Anchor::reset_session_state() {
   }
 }
 
-// The session's callback may be on the stack: close it now, free it on the
-// next loop turn.
 void Anchor::retire_session() {
   kept_ = false;
-  if (!session_) return;
-  session_->close();
-  defer(ctx_.loop, [s = std::shared_ptr<UpstreamSession>(std::move(session_))] {});
+  UpstreamSession::retire(ctx_.loop, std::move(session_));
 }
 
 void Anchor::schedule_reconnect() {

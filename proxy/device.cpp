@@ -141,8 +141,7 @@ void Device::bind(const std::string& resource) {
     S2_LOG(LogLevel::Info, "device.takes_kept_link",
            {{"session", log_id_}, {"jid", link->full_jid()}});
     deferred_secret_.reset();
-    upstream_->close();
-    defer(ctx_.loop, [old = std::shared_ptr<UpstreamSession>(std::move(upstream_))] {});
+    UpstreamSession::retire(ctx_.loop, std::move(upstream_));
     upstream_ = std::move(link);
     upstream_->set_listener(this);
     on_upstream_bound(upstream_->full_jid());

@@ -692,6 +692,12 @@ void UpstreamSession::terminate(const std::string& stream_error, const std::stri
   listener_->on_upstream_closed(stream_error, text);
 }
 
+void UpstreamSession::retire(uv_loop_t* loop, std::unique_ptr<UpstreamSession> s) {
+  if (!s) return;
+  s->close();
+  defer(loop, [gone = std::shared_ptr<UpstreamSession>(std::move(s))] {});
+}
+
 void UpstreamSession::close() {
   release_gate();
   if (state_ == State::Closed) return;

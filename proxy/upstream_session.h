@@ -106,6 +106,8 @@ class UpstreamSession : public Connection::Handler {
   bool offers_csi() const { return offers_csi_; }
   // Sends </stream:stream> and closes; no more callbacks.
   void close();
+  // Closes `s` now and frees it on the next loop turn: its own callback may be on the stack.
+  static void retire(uv_loop_t* loop, std::unique_ptr<UpstreamSession> s);
 
   bool ready() const { return state_ == State::Ready; }
   // Unique per session in this process (outbox entries remember which

@@ -64,10 +64,6 @@ def auth_blob(user):
     return base64.b64encode(("\0%s\0%s" % (user, PASSWORDS[user])).encode()).decode()
 
 
-def metrics(mport):
-    return scrape_metrics(mport)
-
-
 def closed_at_accept(p, header=b"", source=None, wait=3.0):
     """Connects (sending `header` if any) and reports whether the proxy closed the connection
     without a word. A connection that was kept sees a <stream:stream> answer to its header."""
@@ -132,7 +128,7 @@ def test_200_devices_behind_one_address_all_log_in(proxy_factory, via):
     try:
         failed = [(i, r) for i, r in enumerate(results) if r[0] != "success"]
         assert not failed, "%d of 200 logins failed, e.g. %s" % (len(failed), failed[:5])
-        m = metrics(mport)
+        m = scrape_metrics(mport)
         assert m["s2proxy_login_queued_total"] > 0, "the burst never waited for a slot"
         assert m["s2proxy_login_queue"] == 0
         assert m["s2proxy_client_unauthenticated"] == 0
@@ -256,7 +252,7 @@ def test_unauthenticated_cap_per_address(proxy_factory, via):
         c.secure_stream()
         assert c.auth_plain("carol", PASSWORDS["carol"])[0] == "success"
         c.close()
-        m = metrics(mport)
+        m = scrape_metrics(mport)
         assert m['s2proxy_connections_refused_total{reason="unauthenticated_per_address"}'] >= 1
         assert m["s2proxy_client_unauthenticated"] == 10
         # an authenticated device leaves the count: the address may connect again
@@ -298,7 +294,7 @@ def test_unauthenticated_total_and_max_clients(proxy_factory):
             c.read_features()
             held.append(c)
         assert closed_at_accept(p, source="127.0.2.1")  # 6 clients in all
-        m = metrics(mport)
+        m = scrape_metrics(mport)
         assert m['s2proxy_connections_refused_total{reason="unauthenticated_total"}'] >= 1
         assert m['s2proxy_connections_refused_total{reason="max_clients"}'] >= 1
         assert m["s2proxy_max_clients"] == 6
@@ -369,7 +365,7 @@ def test_upstream_logins_are_paced_in_arrival_order(proxy_factory):
         # The accounts' anchors queued behind the devices (arrival order): they follow.
         deadline = time.monotonic() + 10
         while True:
-            m = metrics(mport)
+            m = scrape_metrics(mport)
             if m["s2proxy_upstream_logins_waiting"] == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
