@@ -42,6 +42,8 @@ constexpr size_t kSearchPage = 100;
 // Without an anchor the search cannot run; held entries go out after this
 // many tries anyway (resending beats losing).
 constexpr int kMaxAnchorWaits = 30;
+// How long settled entries' removals wait to be written together (outbox.h).
+constexpr uint64_t kRemovalDelayMs = 50;
 }  // namespace
 
 Outbox::Outbox(ProxyContext& ctx, Host& host, std::string account)
@@ -49,9 +51,10 @@ Outbox::Outbox(ProxyContext& ctx, Host& host, std::string account)
       host_(host),
       account_(std::move(account)),
       verify_timer_(ctx.loop),
-      pump_timer_(ctx.loop) {}
+      pump_timer_(ctx.loop),
+      removal_timer_(ctx.loop) {}
 
-Outbox::~Outbox() = default;
+Outbox::~Outbox() { flush_removals(); }
 
 void Outbox::insert(Entry e, bool held) {
   const uint64_t seq = e.seq;
@@ -137,7 +140,21 @@ void Outbox::settle(uint64_t seq, const char* how) {
   entries_.erase(it);
   m_pending().set(static_cast<int64_t>(entries_.size()));
   m_settled(how).inc();
-  ctx_.store->submit({store::op::RemoveOutbox{account_no_, seq}}, [](store::WriteResult r) {
+  removals_.push_back(seq);
+  if (!removal_timer_.active())
+    removal_timer_.start(kRemovalDelayMs, [this, alive = std::weak_ptr<bool>(alive_)] {
+      if (!alive.expired()) flush_removals();
+    });
+}
+
+void Outbox::flush_removals() {
+  removal_timer_.stop();
+  if (removals_.empty() || !ctx_.store) return;
+  store::WriteBatch batch;
+  batch.reserve(removals_.size());
+  for (uint64_t seq : removals_) batch.push_back(store::op::RemoveOutbox{account_no_, seq});
+  removals_.clear();
+  ctx_.store->submit(std::move(batch), [](store::WriteResult r) {
     if (!r.ok()) mirror_metrics::write_errors().inc();
   });
 }

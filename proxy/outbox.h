@@ -100,6 +100,8 @@ class Outbox {
   void insert(Entry e, bool held);
   void queue(uint64_t seq);  // ready to send
   void settle(uint64_t seq, const char* how);
+  // Writes the removals of settled entries, all in one batch.
+  void flush_removals();
   void send_one(uint64_t seq, Flight& f, UpstreamSession* via);
   void schedule_verify();
   void verify();
@@ -121,6 +123,15 @@ class Outbox {
   int anchor_waits_ = 0;
   Timer verify_timer_;
   Timer pump_timer_;
+  // Settled entries whose store records are still to be removed. A removal
+  // is on no message's path, but committed alone (one per acknowledged
+  // message) it held the writer just when the next message's commit came:
+  // the upstream's <a/> and the message it routed back arrive together.
+  // Written kRemovalDelayMs later in one batch instead; an entry whose
+  // removal a crash lost is held at the next start and settled by the
+  // evidence search, as one acknowledged just before a crash always was.
+  std::vector<uint64_t> removals_;
+  Timer removal_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
   static constexpr int kMaxAttempts = 6;

@@ -532,6 +532,53 @@ def test_acknowledged_sends_survive_kill9(proxy_factory, upstream_target):
     run_async(body, 90)
 
 
+def test_settled_outbox_entries_leave_the_store_before_a_stop(proxy_factory, upstream_target):
+    """The upstream's acks settle outbox entries; their removals from the store are written
+    together, kRemovalDelayMs later (outbox.h), not one commit each. Those still waiting when the
+    proxy is stopped are written before it exits: after a restart nothing is held, searched for
+    or resent, and bob has every message once."""
+    from harness import free_closed_port, scrape_metrics
+    mport = free_closed_port()
+    p = proxy_factory.start({"metrics": "127.0.0.1:%d" % mport})
+    t = p.target()
+    run = uuid.uuid4().hex[:6]
+    n = 40
+
+    def total(m, name):
+        return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
+
+    async def body(pool):
+        bob = await connect(pool, upstream_target, "bob", "rm-" + run)
+        a = await connect(pool, t, "alice", "rmA-" + run)
+        await wait_anchor(p)
+        m0 = scrape_metrics(mport)
+        for i in range(n):  # at a chat's pace: each is committed, sent and acked on its own
+            a.send_xml(msg_xml(bob.bare, "rm-%s-%03d" % (run, i)))
+            await asyncio.sleep(0.02)
+        await wait_until(lambda: total(scrape_metrics(mport), "s2proxy_outbox_settled_total")
+                         - total(m0, "s2proxy_outbox_settled_total") >= n, 20, "the upstream to ack all %d" % n)
+        m1 = scrape_metrics(mport)
+        # Stopped at once: the last removals are likely still waiting for their batch.
+        rc, _, killed = p.stop()
+        assert rc == 0 and not killed, (rc, killed)
+        commits = total(m1, "s2proxy_mirror_commit_seconds_count") - total(m0, "s2proxy_mirror_commit_seconds_count")
+        p.restart()
+        await asyncio.sleep(3.0)  # the anchor is back and would have searched for anything held
+        m2 = scrape_metrics(mport)
+        assert total(m2, "s2proxy_outbox_pending") == 0, "entries held after the restart"
+        assert total(m2, "s2proxy_outbox_settled_total") == 0, "entries were held and searched for after the restart"
+        assert total(m2, "s2proxy_outbox_resent_total") == 0
+        got = [body_of(el) for el in bob.received("message") if (body_of(el) or "").startswith("rm-%s-" % run)]
+        assert sorted(got) == ["rm-%s-%03d" % (run, i) for i in range(n)], "bob: %d messages, %d distinct" % (
+            len(got), len(set(got)))
+        # One append per message at this pace; the removals were one commit each too (2n, measured:
+        # 80 for 40), now a few per 50 ms batch.
+        assert commits <= 1.6 * n, "%d commits for %d messages: removals not batched" % (commits, n)
+        print("%d messages: %d commits; nothing held after stop" % (n, commits))
+
+    run_async(body, 60)
+
+
 def test_long_absence_catch_up_is_paced_by_acks(proxy_factory, upstream_target):
     """A legacy device that missed more than its SM queue holds gets everything, in order, once:
     the catch-up waits for its acks instead of overflowing the queue (here 40 stanzas)."""
