@@ -22,6 +22,9 @@
 // summary (a driver samples the servers' CPU when it reads it); at exit a
 // second JSON line reports the close. Exit status 1 if any login failed.
 //
+// The escaping, base64 and the HT-SHA-256-NONE proof are the proxy's own
+// (s2_xml, s2_crypto), so the client speaks exactly what the server parses.
+//
 // Cost: one thread, one SSL_CTX, TLS through memory BIOs so reads and writes
 // are plain libuv calls (uv_try_write first: no allocation in the common
 // case), expat only until the login is done.
@@ -29,8 +32,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/ssl.h>
 #include <sys/resource.h>
 #include <uv.h>
@@ -47,6 +48,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/crypto/encoding.h"
+#include "common/crypto/ht.h"
+#include "common/xml/stanza.h"
 
 namespace {
 
@@ -101,50 +106,6 @@ double cpu_seconds() {
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
          (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-std::string xml_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()), in.size());
-  out.resize(n);
-  return out;
-}
-
-// HT-SHA-256-NONE initiator proof: HMAC-SHA-256(key = token, "Initiator").
-std::string fast_mac(std::string_view token) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  static constexpr char kMsg[] = "Initiator";
-  HMAC(EVP_sha256(), token.data(), static_cast<int>(token.size()),
-       reinterpret_cast<const unsigned char*>(kMsg), sizeof kMsg - 1, mac, &len);
-  return std::string(reinterpret_cast<char*>(mac), len);
 }
 
 std::string ssl_error_text() {
@@ -503,10 +464,10 @@ void Conn::open_stream(bool with_from) {
   std::string h =
       "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
       "xmlns:stream='http://etherx.jabber.org/streams' to='" +
-      xml_escape(o.domain) + "'";
+      s2::xml_escape(o.domain) + "'";
   // The proxy pre-connects the upstream session of a secured stream whose
   // header names a known account (client_session.cpp maybe_preconnect).
-  if (with_from) h += " from='" + xml_escape(run_.device(index_).user + "@" + o.domain) + "'";
+  if (with_from) h += " from='" + s2::xml_escape(run_.device(index_).user + "@" + o.domain) + "'";
   h += " version='1.0'>";
   send(h);
 }
@@ -547,23 +508,24 @@ void Conn::send_auth() {
   const Mode mode = run_.opts().mode;
   if (mode == Mode::LegacyPlain) {
     send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
-         base64(std::string(1, '\0') + d.user + '\0' + d.password) + "</auth>");
+         s2::crypto::base64_encode(std::string(1, '\0') + d.user + '\0' + d.password) + "</auth>");
     return;
   }
   const std::string ua =
-      "<user-agent id='" + xml_escape(d.ua) + "'><software>s2bench</software></user-agent>";
+      "<user-agent id='" + s2::xml_escape(d.ua) + "'><software>s2bench</software></user-agent>";
   const std::string bind =
-      "<bind xmlns='urn:xmpp:bind:0'><tag>" + xml_escape(d.tag) + "</tag></bind>";
+      "<bind xmlns='urn:xmpp:bind:0'><tag>" + s2::xml_escape(d.tag) + "</tag></bind>";
   if (mode == Mode::Sasl2Plain) {
     send("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>" +
-         base64(std::string(1, '\0') + d.user + '\0' + d.password) + "</initial-response>" + ua +
-         bind +
+         s2::crypto::base64_encode(std::string(1, '\0') + d.user + '\0' + d.password) +
+         "</initial-response>" + ua + bind +
          "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/></authenticate>");
     return;
   }
   send("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-NONE'><initial-response>" +
-       base64(d.user + '\0' + fast_mac(d.token)) + "</initial-response>" + ua + bind +
-       "<fast xmlns='urn:xmpp:fast:0' count='" + std::to_string(d.count) + "'/></authenticate>");
+       s2::crypto::base64_encode(d.user + '\0' + s2::crypto::ht_initiator_hmac(d.token)) +
+       "</initial-response>" + ua + bind + "<fast xmlns='urn:xmpp:fast:0' count='" +
+       std::to_string(d.count) + "'/></authenticate>");
 }
 
 // One complete child of the stream, in the light of where the login is.
@@ -612,7 +574,7 @@ void Conn::on_top() {
       if (name != kFeatures) return;
       session_optional_ = !top_.session_required;
       send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" +
-           xml_escape(run_.device(index_).tag) + "</resource></bind></iq>");
+           s2::xml_escape(run_.device(index_).tag) + "</resource></bind></iq>");
       state_ = State::Bind;
       return;
     case State::Bind:
