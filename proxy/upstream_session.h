@@ -190,7 +190,6 @@ class UpstreamSession : public Connection::Handler {
   std::string full_jid_;
   std::string stream_error_, stream_error_text_;
   Timer login_timer_;
-  Timer ack_timer_;
   void request_ack();
   bool ack_requested_ = false;  // an <r/> is out, its <a/> not in yet
   uint64_t ack_requested_at_ = 0;

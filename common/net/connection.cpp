@@ -308,7 +308,21 @@ void Connection::send(std::string_view data) {
   }
 }
 
+void Connection::before_next_flush(std::function<void()> fn) {
+  if (closing_ || handle_closed_ || shutdown_started_) return;
+  before_flush_ = std::move(fn);
+  if (!flush_queued_) {
+    flush_queued_ = true;
+    OutputFlusher::of(loop_).add(this);
+  }
+}
+
 void Connection::flush_output() {
+  if (before_flush_) {
+    auto fn = std::move(before_flush_);
+    before_flush_ = nullptr;
+    fn();  // may send(): it joins this write
+  }
   if (out_pending_.empty()) return;
   std::string out = std::move(out_pending_);
   out_pending_.clear();
@@ -368,7 +382,8 @@ void Connection::reset_stream(bool keep_rest) { xml_->reset(keep_rest); }
 
 void Connection::close() {
   if (closing_) return;
-  flush_output();  // "flushes what was sent, then closes"
+  before_flush_ = nullptr;  // nothing rides on a stream that ends
+  flush_output();           // "flushes what was sent, then closes"
   closing_ = true;
   xml_->stop();
   if (tls_ && !tls_->failed()) tls_->shutdown();

@@ -83,6 +83,13 @@ class Connection {
   void send(const Stanza& s) { send(s.to_string()); }
   // Writes what send() queued now (close() and start_tls() do it first).
   void flush_output();
+  // Runs `fn` once, just before this connection's next flush (scheduling one
+  // if none is), so that what it sends joins the same write: an SM <r/> then
+  // rides with the stanzas it asks about instead of costing a segment, and
+  // the peer a read, of its own. One hook at a time (a second replaces the
+  // first); close() and detach() drop it unrun.
+  void before_next_flush(std::function<void()> fn);
+  bool before_flush_pending() const { return static_cast<bool>(before_flush_); }
   // Socket writes issued so far (tests and benchmarks of the coalescing).
   uint64_t writes_issued() const { return writes_issued_; }
   // Switch to TLS. For a server-side STARTTLS, call after writing <proceed/>;
@@ -153,8 +160,9 @@ class Connection {
   int handles_open_ = 0;
   bool resolving_ = false;  // a getaddrinfo request points at us
   bool free_after_resolve_ = false;
-  std::string out_pending_;    // sent this loop turn, not yet written
-  bool flush_queued_ = false;  // on the loop's flush list
+  std::string out_pending_;             // sent this loop turn, not yet written
+  std::function<void()> before_flush_;  // before_next_flush()
+  bool flush_queued_ = false;           // on the loop's flush list
   uint64_t writes_issued_ = 0;
 };
 

@@ -149,3 +149,42 @@ TEST_CASE("output coalescing: the write-buffer bound counts queued bytes") {
   p.server = nullptr;                // closed: it freed itself
   CHECK(p.client_h.bodies.empty());  // nothing of a failed turn is written
 }
+
+TEST_CASE("output coalescing: a before-flush hook's output joins the same write") {
+  Pair p;
+  const uint64_t before = p.server->writes_issued();
+  int runs = 0;
+  p.in_one_turn([&] {
+    p.server->send(kHeader);
+    for (int i = 0; i < 20; ++i) p.server->send(msg(i));
+    // What an upstream session does after sending tracked stanzas: ask for an
+    // ack once, just before they are written (replacing an earlier hook).
+    p.server->before_next_flush([&] { FAIL("the replaced hook ran"); });
+    p.server->before_next_flush([&] {
+      ++runs;
+      p.server->send(msg(99));  // the <r/>'s place
+    });
+    CHECK(p.server->before_flush_pending());
+  });
+  p.run_until([&] { return p.client_h.bodies.size() == 21; });
+  CHECK(runs == 1);
+  CHECK(p.server->writes_issued() - before == 1);
+  CHECK(p.client_h.bodies.back() == "m99");
+  CHECK_FALSE(p.server->before_flush_pending());
+
+  // With nothing else queued, the hook still runs in the turn that set it.
+  p.in_one_turn([&] { p.server->before_next_flush([&] { p.server->send(msg(100)); }); });
+  p.run_until([&] { return p.client_h.bodies.size() == 22; });
+  CHECK(p.server->writes_issued() - before == 2);
+  CHECK(p.client_h.bodies.back() == "m100");
+
+  // close() drops a hook unrun.
+  p.in_one_turn([&] {
+    p.server->send(msg(101));
+    p.server->before_next_flush([&] { FAIL("a hook ran at close"); });
+    p.server->close();
+    p.server = nullptr;
+  });
+  p.run_until([&] { return p.client_h.bodies.size() == 23 || p.client_h.closed; });
+  CHECK(p.client_h.bodies.back() == "m101");
+}
