@@ -14,9 +14,10 @@ deploy/install-deps.sh test
 # The integration suites listen on fixed loopback ports inside Linux's
 # ephemeral range; keep outgoing connections from taking them (best effort).
 if [ -w /proc/sys/net/ipv4/ip_local_reserved_ports ]; then
-  # (+2000: the second port set of the sanitizer pass, harness.py SLOT; 55222-55223/56222-56227:
-  # bench/scale's Prosody and up to three s2proxy nodes, scale_200 in CI)
-  echo 35222-35223,36222-36223,36300-36799,45222-45223,45370,37222-37223,38222-38223,38300-38799,47222-47223,47370,55222-55223,56222-56227 \
+  # (+2000: the second port set of the sanitizer pass, harness.py SLOT; 35240-35241: the plain
+  # Prosody of test_upstream_plain.py; 55222-55223/56222-56227: bench/scale's Prosody and up to
+  # three s2proxy nodes, scale_200 in CI; 56290: bench_fast.py's metrics, scale_fast_200)
+  echo 35222-35223,35240-35241,36222-36223,36300-36799,45222-45223,45370,37222-37223,37240-37241,38222-38223,38300-38799,47222-47223,47370,55222-55223,56222-56227,56290 \
     >/proc/sys/net/ipv4/ip_local_reserved_ports || true
 fi
 jobs=$(nproc)
