@@ -618,8 +618,8 @@ void UpstreamSession::send_nonza(const Stanza& s) {
 // timing of an <r/> does not matter to it.) An <r/> unanswered for kAckRetryMs does not hold
 // back the next send's request; an idle session's liveness <r/> gets its <a/> in any case.
 // The request is made just before the connection flushes what this loop turn sent, so it goes
-// out in the same write as the stanzas it covers (it took a segment of its own from a 0 ms
-// timer before: half of the segments into the upstream under a burst).
+// out in the same write as the stanzas it covers (from a 0 ms timer before, it took a write of
+// its own in the next turn).
 void UpstreamSession::request_ack_soon() {
   if (!conn_ || conn_->before_flush_pending()) return;
   conn_->before_next_flush([this, alive = std::weak_ptr<bool>(alive_)] {
