@@ -41,17 +41,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "login"))
 import s2bench  # noqa: E402  (puts tests/integration on sys.path)
-from bench_scale import raise_nofile, upstream_sessions  # noqa: E402
+from bench_scale import cpu, fmt, parse_proxy_opts, raise_nofile, upstream_sessions  # noqa: E402
 
 GOAL_RATE = 500.0
 GOAL_P99_MS = 50.0
 
 
 def find_login_load(explicit):
-    """--login-load, else the build trees' login_load (the README's build/ first)."""
-    candidates = [Path(explicit)] if explicit else [
-        s2bench.REPO / "build" / "bench" / "scale" / "login_load",
-        s2bench.REPO.parent / "build-loadclient" / "bench" / "scale" / "login_load"]
+    """--login-load, else the one the README's build makes."""
+    candidates = [Path(explicit)] if explicit else [s2bench.REPO / "build" / "bench" / "scale" / "login_load"]
     for c in candidates:
         if c.exists():
             return c
@@ -84,10 +82,6 @@ class Devices:
                 self.rows[int(idx)].update(token=token, count=0)
 
 
-def cpu(pids):
-    return sum(s2bench.cpu_seconds(p) for p in pids if p)
-
-
 METRICS_PORT = 56290  # s2proxy's --metrics (unless --proxy-opt metrics=... says otherwise)
 
 
@@ -96,12 +90,12 @@ def upstream_logins(metrics_port):
     device that takes back the link its anchor kept (docs/architecture.md §26) adds none."""
     if not metrics_port:
         return None
-    from harness import scrape_metrics  # tests/integration, on sys.path through s2bench
+    from harness import metric_total, scrape_metrics  # tests/integration, on sys.path via s2bench
     try:
         m = scrape_metrics(metrics_port)
     except OSError:
         return None
-    return int(sum(v for k, v in m.items() if k.startswith("s2proxy_upstream_logins_total")))
+    return int(metric_total(m, "s2proxy_upstream_logins_total"))
 
 
 def run_phase(name, mode, port, cafile, devices, args, concurrency, env, workdir):
@@ -151,10 +145,6 @@ def run_phase(name, mode, port, cafile, devices, args, concurrency, env, workdir
         "close_timeouts": closed.get("close_timeouts"), "login_load_exit": rc,
         "upstream_logins": (logins1 - logins0) if logins0 is not None and logins1 is not None else None,
     }
-
-
-def fmt(x, digits=1):
-    return ("%%.%df" % digits) % x if isinstance(x, float) else str(x)
 
 
 def print_report(result, args):
@@ -211,12 +201,7 @@ def main():
     args.login_load = find_login_load(args.login_load)
     extra = [int(c) for c in args.concurrency_list.split(",") if c.strip()]
     targets = {t.strip() for t in args.targets.split(",") if t.strip()}
-    proxy_opts = {}
-    for kv in args.proxy_opt:
-        key, sep, value = kv.partition("=")
-        if not sep:
-            raise SystemExit("--proxy-opt %r: want FLAG=VALUE" % kv)
-        proxy_opts[key] = value
+    proxy_opts = parse_proxy_opts(args.proxy_opt)
     if "metrics" not in proxy_opts:
         proxy_opts["metrics"] = "127.0.0.1:%d" % METRICS_PORT
     args.metrics_port = int(proxy_opts["metrics"].rsplit(":", 1)[1])

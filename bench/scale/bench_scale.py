@@ -269,6 +269,17 @@ async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_p
     return res
 
 
+def parse_proxy_opts(pairs):
+    """--proxy-opt FLAG=VALUE (repeatable) as {flag: value} for BenchEnv's proxy_opts."""
+    opts = {}
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise SystemExit("--proxy-opt %r: want FLAG=VALUE" % kv)
+        opts[key] = value
+    return opts
+
+
 def fmt(x, digits=1):
     return ("%%.%df" % digits) % x if isinstance(x, float) else str(x)
 
@@ -317,11 +328,7 @@ def main():
     proxy_opts = {}
     if args.upstream_login_rate is not None:
         proxy_opts["upstream-login-rate"] = args.upstream_login_rate
-    for kv in args.proxy_opt:
-        key, sep, value = kv.partition("=")
-        if not sep:
-            raise SystemExit("--proxy-opt %r: want FLAG=VALUE" % kv)
-        proxy_opts[key] = value
+    proxy_opts.update(parse_proxy_opts(args.proxy_opt))
     if args.nodes > 1 and args.store != "postgresql":
         raise SystemExit("--nodes %d needs --store postgresql" % args.nodes)
     env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level=args.log_level, proxy_opts=proxy_opts,

@@ -428,6 +428,11 @@ def scrape_metrics(mport):
     return out
 
 
+def metric_total(metrics, name):
+    """The sum of every series of `name` (all label values) in a scrape_metrics() result."""
+    return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
+
+
 def free_closed_port():
     """A loopback port nothing listens on (for 'upstream down')."""
     s = socket.socket()

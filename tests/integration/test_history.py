@@ -537,15 +537,12 @@ def test_settled_outbox_entries_leave_the_store_before_a_stop(proxy_factory, ups
     together, kRemovalDelayMs later (outbox.h), not one commit each. Those still waiting when the
     proxy is stopped are written before it exits: after a restart nothing is held, searched for
     or resent, and bob has every message once."""
-    from harness import free_closed_port, scrape_metrics
+    from harness import free_closed_port, metric_total as total, scrape_metrics
     mport = free_closed_port()
     p = proxy_factory.start({"metrics": "127.0.0.1:%d" % mport})
     t = p.target()
     run = uuid.uuid4().hex[:6]
     n = 40
-
-    def total(m, name):
-        return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
 
     async def body(pool):
         bob = await connect(pool, upstream_target, "bob", "rm-" + run)
