@@ -195,6 +195,15 @@ class UpstreamSession : public Connection::Handler {
   uint64_t ack_requested_at_ = 0;
   static constexpr uint64_t kAckRetryMs = 5000;
   Timer live_timer_;  // see UpstreamParams::ping_interval_s
+  // The upstream's <r/>, answered a little later (answer_ack_request_soon).
+  void answer_ack_request_soon();
+  void answer_ack_request_now();
+  void say_goodbye();
+  Timer ack_answer_timer_;
+  bool ack_answer_pending_ = false;
+  uint32_t h_at_ack_request_ = 0;
+  static constexpr uint64_t kAckAnswerDelayMs = 100;
+  static constexpr uint32_t kAckAnswerEvery = 128;
   uint64_t probes_ = 0;
   static constexpr const char* kLivenessIdPrefix = "s2-live-";
   bool heard_ = false;  // bytes arrived since the last liveness tick

@@ -15,7 +15,8 @@ s2proxy (127.0.0.1:56222, log level info) through tests/integration/harness.py, 
         in blocks of 50;
   (iii) throughput: 5000 messages pipelined alice -> bob (one way, bob only counts), msgs/s from
         the first write to the last arrival; direct, proxy, proxy, direct (ABBA against drift),
-        with the CPU time the proxy and Prosody used meanwhile;
+        with the CPU time the proxy and Prosody used meanwhile; once with messages that carry no
+        <origin-id/> (the proxy adds one) and once with messages that carry their own;
   (iv)  RSS (VmRSS) of s2proxy and Prosody idle, with 200 concurrent logged-in sessions through the
         proxy (user1..user200, asyncio raw clients), and after they logged out.
 """
@@ -45,28 +46,45 @@ NS_MESSAGE = q(NS_CLIENT, "message")
 
 
 def segments_to(port, pid=None, local_port=None):
-    """Sum of data_segs_out over established TCP sockets towards 127.0.0.1:port owned by `pid` or
-    bound to `local_port` (ss -ti): how many TCP data segments (~ reads for the receiver) were sent."""
+    """{local port: (data_segs_out, bytes_sent)} over established TCP sockets towards 127.0.0.1:port
+    owned by `pid` or bound to `local_port` (ss -ti): how many TCP data segments (~ reads for the
+    receiver) and bytes each sent; None if ss fails."""
     try:
         res = subprocess.run(["ss", "-tinpH", "state", "established", "( dport = :%d )" % port],
                              capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    total, current = 0, False
+    out, current = {}, None
     for line in res.splitlines():
         if line and not line[0].isspace():
             cols = line.split()
-            current = ((pid is not None and "pid=%d," % pid in line) or
-                       (local_port is not None and len(cols) >= 3 and cols[2].endswith(":%d" % local_port)))
+            mine = ((pid is not None and "pid=%d," % pid in line) or
+                    (local_port is not None and len(cols) >= 3 and cols[2].endswith(":%d" % local_port)))
+            current = cols[2] if mine and len(cols) >= 3 else None
         elif current:
-            m = re.search(r"data_segs_out:(\d+)", line)
-            if m:
-                total += int(m.group(1))
-    return total
+            segs = re.search(r"data_segs_out:(\d+)", line)
+            sent = re.search(r"bytes_sent:(\d+)", line)
+            out[current] = (int(segs.group(1)) if segs else 0, int(sent.group(1)) if sent else 0)
+    return out
 
 
-def msg(to, body, mid):
-    return "<message to=%s type='chat' id=%s><body>%s</body></message>" % (quoteattr(to), quoteattr(mid), escape(body))
+def segments_delta(before, after):
+    """(all segments, segments of the socket that sent the most bytes) between two segments_to()
+    results: through the proxy, the latter is the device's link that carried the messages, the
+    rest the other upstream sessions' (the account's anchor answering Prosody's SM <r/>)."""
+    if before is None or after is None:
+        return None, None
+    deltas = [(a[1] - before.get(k, (0, 0))[1], a[0] - before.get(k, (0, 0))[0]) for k, a in after.items()]
+    if not deltas:
+        return 0, 0
+    return sum(d[1] for d in deltas), max(deltas)[1]
+
+
+def msg(to, body, mid, origin_id=False):
+    """A chat message; with origin_id, an <origin-id/> of its own (XEP-0359), as Conversations, Dino,
+    Gajim and Monal send, so the proxy adds none."""
+    oid = "<origin-id xmlns='urn:xmpp:sid:0' id=%s/>" % quoteattr(uuid.uuid4().hex) if origin_id else ""
+    return "<message to=%s type='chat' id=%s><body>%s</body>%s</message>" % (quoteattr(to), quoteattr(mid), escape(body), oid)
 
 
 # =====================================================================================================
@@ -197,7 +215,11 @@ async def bench_async(env, args, out):
     # ---- (iii) throughput ----------------------------------------------------------------------
     tput = []
     ppid, prpid = env.proxy_pid(), env.prosody_pid()
-    for path in ("direct", "proxy", "proxy", "direct") * args.tput_rounds:
+    # Each ABBA round twice: the client's messages without an <origin-id/> (the proxy adds one to
+    # every message it sends, its dedup key: one more element for Prosody to parse, carbon-copy and
+    # archive), and with one of their own, as modern clients send (the proxy adds nothing).
+    runs = [(path, oid) for oid in (False, True) for path in ("direct", "proxy", "proxy", "direct")]
+    for path, oid in runs * args.tput_rounds:
         a = alices[path][0]
         echo.count, echo.want = 0, args.msgs
         echo.done = asyncio.get_running_loop().create_future()
@@ -208,7 +230,7 @@ async def bench_async(env, args, out):
         tag = uuid.uuid4().hex[:6]
         t0 = time.perf_counter()
         for k in range(0, args.msgs, 100):
-            a.send("".join(msg(bob_jid, "tp %d" % j, "t%s-%d" % (tag, j)) for j in range(k, min(k + 100, args.msgs))))
+            a.send("".join(msg(bob_jid, "tp %d" % j, "t%s-%d" % (tag, j), oid) for j in range(k, min(k + 100, args.msgs))))
             await a.drain()
         t_sent = time.perf_counter()
         try:
@@ -218,11 +240,12 @@ async def bench_async(env, args, out):
             t_end = time.perf_counter()
         cpu1 = (s2bench.cpu_seconds(ppid), s2bench.cpu_seconds(prpid))
         seg1 = segments_to(s2bench.PROSODY_C2S, **seg_args)
-        tput.append({"path": path, "delivered": echo.count, "sent": args.msgs,
+        seg_all, seg_carrier = segments_delta(seg0, seg1)
+        tput.append({"path": path, "origin_id": oid, "delivered": echo.count, "sent": args.msgs,
                      "seconds": t_end - t0, "send_seconds": t_sent - t0,
                      "msgs_per_s": echo.count / (t_end - t0),
                      "proxy_cpu_s": cpu1[0] - cpu0[0], "prosody_cpu_s": cpu1[1] - cpu0[1],
-                     "segments_to_prosody": (seg1 - seg0) if seg0 is not None and seg1 is not None else None})
+                     "segments_to_prosody": seg_all, "segments_to_prosody_carrier": seg_carrier})
         await asyncio.sleep(0.5)  # let Prosody finish archiving before the next run
     out["throughput"] = tput
     for a, _ in alices.values():
@@ -264,9 +287,12 @@ def report(out, args):
     med, pct = s2bench.median, s2bench.percentile
     lines = ["### Relay path: direct to Prosody vs through s2proxy (same run, loopback, %d cores)\n" % os.cpu_count(),
              "Binary: %s.\n" % s2bench.binary_line(out["binary"])]
-    rows = [[k, "%.1f" % med(v), "%.1f" % pct(v, 90), "%.1f" % max(v)] for k, v in out["logins_ms"].items()]
-    lines.append("(i) Login to a bound session, STARTTLS, N=%d each (ms):\n" % args.n)
-    lines.append(s2bench.md_table(["login", "median", "p90", "max"], rows))
+    if out["logins_ms"]:
+        rows = [[k, "%.1f" % med(v), "%.1f" % pct(v, 90), "%.1f" % max(v)] for k, v in out["logins_ms"].items()]
+        lines.append("(i) Login to a bound session, STARTTLS, N=%d each (ms):\n" % args.n)
+        lines.append(s2bench.md_table(["login", "median", "p90", "max"], rows))
+    else:
+        lines.append("(i) Logins not measured (-n 0).\n")
     r = out["rtt_ms"]
     rows = []
     for path in ("direct", "proxy"):
@@ -278,19 +304,24 @@ def report(out, args):
                  "proxy is crossed twice per round trip, median added %.2f ms:\n" % d)
     lines.append(s2bench.md_table(["alice", "n", "median", "p90", "p99", "mean", "> 30 ms"], rows))
     rows = []
-    for path in ("direct", "proxy"):
-        ts = [t for t in out["throughput"] if t["path"] == path]
+    for (path, oid) in ((p, o) for o in (False, True) for p in ("direct", "proxy")):
+        ts = [t for t in out["throughput"] if t["path"] == path and t.get("origin_id", False) == oid]
+        if not ts:
+            continue
         delivered = sum(t["delivered"] for t in ts)
         sent = sum(t["sent"] for t in ts)
-        rows.append([path if path == "direct" else "via s2proxy", " / ".join("%.0f" % t["msgs_per_s"] for t in ts),
+        rows.append([("with" if oid else "without") + " own origin-id, " + ("direct" if path == "direct" else "via s2proxy"),
+                     " / ".join("%.0f" % t["msgs_per_s"] for t in ts),
                      "%.0f" % med([t["msgs_per_s"] for t in ts]), "%d/%d" % (delivered, sent),
                      "%.1f" % (1e6 * sum(t["proxy_cpu_s"] for t in ts) / max(delivered, 1)),
                      "%.0f" % (1e6 * sum(t["prosody_cpu_s"] for t in ts) / max(delivered, 1)),
-                     "%.1f" % (sum(t["segments_to_prosody"] or 0 for t in ts) / max(1, sum(t["sent"] for t in ts)) * 100)])
+                     "%.1f (%.1f)" % tuple(sum(t.get(k) or 0 for t in ts) / max(1, sum(t["sent"] for t in ts)) * 100
+                                          for k in ("segments_to_prosody", "segments_to_prosody_carrier"))])
     lines.append("\n(iii) Throughput, %d messages pipelined alice → bob, one way; runs in the order direct, proxy, "
-                 "proxy, direct (x%d); CPU = process CPU time during the runs / messages:\n" % (args.msgs, args.tput_rounds))
+                 "proxy, direct (x%d), first with messages that carry no <origin-id/> (the proxy adds one), then with "
+                 "messages that carry their own; CPU = process CPU time during the runs / messages:\n" % (args.msgs, args.tput_rounds))
     lines.append(s2bench.md_table(["alice", "runs, msgs/s", "median msgs/s", "delivered", "s2proxy CPU µs/msg",
-                                   "Prosody CPU µs/msg", "TCP segments into Prosody per 100 msgs"], rows))
+                                   "Prosody CPU µs/msg", "TCP segments into Prosody per 100 msgs, all (the link that carried them)"], rows))
     m = out["memory"]
     w = m["with_sessions"]
     n = w["sessions"] or 1
@@ -316,7 +347,7 @@ def report(out, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-n", type=int, default=20, help="logins per row in (i) (default 20)")
+    ap.add_argument("-n", type=int, default=20, help="logins per row in (i) (default 20; 0 skips (i))")
     ap.add_argument("--pings", type=int, default=500)
     ap.add_argument("--msgs", type=int, default=5000)
     ap.add_argument("--sessions", type=int, default=200)
@@ -337,7 +368,7 @@ def main():
         env.start()
         time.sleep(1.0)
         out["idle"] = {"proxy_kib": s2bench.rss_kib(env.proxy_pid()), "prosody_kib": s2bench.rss_kib(env.prosody_pid())}
-        out["logins_ms"] = bench_logins(env, args.n)
+        out["logins_ms"] = bench_logins(env, args.n) if args.n > 0 else {}
         asyncio.run(bench_async(env, args, out))
         out["elapsed_s"] = time.monotonic() - t_start
         print(report(out, args))

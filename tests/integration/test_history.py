@@ -989,3 +989,61 @@ def test_lone_device_churn_keeps_every_message_once(proxy_factory, upstream_targ
             assert kept == 0 and moves >= 1, "the anchor moved onto a returning device's link at least once"
 
     run_async(body, 120)
+
+
+def proxy_segments_to_upstream(proxy):
+    """TCP data segments the proxy process has sent on its established connections to the upstream's
+    c2s port, summed (ss -ti): each one is a read for the upstream."""
+    import re
+    import subprocess
+    out = subprocess.run(["ss", "-tinpH", "state", "established", "( dport = :%d )" % proxy.upstream.c2s],
+                         capture_output=True, text=True, timeout=5).stdout
+    total, mine = 0, False
+    for line in out.splitlines():
+        if line and not line[0].isspace():
+            mine = "pid=%d," % proxy.proc.pid in line
+        elif mine:
+            m = re.search(r"data_segs_out:(\d+)", line)
+            total += int(m.group(1)) if m else 0
+    return total
+
+
+def test_burst_toward_a_device_is_acknowledged_upstream_in_batches(proxy_factory, upstream_target):
+    """Issue 12 (segments into the upstream): while bob floods alice's bare JID, the upstream asks
+    the link that carries them for an ack (<r/>) again as soon as each <a/> leaves stanzas in its
+    queue. Answered at once, that was an <r/>/<a/> ping-pong: a segment into the upstream every few
+    stanzas. The proxy answers within 100 ms or every 128 stanzas, so 600 messages cost a handful of
+    segments; each of them reaches the device once, in order."""
+    p = proxy_factory.start()
+    t = p.target()
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        prefix = "ack-%s-" % run
+        a = await connect(pool, t, "alice", "ackA-" + run)
+        await wait_anchor(p)
+        bob = await connect(pool, upstream_target, "bob", "ack-" + run)
+        await asyncio.sleep(1.0)  # presence and roster traffic of the log-ins settle
+        texts = ["%s%03d" % (prefix, i) for i in range(600)]
+        before = proxy_segments_to_upstream(p)
+        t0 = time.monotonic()
+        for i in range(0, len(texts), 50):
+            for text in texts[i:i + 50]:
+                bob.send_xml(msg_xml(a.bare, text))
+            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(collect([a], prefix, a.bare)) >= len(texts), 30,
+                         "the %d messages on alice's device" % len(texts))
+        took = time.monotonic() - t0
+        await asyncio.sleep(0.3)  # the last answer (within 100 ms) is part of the burst
+        segments = proxy_segments_to_upstream(p) - before
+        seen = [x[0] for x in collect([a], prefix, a.bare)]
+        assert seen == texts, "each once, in order: %d seen" % len(seen)
+        # One answer per 100 ms or per 128 stanzas, with slack for the proxy's own traffic (its
+        # liveness probes, presence of the log-ins); the ping-pong took one per ~5 stanzas.
+        bound = len(texts) // 128 + int((took + 0.3) / 0.1) + 4
+        print("%d messages in %.2f s: %d segments from the proxy into the upstream (bound %d)" %
+              (len(texts), took, segments, bound))
+        assert segments <= bound, "%d segments into the upstream for %d messages in %.2f s (bound %d)" % (
+            segments, len(texts), took, bound)
+
+    run_async(body, 90)
