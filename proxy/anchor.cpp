@@ -198,6 +198,16 @@ void Anchor::after_bind() {
     if (r.attr_or("type") != "result")
       S2_LOG(LogLevel::Warn, "anchor.carbons_refused", {{"account", account_}});
     send_presence();
+    // Whether the upstream archives (MAM) is a property of its host, the same for every
+    // account: one anchor asks (disco#info of its account), the others use its answer for
+    // kMamKnowledgeTtlMs. Each ask cost Prosody ~2-4 ms of CPU per first login at 1,000
+    // sessions (docs/architecture.md §29).
+    const uint64_t now = uv_now(ctx_.loop);
+    const auto& known = ctx_.upstream_mam;
+    if (known.asked_at_ms != 0 && now - known.asked_at_ms < kMamKnowledgeTtlMs) {
+      become_ready(known.has_mam, "shared");
+      return;
+    }
     auto disco = Stanza::element("iq");
     disco.set_attr("type", "get").set_attr("to", account_);
     disco.add_child(Stanza::element("query", kDiscoInfo));
@@ -206,22 +216,34 @@ void Anchor::after_bind() {
       if (r.attr_or("type") == "result")
         for (auto& f : r.child("query", kDiscoInfo).children())
           if (f.name() == "feature" && f.attr_or("var") == kMamNs) mam = true;
-      has_mam_ = mam;
-      if (!mam)
-        S2_LOG(LogLevel::Warn, "anchor.no_upstream_mam",
-               {{"account", account_},
-                {"effect", "history is only what the proxy saw live; no catch-up after downtime"}});
-      setup_timer_.stop();
-      ready_ = true;
-      // Only a session that got this far resets the backoff: one that dies
-      // right after bind (an outbox stanza the upstream refuses) must not
-      // reconnect every second forever.
-      backoff_s_ = 1;
-      m_anchors().inc();
-      S2_LOG(LogLevel::Info, "anchor.ready", {{"account", account_}, {"jid", full_jid_}});
-      owner_->on_anchor_ready();
+      // Only a result is knowledge: an error (a timeout, a refusal for this account) is asked
+      // again by the next anchor.
+      if (r.attr_or("type") == "result")
+        ctx_.upstream_mam = {mam, std::max<uint64_t>(uv_now(ctx_.loop), 1)};
+      become_ready(mam, "disco");
     });
   });
+}
+
+void Anchor::become_ready(bool mam, const char* mam_known_from) {
+  has_mam_ = mam;
+  if (!mam)
+    S2_LOG(LogLevel::Warn, "anchor.no_upstream_mam",
+           {{"account", account_},
+            {"effect", "history is only what the proxy saw live; no catch-up after downtime"}});
+  setup_timer_.stop();
+  ready_ = true;
+  // Only a session that got this far resets the backoff: one that dies
+  // right after bind (an outbox stanza the upstream refuses) must not
+  // reconnect every second forever.
+  backoff_s_ = 1;
+  m_anchors().inc();
+  S2_LOG(LogLevel::Info, "anchor.ready",
+         {{"account", account_},
+          {"jid", full_jid_},
+          {"mam", mam ? "yes" : "no"},
+          {"mam_known_from", mam_known_from}});
+  owner_->on_anchor_ready();
 }
 
 void Anchor::send_presence() {

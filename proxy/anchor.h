@@ -175,6 +175,8 @@ class Anchor : public UpstreamSession::Listener {
   bool stopped_ = false;
   std::string full_jid_;
   std::optional<bool> has_mam_;
+  void become_ready(bool mam, const char* mam_known_from);
+  static constexpr uint64_t kMamKnowledgeTtlMs = 10 * 60 * 1000;
   uint64_t iq_seq_ = 0;
   std::unordered_map<std::string, std::function<void(const Stanza&)>> pending_iqs_;
   struct PendingMam {

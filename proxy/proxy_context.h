@@ -68,6 +68,13 @@ class ProxyContext {
     std::chrono::steady_clock::time_point at;
   };
   std::unordered_map<const ClientSession*, LoginStart> login_starts;
+  // What the upstream's disco#info of an account last said about MAM, and when (uv_now; 0:
+  // never asked): the anchors of all accounts share it (Anchor::after_bind).
+  struct UpstreamMam {
+    bool has_mam = false;
+    uint64_t asked_at_ms = 0;
+  };
+  UpstreamMam upstream_mam;
   int prewarmed = 0;  // client sessions holding a pre-connected upstream session
   // Anchors moved onto a device's link in the current second (policies/anchor_move.h).
   struct AnchorMoves {

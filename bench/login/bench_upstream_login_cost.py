@@ -7,7 +7,7 @@ what the proxy's upstream session sends at an account's first login (docs/archit
 
 VARIANT is `plain` or `scram` (the mechanism; the proxy logs in upstream with SCRAM-SHA-1), then
 any of `+sm` (SM enable and Carbons enable), `+disco` (disco#info of the account and its PEP
-bookmarks), `+mam` (the anchor's two MAM queries for the archive's end, §21). Default: the ladder
+bookmarks), `+bm` (the bookmarks alone), `+mam` (the anchor's two MAM queries for the archive's end, §21). Default: the ladder
 from a direct client to the proxy's first login. 20 logins in flight, a fresh range of accounts
 per variant; private Prosody of the bench (bench/login/s2bench.py, 127.0.0.1:55222).
 """
@@ -65,6 +65,7 @@ async def one(variant, i):
     c.send("<presence><show>xa</show><priority>0</priority></presence>")
     if "disco" in variant:
         await iq(c, "<query xmlns='http://jabber.org/protocol/disco#info'/>", user + "@legacy.test")
+    if "disco" in variant or "+bm" in variant:
         await iq(c, "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub>", user + "@legacy.test")
     if "mam" in variant:
         for _ in range(2):

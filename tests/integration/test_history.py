@@ -1047,3 +1047,35 @@ def test_burst_toward_a_device_is_acknowledged_upstream_in_batches(proxy_factory
             segments, len(texts), took, bound)
 
     run_async(body, 90)
+
+
+def test_anchors_share_what_the_upstream_said_about_mam(proxy_factory, upstream_target):
+    """docs §29: whether the upstream archives is asked once (disco#info of the first account's
+    anchor) and shared by the other accounts' anchors for 10 minutes, which spares the upstream a
+    disco#info per first login. The second account still has its history: a message bob sent it
+    while it was away reaches its device by the catch-up, with an archive id, and is in its MAM."""
+    p = proxy_factory.start()
+    t = p.target()
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        await connect(pool, t, "alice", "mamA-" + run)
+        await wait_until(lambda: p.log_text().count("anchor.ready") >= 1, 10, "alice's anchor")
+        c = await connect(pool, t, "carol", "mamC-" + run)
+        await wait_until(lambda: p.log_text().count("anchor.ready") >= 2, 10, "carol's anchor")
+        ready = [line for line in p.log_text().splitlines() if "anchor.ready" in line]
+        assert "mam=yes" in ready[0] and "mam_known_from=disco" in ready[0], ready
+        assert "mam=yes" in ready[1] and "mam_known_from=shared" in ready[1], ready
+        await c.disconnect()
+        bob = await connect(pool, upstream_target, "bob", "mam-" + run)
+        text = "while away %s" % run
+        bob.send_xml(msg_xml("carol@%s" % t.domain, text))
+        await asyncio.sleep(1.0)
+        c2 = await connect(pool, t, "carol", "mamC2-" + run)
+        await wait_until(lambda: collect([c2], text, c2.bare), 15, "the message on carol's device")
+        got = collect([c2], text, c2.bare)
+        assert len(got) == 1 and got[0][1], "once, with an archive id: %s" % got
+        items = [(aid, text_of(m)) for aid, m in await mam_all(c2, with_jid=bob.bare) if text_of(m) == text]
+        assert [x[0] for x in items] == [got[0][1]], "in carol's MAM with the id her device saw: %s" % items
+
+    run_async(body, 60)
