@@ -204,7 +204,7 @@ void Anchor::after_bind() {
     // sessions (docs/architecture.md §29).
     const uint64_t now = uv_now(ctx_.loop);
     const auto& known = ctx_.upstream_mam;
-    if (known.asked_at_ms != 0 && now - known.asked_at_ms < kMamKnowledgeTtlMs) {
+    if (known.asked_at_ms && now - *known.asked_at_ms < kMamKnowledgeTtlMs) {
       become_ready(known.has_mam, "shared");
       return;
     }
@@ -212,14 +212,14 @@ void Anchor::after_bind() {
     disco.set_attr("type", "get").set_attr("to", account_);
     disco.add_child(Stanza::element("query", kDiscoInfo));
     send_iq(disco, [this](const Stanza& r) {
+      const bool answered = r.attr_or("type") == "result";
       bool mam = false;
-      if (r.attr_or("type") == "result")
+      if (answered)
         for (auto& f : r.child("query", kDiscoInfo).children())
           if (f.name() == "feature" && f.attr_or("var") == kMamNs) mam = true;
       // Only a result is knowledge: an error (a timeout, a refusal for this account) is asked
       // again by the next anchor.
-      if (r.attr_or("type") == "result")
-        ctx_.upstream_mam = {mam, std::max<uint64_t>(uv_now(ctx_.loop), 1)};
+      if (answered) ctx_.upstream_mam = {mam, uv_now(ctx_.loop)};
       become_ready(mam, "disco");
     });
   });

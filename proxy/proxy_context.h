@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -68,11 +69,11 @@ class ProxyContext {
     std::chrono::steady_clock::time_point at;
   };
   std::unordered_map<const ClientSession*, LoginStart> login_starts;
-  // What the upstream's disco#info of an account last said about MAM, and when (uv_now; 0:
+  // What the upstream's disco#info of an account last said about MAM, and when (uv_now; none:
   // never asked): the anchors of all accounts share it (Anchor::after_bind).
   struct UpstreamMam {
     bool has_mam = false;
-    uint64_t asked_at_ms = 0;
+    std::optional<uint64_t> asked_at_ms;
   };
   UpstreamMam upstream_mam;
   int prewarmed = 0;  // client sessions holding a pre-connected upstream session

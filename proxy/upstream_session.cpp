@@ -255,7 +255,10 @@ void UpstreamSession::on_conn_stanza(Stanza s) {
   }
   const std::string name = s.name();
   if (name != "message" && name != "presence" && name != "iq") return;  // unknown nonza
-  if (ack_answer_pending_ && h_in_ - h_at_ack_request_ >= kAckAnswerEvery) answer_ack_request_now();
+  if (ack_answer_timer_.active() && h_in_ - h_at_ack_request_ >= kAckAnswerEvery) {
+    ack_answer_timer_.stop();
+    send_ack();
+  }
   if (sm_enabled_) ++h_in_;
   if (state_ == State::Binding || state_ == State::Session) {
     if (name == "iq" && (s.attr_or("id") == "s2-bind" || s.attr_or("id") == "s2-session")) {
@@ -586,19 +589,17 @@ void UpstreamSession::handle_sm(const Stanza& s) {
 // kAckAnswerEvery stanzas came since the <r/> (Prosody keeps at most 500, and
 // closes a session that overflows). A stream we close gets a last <a/> first
 // (say_goodbye), so nothing we took is left for the upstream to bounce.
+// An answer is pending while ack_answer_timer_ runs.
 void UpstreamSession::answer_ack_request_soon() {
-  if (ack_answer_pending_ || !conn_) return;
-  ack_answer_pending_ = true;
+  if (ack_answer_timer_.active() || !conn_) return;
   h_at_ack_request_ = h_in_;
-  ack_answer_timer_.start(kAckAnswerDelayMs, [this] { answer_ack_request_now(); });
+  ack_answer_timer_.start(kAckAnswerDelayMs, [this] {
+    if (conn_ && state_ != State::Closed) send_ack();
+  });
 }
 
-void UpstreamSession::answer_ack_request_now() {
-  if (!ack_answer_pending_) return;
-  ack_answer_pending_ = false;
-  ack_answer_timer_.stop();
-  if (conn_ && state_ != State::Closed)
-    conn_->send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(h_in_) + "'/>");
+void UpstreamSession::send_ack() {
+  conn_->send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(h_in_) + "'/>");
 }
 
 // Calls the ack callbacks of every tracked stanza the upstream's h covers
@@ -747,10 +748,9 @@ void UpstreamSession::close() {
 // Our last <a/> and the end of the stream. Prosody treats every stanza still
 // unacknowledged when a session without resumption ends as undelivered: it
 // bounces it to its sender or puts it in offline storage.
+// (Its callers stop ack_answer_timer_ first.)
 void UpstreamSession::say_goodbye() {
-  ack_answer_pending_ = false;
-  ack_answer_timer_.stop();
-  if (sm_enabled_) conn_->send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(h_in_) + "'/>");
+  if (sm_enabled_) send_ack();
   conn_->send("</stream:stream>");
 }
 

@@ -197,11 +197,10 @@ class UpstreamSession : public Connection::Handler {
   Timer live_timer_;  // see UpstreamParams::ping_interval_s
   // The upstream's <r/>, answered a little later (answer_ack_request_soon).
   void answer_ack_request_soon();
-  void answer_ack_request_now();
+  void send_ack();  // <a h='h_in_'/>
   void say_goodbye();
-  Timer ack_answer_timer_;
-  bool ack_answer_pending_ = false;
-  uint32_t h_at_ack_request_ = 0;
+  Timer ack_answer_timer_;         // runs while an answer is pending
+  uint32_t h_at_ack_request_ = 0;  // h_in_ when the pending <r/> came
   static constexpr uint64_t kAckAnswerDelayMs = 100;
   static constexpr uint32_t kAckAnswerEvery = 128;
   uint64_t probes_ = 0;
