@@ -32,9 +32,9 @@ PORT = s2bench.PROSODY_C2S
 CA = PID = None
 DEFAULT_LADDER = ["plain", "scram", "scram+sm", "scram+sm+disco", "scram+sm+disco+mam", "plain"]
 
-async def iq(c, body, ito=None):
+async def iq(c, itype, body, ito=None):
     i = "i-" + uuid.uuid4().hex[:8]
-    c.send("<iq type='%s' id='%s'%s>%s</iq>" % ("get" if "disco" in body or "pubsub" in body else "set", i, (" to='%s'" % ito) if ito else "", body))
+    c.send("<iq type='%s' id='%s'%s>%s</iq>" % (itype, i, (" to='%s'" % ito) if ito else "", body))
     await c.expect(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("id") == i, "iq " + i)
 
 async def scram_login(c, user, pw, resource):
@@ -53,7 +53,7 @@ async def scram_login(c, user, pw, resource):
     el = await c.expect(lambda e: ns_of(e.tag) == NS_SASL, "outcome")
     if local(el.tag) != "success": raise XmppError("scram failed")
     await c.open_stream()
-    await iq(c, "<bind xmlns='%s'><resource>%s</resource></bind>" % (NS_BIND, resource))
+    await iq(c, "set", "<bind xmlns='%s'><resource>%s</resource></bind>" % (NS_BIND, resource))
 
 async def one(variant, i):
     user = "user%d" % i; c = AXmpp("legacy.test", CA, user)
@@ -61,15 +61,15 @@ async def one(variant, i):
     else: await c.login_plain("127.0.0.1", PORT, user, "pass%d" % i, resource="r")
     if "sm" in variant:
         c.send("<enable xmlns='urn:xmpp:sm:3'/>"); await c.expect(lambda e: local(e.tag) == "enabled", "enabled")
-        await iq(c, "<enable xmlns='urn:xmpp:carbons:2'/>")
+        await iq(c, "set", "<enable xmlns='urn:xmpp:carbons:2'/>")
     c.send("<presence><show>xa</show><priority>0</priority></presence>")
     if "disco" in variant:
-        await iq(c, "<query xmlns='http://jabber.org/protocol/disco#info'/>", user + "@legacy.test")
+        await iq(c, "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>", user + "@legacy.test")
     if "disco" in variant or "+bm" in variant:
-        await iq(c, "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub>", user + "@legacy.test")
+        await iq(c, "get", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub>", user + "@legacy.test")
     if "mam" in variant:
         for _ in range(2):
-            await iq(c, "<query xmlns='urn:xmpp:mam:2' queryid='q1'><x xmlns='jabber:x:data' type='submit'><field type='hidden' var='FORM_TYPE'><value>urn:xmpp:mam:2</value></field><field var='start'><value>2026-12-05T21:04:55.435Z</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><max>100</max></set></query>")
+            await iq(c, "set", "<query xmlns='urn:xmpp:mam:2' queryid='q1'><x xmlns='jabber:x:data' type='submit'><field type='hidden' var='FORM_TYPE'><value>urn:xmpp:mam:2</value></field><field var='start'><value>2026-12-05T21:04:55.435Z</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><max>100</max></set></query>")
     return c
 
 async def run(variants, N):

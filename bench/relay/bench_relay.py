@@ -24,8 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import subprocess
 import sys
 import time
 import uuid
@@ -38,6 +36,7 @@ sys.path.insert(0, str(HERE.parent / "login"))
 import s2bench  # noqa: E402  (bench/login/s2bench.py; puts tests/integration on sys.path)
 import bench_login as bl  # noqa: E402
 from axmpp import NS_CLIENT, AXmpp, XmppError, q  # noqa: E402
+from harness import tcp_sent_to  # noqa: E402  (tests/integration)
 
 DOMAIN = s2bench.DOMAIN
 HOST = s2bench.HOST
@@ -45,31 +44,8 @@ NS_BODY = q(NS_CLIENT, "body")
 NS_MESSAGE = q(NS_CLIENT, "message")
 
 
-def segments_to(port, pid=None, local_port=None):
-    """{local port: (data_segs_out, bytes_sent)} over established TCP sockets towards 127.0.0.1:port
-    owned by `pid` or bound to `local_port` (ss -ti): how many TCP data segments (~ reads for the
-    receiver) and bytes each sent; None if ss fails."""
-    try:
-        res = subprocess.run(["ss", "-tinpH", "state", "established", "( dport = :%d )" % port],
-                             capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    out, current = {}, None
-    for line in res.splitlines():
-        if line and not line[0].isspace():
-            cols = line.split()
-            mine = ((pid is not None and "pid=%d," % pid in line) or
-                    (local_port is not None and len(cols) >= 3 and cols[2].endswith(":%d" % local_port)))
-            current = cols[2] if mine and len(cols) >= 3 else None
-        elif current:
-            segs = re.search(r"data_segs_out:(\d+)", line)
-            sent = re.search(r"bytes_sent:(\d+)", line)
-            out[current] = (int(segs.group(1)) if segs else 0, int(sent.group(1)) if sent else 0)
-    return out
-
-
 def segments_delta(before, after):
-    """(all segments, segments of the socket that sent the most bytes) between two segments_to()
+    """(all segments, segments of the socket that sent the most bytes) between two tcp_sent_to()
     results: through the proxy, the latter is the device's link that carried the messages, the
     rest the other upstream sessions' (the account's anchor answering Prosody's SM <r/>)."""
     if before is None or after is None:
@@ -226,7 +202,7 @@ async def bench_async(env, args, out):
         cpu0 = (s2bench.cpu_seconds(ppid), s2bench.cpu_seconds(prpid))
         seg_args = {"pid": ppid} if path == "proxy" else {
             "local_port": a.writer.get_extra_info("sockname")[1]}
-        seg0 = segments_to(s2bench.PROSODY_C2S, **seg_args)
+        seg0 = tcp_sent_to(s2bench.PROSODY_C2S, **seg_args)
         tag = uuid.uuid4().hex[:6]
         t0 = time.perf_counter()
         for k in range(0, args.msgs, 100):
@@ -239,7 +215,7 @@ async def bench_async(env, args, out):
         except asyncio.TimeoutError:
             t_end = time.perf_counter()
         cpu1 = (s2bench.cpu_seconds(ppid), s2bench.cpu_seconds(prpid))
-        seg1 = segments_to(s2bench.PROSODY_C2S, **seg_args)
+        seg1 = tcp_sent_to(s2bench.PROSODY_C2S, **seg_args)
         seg_all, seg_carrier = segments_delta(seg0, seg1)
         tput.append({"path": path, "origin_id": oid, "delivered": echo.count, "sent": args.msgs,
                      "seconds": t_end - t0, "send_seconds": t_sent - t0,

@@ -433,6 +433,30 @@ def metric_total(metrics, name):
     return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
 
 
+def tcp_sent_to(port, pid=None, local_port=None):
+    """{local address: (data_segs_out, bytes_sent)} over the established TCP connections to
+    127.0.0.1:port owned by process `pid` or bound to `local_port` (ss -ti): the data segments (~ the
+    receiver's reads) and bytes each has sent; None if ss cannot run."""
+    import re
+    try:
+        res = subprocess.run(["ss", "-tinpH", "state", "established", "( dport = :%d )" % port],
+                             capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out, current = {}, None
+    for line in res.splitlines():
+        if line and not line[0].isspace():
+            cols = line.split()
+            mine = ((pid is not None and "pid=%d," % pid in line) or
+                    (local_port is not None and len(cols) >= 3 and cols[2].endswith(":%d" % local_port)))
+            current = cols[2] if mine and len(cols) >= 3 else None
+        elif current:
+            segs = re.search(r"data_segs_out:(\d+)", line)
+            sent = re.search(r"bytes_sent:(\d+)", line)
+            out[current] = (int(segs.group(1)) if segs else 0, int(sent.group(1)) if sent else 0)
+    return out
+
+
 def free_closed_port():
     """A loopback port nothing listens on (for 'upstream down')."""
     s = socket.socket()

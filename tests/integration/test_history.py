@@ -13,6 +13,7 @@ from xml.sax.saxutils import quoteattr as q_attr
 
 import pytest
 
+from harness import tcp_sent_to
 from xmppclient import (NS_CARBONS, Client, body_of, carbon_inner, has_body, msg_xml, q, run_async, short,
                         stanza_error)
 
@@ -992,20 +993,9 @@ def test_lone_device_churn_keeps_every_message_once(proxy_factory, upstream_targ
 
 
 def proxy_segments_to_upstream(proxy):
-    """TCP data segments the proxy process has sent on its established connections to the upstream's
-    c2s port, summed (ss -ti): each one is a read for the upstream."""
-    import re
-    import subprocess
-    out = subprocess.run(["ss", "-tinpH", "state", "established", "( dport = :%d )" % proxy.upstream.c2s],
-                         capture_output=True, text=True, timeout=5).stdout
-    total, mine = 0, False
-    for line in out.splitlines():
-        if line and not line[0].isspace():
-            mine = "pid=%d," % proxy.proc.pid in line
-        elif mine:
-            m = re.search(r"data_segs_out:(\d+)", line)
-            total += int(m.group(1)) if m else 0
-    return total
+    """TCP data segments the proxy process has sent on its connections to the upstream's c2s port,
+    summed: each one is a read for the upstream."""
+    return sum(segs for segs, _ in tcp_sent_to(proxy.upstream.c2s, pid=proxy.proc.pid).values())
 
 
 def test_burst_toward_a_device_is_acknowledged_upstream_in_batches(proxy_factory, upstream_target):
