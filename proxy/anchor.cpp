@@ -16,6 +16,7 @@ namespace s2 {
 namespace {
 constexpr const char* kMamNs = "urn:xmpp:mam:2";
 constexpr const char* kDiscoInfo = "http://jabber.org/protocol/disco#info";
+constexpr const char* kVersion = "jabber:iq:version";
 constexpr const char* kRoster = "jabber:iq:roster";
 constexpr double kMaxBackoffS = 60;
 
@@ -198,35 +199,63 @@ void Anchor::after_bind() {
     if (r.attr_or("type") != "result")
       S2_LOG(LogLevel::Warn, "anchor.carbons_refused", {{"account", account_}});
     send_presence();
-    // Whether the upstream archives (MAM) is a property of its host, the same for every
-    // account: one anchor asks (disco#info of its account), the others use its answer for
-    // kMamKnowledgeTtlMs. Each ask cost Prosody ~2-4 ms of CPU per first login at 1,000
-    // sessions (docs/architecture.md §29).
+    // Whether the upstream archives (MAM), and whether before it delivers, are properties of
+    // its host, the same for every account: one anchor asks (disco#info of its account, the
+    // software version of its domain), the others use the answers for kMamKnowledgeTtlMs. Each
+    // disco#info cost Prosody ~2-4 ms of CPU per first login at 1,000 sessions
+    // (docs/architecture.md §29).
     const uint64_t now = uv_now(ctx_.loop);
-    const auto& known = ctx_.upstream_mam;
+    const auto& known = ctx_.upstream_traits;
     if (known.asked_at_ms && now - *known.asked_at_ms < kMamKnowledgeTtlMs) {
-      become_ready(known.has_mam, "shared");
+      become_ready(known.has_mam, known.archive_timing, "shared");
       return;
     }
+    struct Asked {
+      std::optional<bool> mam;  // none: no result (an error is not knowledge)
+      bool disco_answered = false;
+      std::optional<policy::ArchiveTiming> timing;
+    };
+    auto asked = std::make_shared<Asked>();
+    auto both = [this, asked] {
+      if (!asked->disco_answered || !asked->timing) return;
+      const bool mam = asked->mam.value_or(false);
+      // Only a disco#info result is knowledge: an error (a timeout, a refusal for this
+      // account) is asked again by the next anchor. A version query without an answer means
+      // MaybeLate, the safe side, and that is knowledge enough.
+      if (asked->mam) ctx_.upstream_traits = {mam, *asked->timing, uv_now(ctx_.loop)};
+      become_ready(mam, *asked->timing, "disco");
+    };
     auto disco = Stanza::element("iq");
     disco.set_attr("type", "get").set_attr("to", account_);
     disco.add_child(Stanza::element("query", kDiscoInfo));
-    send_iq(disco, [this](const Stanza& r) {
-      const bool answered = r.attr_or("type") == "result";
-      bool mam = false;
-      if (answered)
+    send_iq(disco, [asked, both](const Stanza& r) {
+      asked->disco_answered = true;
+      if (r.attr_or("type") == "result") {
+        asked->mam = false;
         for (auto& f : r.child("query", kDiscoInfo).children())
-          if (f.name() == "feature" && f.attr_or("var") == kMamNs) mam = true;
-      // Only a result is knowledge: an error (a timeout, a refusal for this account) is asked
-      // again by the next anchor.
-      if (answered) ctx_.upstream_mam = {mam, uv_now(ctx_.loop)};
-      become_ready(mam, "disco");
+          if (f.name() == "feature" && f.attr_or("var") == kMamNs) asked->mam = true;
+      }
+      both();
+    });
+    auto version = Stanza::element("iq");
+    const auto account = parse_jid(account_);
+    version.set_attr("type", "get").set_attr("to", account ? account->domain : account_);
+    version.add_child(Stanza::element("query", kVersion));
+    send_iq(version, [asked, both](const Stanza& r) {
+      asked->timing = policy::ArchiveTiming::MaybeLate;
+      if (r.attr_or("type") == "result") {
+        const Stanza q = r.child("query", kVersion);
+        asked->timing = policy::archive_timing(q.child("name").text_content(),
+                                               q.child("version").text_content());
+      }
+      both();
     });
   });
 }
 
-void Anchor::become_ready(bool mam, const char* mam_known_from) {
+void Anchor::become_ready(bool mam, policy::ArchiveTiming timing, const char* known_from) {
   has_mam_ = mam;
+  archive_timing_ = timing;
   if (!mam)
     S2_LOG(LogLevel::Warn, "anchor.no_upstream_mam",
            {{"account", account_},
@@ -242,7 +271,8 @@ void Anchor::become_ready(bool mam, const char* mam_known_from) {
          {{"account", account_},
           {"jid", full_jid_},
           {"mam", mam ? "yes" : "no"},
-          {"mam_known_from", mam_known_from}});
+          {"archives", policy::to_string(timing)},
+          {"mam_known_from", known_from}});
   owner_->on_anchor_ready();
 }
 
@@ -493,6 +523,7 @@ void Anchor::reset_session_state() {
   if (ready_) m_anchors().dec();
   ready_ = false;
   has_mam_.reset();
+  archive_timing_ = policy::ArchiveTiming::MaybeLate;
   pending_iqs_.clear();
   auto mams = std::move(mam_);
   mam_.clear();

@@ -35,6 +35,7 @@
 
 #include "common/mam/mam_result.h"
 #include "common/net/connection.h"
+#include "policies/archive_timing.h"
 #include "proxy/upstream_session.h"
 
 namespace s2 {
@@ -141,6 +142,9 @@ class Anchor : public UpstreamSession::Listener {
   // Whether the upstream advertises MAM (disco#info on the account); unknown
   // until ready.
   std::optional<bool> upstream_has_mam() const { return has_mam_; }
+  // Whether the upstream archives before it delivers (policies/archive_timing.h); MaybeLate
+  // until ready.
+  policy::ArchiveTiming upstream_archive_timing() const { return archive_timing_; }
 
  private:
   // UpstreamSession::Listener
@@ -175,7 +179,8 @@ class Anchor : public UpstreamSession::Listener {
   bool stopped_ = false;
   std::string full_jid_;
   std::optional<bool> has_mam_;
-  void become_ready(bool mam, const char* mam_known_from);
+  policy::ArchiveTiming archive_timing_ = policy::ArchiveTiming::MaybeLate;
+  void become_ready(bool mam, policy::ArchiveTiming timing, const char* known_from);
   static constexpr uint64_t kMamKnowledgeTtlMs = 10 * 60 * 1000;
   uint64_t iq_seq_ = 0;
   std::unordered_map<std::string, std::function<void(const Stanza&)>> pending_iqs_;

@@ -79,7 +79,8 @@ void ArchiveCatchup::start() {
   // filling through the same link, each page queued behind the device's own sends (the
   // 5,000-message burst: 50 pages of 0.2-2 s, the upstream re-reading the growing archive for
   // each). Bounded: a first catch-up, and one after the anchor moved from a session of its own
-  // that stayed up meanwhile. Every catch-up still reads its end twice (paged_to_end).
+  // that stayed up meanwhile. Every catch-up still reads its end twice where the upstream may
+  // archive late (paged_to_end).
   const auto bound = [&] { end_ = unix_ms() + kRiddenEndSlackMs; };
   auto cursor = ctx_.store->get_sync_cursor(account_no_);
   if (cursor.ok() && cursor.value()) {
@@ -172,16 +173,22 @@ void ArchiveCatchup::page(std::optional<std::string> after, std::optional<int64_
   });
 }
 
-// The chain reached the end of the upstream archive: once per catch-up, read the end again
-// after kSettleMs (what a replaced session archived late is there by then, in the upstream's
-// order, before the held live stanzas that came after it); the second time, it is done.
+// The chain reached the end of the upstream archive: once per catch-up on an upstream that may
+// archive late, read the end again after kSettleMs (what a replaced session archived late is there
+// by then, in the upstream's order, before the held live stanzas that came after it); the second
+// time, it is done.
 void ArchiveCatchup::paged_to_end(std::optional<std::string> after, std::optional<int64_t> start,
                                   uint64_t gen) {
   // Bounded by time too (a ridden link): what ejabberd archives late within the bound is
   // still only in its archive (docs §21: it archives in the receiving session's process; the
   // first-login window lost 3 of 33 on ejabberd under ASan without this), and the bound keeps
   // the second read one short page instead of a chase.
-  if (settled_gen_ == gen) {
+  // An upstream that archives before it delivers (Prosody 0.x, policies/archive_timing.h) has
+  // nothing to show late: what the read did not see was delivered to nobody yet and comes live.
+  Anchor* anchor = host_.catchup_anchor();
+  const bool late =
+      !anchor || anchor->upstream_archive_timing() != policy::ArchiveTiming::BeforeDelivery;
+  if (settled_gen_ == gen || !late) {
     finish(true);
     return;
   }

@@ -88,6 +88,7 @@ class ArchiveCatchup {
   // session being replaced may become visible in MAM after a later one was delivered live to
   // the new session (chaos run, 4,000 messages: one lost). So the end of the archive is read
   // once more this long after the catch-up first reached it, with live stanzas still held.
+  // Not on an upstream that archives before it delivers (Anchor::upstream_archive_timing).
   static constexpr uint64_t kSettleMs = 1000;
   std::deque<Stanza> held_live_;
   size_t held_bytes_ = 0;

@@ -18,6 +18,7 @@
 #include "common/store/store.h"
 #include "common/tls/tls.h"
 #include "policies/address_limits.h"
+#include "policies/archive_timing.h"
 #include "policies/login_throttle.h"
 #include "proxy/config.h"
 #include "proxy/credential_vault.h"
@@ -69,13 +70,16 @@ class ProxyContext {
     std::chrono::steady_clock::time_point at;
   };
   std::unordered_map<const ClientSession*, LoginStart> login_starts;
-  // What the upstream's disco#info of an account last said about MAM, and when (uv_now; none:
-  // never asked): the anchors of all accounts share it (Anchor::after_bind).
-  struct UpstreamMam {
+  // What the upstream said about itself, and when (uv_now; none: never asked): whether it
+  // archives (disco#info of an account) and when (its XEP-0092 software version,
+  // policies/archive_timing.h). Properties of the upstream's host, not of an account: the
+  // anchors of all accounts share them (Anchor::after_bind).
+  struct UpstreamTraits {
     bool has_mam = false;
+    policy::ArchiveTiming archive_timing = policy::ArchiveTiming::MaybeLate;
     std::optional<uint64_t> asked_at_ms;
   };
-  UpstreamMam upstream_mam;
+  UpstreamTraits upstream_traits;
   int prewarmed = 0;  // client sessions holding a pre-connected upstream session
   // Anchors moved onto a device's link in the current second (policies/anchor_move.h).
   struct AnchorMoves {

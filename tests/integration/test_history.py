@@ -1069,3 +1069,54 @@ def test_anchors_share_what_the_upstream_said_about_mam(proxy_factory, upstream_
         assert [x[0] for x in items] == [got[0][1]], "in carol's MAM with the id her device saw: %s" % items
 
     run_async(body, 60)
+
+
+def _log_ms(line):
+    """The proxy log line's time (its first field, ISO 8601 with milliseconds) in ms."""
+    import datetime
+    stamp = line.split(" ", 1)[0].rstrip("Z")
+    return datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+
+
+def test_a_catchup_reads_the_archive_end_twice_only_where_the_upstream_may_archive_late(
+        proxy_factory, upstream, upstream_target):
+    """docs §30: the second read of the archive's end (§21), with live messages held 1 s, is for
+    an upstream that may archive after it delivered (ejabberd). Prosody 0.x archives before it
+    delivers (its software version says which server it is), so its catch-up ends at the first
+    read, and messages that arrive while it runs still reach the device once, in order, with
+    archive ids."""
+    p = proxy_factory.start()
+    t = p.target()
+
+    async def body(pool):
+        run = uuid.uuid4().hex[:6]
+        bob = await connect(pool, upstream_target, "bob", "late-" + run)
+        alice = await connect(pool, t, "alice", "late-" + run)
+        # Sent while alice's first catch-up runs: held, and released after it.
+        texts = ["during catch-up %s %02d" % (run, i) for i in range(20)]
+        for x in texts:
+            bob.send_xml(msg_xml("alice@%s" % t.domain, x))
+        await wait_until(lambda: "hub.catchup_finished account=alice@" in p.log_text(), 15, "alice's catch-up")
+        lines = p.log_text().splitlines()
+        ready = [line for line in lines if "anchor.ready" in line and "account=alice@" in line]
+        answers = [line for line in lines if "hub.catchup_answer" in line and "account=alice@" in line]
+        finished = [line for line in lines if "hub.catchup_finished" in line and "account=alice@" in line]
+        assert len(ready) == 1 and len(finished) == 1, (ready, finished)
+        took = _log_ms(finished[0]) - _log_ms(ready[0])
+        if upstream.kind == "prosody":
+            assert "archives=before_delivery" in ready[0], ready
+            assert len(answers) == 1, "one read of the archive's end: %s" % answers
+            assert took < 1000, "no second of held live messages: %.0f ms" % took
+        else:
+            assert "archives=maybe_late" in ready[0], ready
+            assert len(answers) >= 2, "the end read twice: %s" % answers
+            assert took >= 1000, "the second read waits 1 s: %.0f ms" % took
+        prefix = "during catch-up %s" % run
+        await wait_until(lambda: len(collect([alice], prefix, alice.bare)) >= len(texts), 15,
+                         "bob's messages on alice's device")
+        await asyncio.sleep(0.5)  # a duplicate would come now
+        got = collect([alice], prefix, alice.bare)
+        assert [g[0] for g in got] == texts, "each once, in order: %s" % got
+        assert all(g[1] for g in got), "each with an archive id: %s" % got
+
+    run_async(body, 60)
