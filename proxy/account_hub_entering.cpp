@@ -5,6 +5,7 @@
 // the many copies of one message one entry; only the first commit is
 // delivered) and fanned out (carbons_fanout.h).
 #include <algorithm>
+#include <chrono>
 
 #include "common/jid/jid.h"
 #include "common/mam/carbons.h"
@@ -19,6 +20,7 @@
 #include "policies/stanza_facts.h"
 #include "proxy/account_hub.h"
 #include "proxy/device.h"
+#include "proxy/metrics_catalogue.h"
 #include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
 #include "proxy/push_service.h"
@@ -149,6 +151,7 @@ store::MessageRecord AccountHub::make_record(const Stanza& inner, const MessageF
 }
 
 void AccountHub::process_entering(Entering e) {
+  const auto taken = std::chrono::steady_clock::now();  // s2proxy_message_transit_seconds
   Stanza& inner = e.inner;
   // Its facts, read once (stanza-ids are metadata: stripping them below
   // changes nothing the policies look at).
@@ -244,36 +247,38 @@ void AccountHub::process_entering(Entering e) {
   const auto prefs = notify_.for_chat(outgoing ? bare_jid(facts.to).value_or("") : from_bare);
   const PushService::Facts push_facts{policy::urgency(cls, f, addr.dir, prefs), d.persistence};
   when_account_known([this, batch = std::move(batch), inner, outgoing, fanout = d.devices,
-                      push_facts, alive = std::weak_ptr<bool>(alive_)]() mutable {
+                      push_facts, taken, alive = std::weak_ptr<bool>(alive_)]() mutable {
     for (auto& op : batch) {
       if (auto* a = std::get_if<store::op::Append>(&op)) a->account = account_no_;
       if (auto* c = std::get_if<store::op::SetSyncCursor>(&op)) c->account = account_no_;
     }
-    ctx_.store->submit(
-        std::move(batch), [this, inner, outgoing, fanout, push_facts, alive](store::WriteResult r) {
-          if (alive.expired()) return;
-          if (!r.ok() || r.ops.empty()) {
-            mirror_metrics::write_errors().inc();
-            S2_LOG(LogLevel::Error, "hub.archive_failed",
-                   {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
-            if (r.error && ctx_.storage) ctx_.storage->note_commit_error(*r.error);
-            // Not in the mirror, not delivered: the cursor stops here and a
-            // catch-up replays it from the upstream's archive once a commit
-            // can succeed again.
-            archive_catchup_.resync(kResyncAfterFailureMs);
-            return;
-          }
-          const auto& op = r.ops[0];
-          if (op.duplicate) {
-            mirror_metrics::deduplicated().inc();
-            // The upstream's copy of a message a device sent: it has it.
-            if (outgoing) outbox_.settle_archive_id(op.archive_id);
-            return;
-          }
-          mirror_metrics::archived(outgoing).inc();
-          fanout_.fan_out(inner, outgoing, op.archive_id, fanout, nullptr, nullptr, nullptr);
-          push_->on_committed(inner, push_facts, op.archive_id);  // wake sleeping devices
-        });
+    ctx_.store->submit(std::move(batch), [this, inner, outgoing, fanout, push_facts, taken,
+                                          alive](store::WriteResult r) {
+      if (alive.expired()) return;
+      if (!r.ok() || r.ops.empty()) {
+        mirror_metrics::write_errors().inc();
+        S2_LOG(LogLevel::Error, "hub.archive_failed",
+               {{"account", account_}, {"error", r.error ? r.error->text : "?"}});
+        if (r.error && ctx_.storage) ctx_.storage->note_commit_error(*r.error);
+        // Not in the mirror, not delivered: the cursor stops here and a
+        // catch-up replays it from the upstream's archive once a commit
+        // can succeed again.
+        archive_catchup_.resync(kResyncAfterFailureMs);
+        return;
+      }
+      const auto& op = r.ops[0];
+      if (op.duplicate) {
+        mirror_metrics::deduplicated().inc();
+        // The upstream's copy of a message a device sent: it has it.
+        if (outgoing) outbox_.settle_archive_id(op.archive_id);
+        return;
+      }
+      mirror_metrics::archived(outgoing).inc();
+      fanout_.fan_out(inner, outgoing, op.archive_id, fanout, nullptr, nullptr, nullptr);
+      message_transit(false).observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - taken).count());
+      push_->on_committed(inner, push_facts, op.archive_id);  // wake sleeping devices
+    });
   });
 }
 

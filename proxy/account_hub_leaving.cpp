@@ -6,6 +6,7 @@
 // client's resend of what it did not see acknowledged is recognised by its
 // resend key (device.h) and taken once.
 #include <algorithm>
+#include <chrono>
 
 #include "common/crypto/encoding.h"
 #include "common/jid/jid.h"
@@ -20,6 +21,7 @@
 #include "proxy/account_hub.h"
 #include "proxy/device.h"
 #include "proxy/mam_server.h"
+#include "proxy/metrics_catalogue.h"
 #include "proxy/mirror_metrics.h"
 #include "proxy/proxy_context.h"
 #include "proxy/push_service.h"
@@ -89,6 +91,7 @@ bool AccountHub::handle_device_iq(Device* d, const Stanza& iq) {
 
 void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string& resend_key,
                                          std::function<void()> handled) {
+  const auto taken = std::chrono::steady_clock::now();  // s2proxy_message_transit_seconds
   strip_claimed_stanza_ids(s, account_, domain_);
   // XEP-0490 server assist: the <displayed/> for the account's own node is
   // taken out before the message is read, archived, copied or sent.
@@ -195,7 +198,7 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
   const std::string origin_id = record.origin_id;
   if (!resend_key.empty()) resend_.committing(resource, resend_key, d->serial());
   when_account_known([this, record = std::move(record), outbox, stored, resource, wire, origin_id,
-                      answer, now, resend_key, handled = std::move(handled), dev = d,
+                      answer, now, taken, resend_key, handled = std::move(handled), dev = d,
                       dev_alive = d->alive_token(), alive = std::weak_ptr<bool>(alive_)]() mutable {
     store::WriteBatch b;
     store::op::Append append{account_no_, std::move(record), std::move(outbox)};
@@ -203,8 +206,8 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
     append.resend_key = resend_key;
     b.push_back(std::move(append));
     if (answer.mark) b.push_back(*answer.mark);
-    ctx_.store->submit(std::move(b), [this, stored, resource, wire, origin_id, now, resend_key,
-                                      answer, handled, dev, dev_alive,
+    ctx_.store->submit(std::move(b), [this, stored, resource, wire, origin_id, now, taken,
+                                      resend_key, answer, handled, dev, dev_alive,
                                       alive](store::WriteResult r) {
       if (alive.expired()) return;
       receipts_.committed(answer);
@@ -247,8 +250,11 @@ void AccountHub::process_leaving_message(Device* d, Stanza s, const std::string&
         return;
       }
       mirror_metrics::archived(true).inc();
-      if (op.outbox_seq != 0)
+      if (op.outbox_seq != 0) {
         outbox_.add(Outbox::Entry{op.outbox_seq, op.archive_id, resource, wire, origin_id, now});
+        message_transit(true).observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - taken).count());
+      }
       Device* sender = dev_alive.expired() ? nullptr : dev;
       // A message to another of the account's devices arrives there as a
       // message; the others get the <sent/> copy.

@@ -28,6 +28,8 @@ void register_metrics_catalogue();
 // Observed around each login (auth_common.cpp) and mirror commit (server.cpp).
 Histogram& login_duration(const std::string& mechanism);
 Histogram& mirror_commit_duration();
+// A persistent message's time inside the proxy (account_hub_leaving.cpp, account_hub_entering.cpp).
+Histogram& message_transit(bool leaving);
 // Logins waiting for a slot of their address (auth_common.cpp, client_session.cpp).
 Metric& login_queue_gauge();
 

@@ -21,7 +21,10 @@ upstream with the proxy's sessions) — the same work:
 3. background load: --load-rate messages/s for --load-seconds, each from a random device to the bare
    JID of a random other account (persistent, fanned out to its devices); latency is the time from
    the send to the first of the recipient's devices receiving it (one clock: the bench's);
-   a message no device of the recipient received within 10 s is counted lost;
+   a message no device of the recipient received within 10 s is counted lost; through a single
+   s2proxy node, its /metrics are read before and after the load, and the report says how long the
+   messages spent inside it (s2proxy_message_transit_seconds: leaving, device to upstream link;
+   entering, upstream to devices; each with its mirror commit) and what the commits took;
 4. close every device.
 With --rounds R, s2proxy's run repeats R times, --away seconds apart: from round 2 on, the devices
 return to accounts whose anchors hold sessions of their own (as after a restart). "sessions in
@@ -223,8 +226,57 @@ def cpu(pids):
     return sum(s2bench.cpu_seconds(p) for p in pids if p)
 
 
-async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_pid, fast=None):
-    """`target_pids`: the processes whose RSS and CPU are the target's (every s2proxy node)."""
+def scrape(mport):
+    """s2proxy's /metrics as {series: value}; {} without a metrics port or when it does not answer."""
+    if not mport:
+        return {}
+    import urllib.request
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for ln in text.splitlines():
+        if ln and not ln.startswith("#"):
+            key, _, value = ln.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def histogram_delta(m0, m1, name, labels=""):
+    """What a Prometheus histogram observed between two scrapes: count, mean (ms) and p50/p99 (ms,
+    interpolated inside the bucket)."""
+    def key(suffix, extra=""):
+        inner = ",".join(x for x in (labels, extra) if x)
+        return "%s_%s%s" % (name, suffix, "{%s}" % inner if inner else "")
+    count = m1.get(key("count"), 0) - m0.get(key("count"), 0)
+    if count <= 0:
+        return None
+    total = m1.get(key("sum"), 0) - m0.get(key("sum"), 0)
+    buckets = []
+    for k in m1:
+        if k.startswith(name + "_bucket{") and (not labels or labels in k):
+            le = k.rsplit('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets.append((bound, m1[k] - m0.get(k, 0)))
+    buckets.sort()
+
+    def quantile(q):
+        want, low, below = q * count, 0.0, 0.0
+        for bound, cum in buckets:
+            if cum >= want:
+                if bound == float("inf"):
+                    return low * 1000
+                inside = cum - below
+                return 1000 * (low + (bound - low) * ((want - below) / inside if inside else 1.0))
+            low, below = bound, cum
+        return None
+    return {"count": int(count), "mean_ms": 1000 * total / count, "p50_ms": quantile(0.5), "p99_ms": quantile(0.99)}
+
+
+async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_pid, fast=None, mport=None):
+    """`target_pids`: the processes whose RSS and CPU are the target's (every s2proxy node);
+    `mport`: s2proxy's metrics port, read around the load for where a message's time goes inside it."""
     prosody_pids = [prosody_pid]
     fleet = Fleet(name, ports, cafile, args, accounts, fast)
     r0 = {"target": rss(target_pids), "prosody": rss(prosody_pids)}
@@ -239,8 +291,16 @@ async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_p
     r1 = {"target": rss(target_pids), "prosody": rss(prosody_pids)}
     sessions = upstream_sessions()
     t_load = time.monotonic()
+    m0 = scrape(mport)
     await fleet.load()
+    m1 = scrape(mport)
     load_took = time.monotonic() - t_load
+    inside = {}
+    if m0 and m1:
+        for what, name, labels in (("leaving", "s2proxy_message_transit_seconds", 'direction="leaving"'),
+                                   ("entering", "s2proxy_message_transit_seconds", 'direction="entering"'),
+                                   ("commit", "s2proxy_mirror_commit_seconds", "")):
+            inside[what] = histogram_delta(m0, m1, name, labels)
     await fleet.close_all()
     ok = len(fleet.login_ms)
     lat = list(fleet.first_seen.values())
@@ -262,6 +322,7 @@ async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_p
         "upstream_sessions": sessions,
         "fast_logins": fleet.fast_logins,
         "delivered_per_s": len(fleet.first_seen) / load_took if load_took else 0.0,
+        "inside_proxy_during_load": inside,
     }
     if prosody_pid and prosody_pid not in target_pids:
         res["prosody_rss_kib_per_device"] = (r1["prosody"] - r0["prosody"]) / max(ok, 1)
@@ -331,6 +392,14 @@ def main():
     proxy_opts.update(parse_proxy_opts(args.proxy_opt))
     if args.nodes > 1 and args.store != "postgresql":
         raise SystemExit("--nodes %d needs --store postgresql" % args.nodes)
+    mport = None
+    if args.nodes == 1 and "metrics" not in proxy_opts:
+        # Where a message's time goes inside the proxy during the load (s2proxy_message_transit_seconds).
+        import socket
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            mport = sock.getsockname()[1]
+        proxy_opts["metrics"] = "127.0.0.1:%d" % mport
     env = s2bench.BenchEnv(args.binary, load_users=accounts, log_level=args.log_level, proxy_opts=proxy_opts,
                            store=args.store, nodes=args.nodes)
     result = {"binary": binfo, "machine": s2bench.machine_info(), "nofile": nofile,
@@ -358,7 +427,7 @@ def main():
                 if args.rounds > 1:
                     name += ", devices returning%s (round %d)" % (" with FAST" if args.sasl2 else "", args.rounds)
                 res = asyncio.run(run_target(name, env.node_ports(), env.proxy_ca, args, accounts,
-                                             env.node_pids(), env.prosody_pid(), fast))
+                                             env.node_pids(), env.prosody_pid(), fast, mport))
             else:
                 raise SystemExit("unknown target %r" % target)
             result["runs"].append(res)
@@ -388,6 +457,17 @@ def main():
     print(s2bench.md_table(["target", "logged in", "logins/s", "login p50 ms", "login p99 ms", "CPU ms/login",
                             "Prosody behind: CPU ms/login", "RSS KiB/device", "Prosody behind: RSS KiB/device", "sessions in Prosody",
                             "messages", "messages/s", "latency p50 ms", "latency p99 ms", "bench CPU"], rows))
+    for r in result["runs"]:
+        inside = r.get("inside_proxy_during_load") or {}
+        if any(inside.values()):
+            parts = []
+            for what in ("leaving", "entering", "commit"):
+                h = inside.get(what)
+                if h:
+                    parts.append("%s %d, mean %.2f ms, p50 %s ms, p99 %s ms" % (
+                        what, h["count"], h["mean_ms"], fmt(h["p50_ms"], 2), fmt(h["p99_ms"], 2)))
+            print("%s, inside the proxy during the load (s2proxy_message_transit_seconds, the leaving and "
+                  "entering ones with their commit; s2proxy_mirror_commit_seconds): %s" % (r["target"], "; ".join(parts)))
     for r in result["runs"]:
         if r["failures"]:
             print("%s failures (first %d of %d): %s" % (r["target"], len(r["failures"]), r["failed"], r["failures"]))

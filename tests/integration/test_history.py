@@ -1120,3 +1120,44 @@ def test_a_catchup_reads_the_archive_end_twice_only_where_the_upstream_may_archi
         assert all(g[1] for g in got), "each with an archive id: %s" % got
 
     run_async(body, 60)
+
+
+def test_each_persistent_message_s_time_inside_the_proxy_is_measured(proxy_factory, upstream_target):
+    """s2proxy_message_transit_seconds: every persistent message alice's device sends is observed
+    once as leaving, every one bob sends her once as entering, and their mean time is under a
+    second (the mirror commit is inside it)."""
+    from harness import free_closed_port, metric_total as total, scrape_metrics
+    mport = free_closed_port()
+    p = proxy_factory.start({"metrics": "127.0.0.1:%d" % mport})
+    t = p.target()
+    run = uuid.uuid4().hex[:6]
+    n = 12
+
+    def series(m, direction, part):
+        return m.get('s2proxy_message_transit_seconds_%s{direction="%s"}' % (part, direction), 0.0)
+
+    async def body(pool):
+        bob = await connect(pool, upstream_target, "bob", "tr-" + run)
+        a = await connect(pool, t, "alice", "trA-" + run)
+        await wait_anchor(p)
+        await asyncio.sleep(1.5)  # the first catch-up is over: nothing held
+        m0 = scrape_metrics(mport)
+        for i in range(n):
+            a.send_xml(msg_xml(bob.bare, "tr-out-%s-%02d" % (run, i)))
+            bob.send_xml(msg_xml(a.bare, "tr-in-%s-%02d" % (run, i)))
+            await asyncio.sleep(0.05)
+        await wait_until(lambda: len([1 for el in bob.received("message")
+                                      if (body_of(el) or "").startswith("tr-out-%s" % run)]) >= n, 15, "bob's messages")
+        await wait_until(lambda: len(collect([a], "tr-in-%s" % run, a.bare)) >= n, 15, "alice's messages")
+        await asyncio.sleep(0.3)
+        m1 = scrape_metrics(mport)
+        for direction in ("leaving", "entering"):
+            count = series(m1, direction, "count") - series(m0, direction, "count")
+            took = series(m1, direction, "sum") - series(m0, direction, "sum")
+            assert count == n, "%s: %d observed for %d messages" % (direction, count, n)
+            assert 0 < took / count < 1.0, "%s: mean %.6f s" % (direction, took / count)
+            print("%s: %d messages, mean %.3f ms inside the proxy" % (direction, count, 1000 * took / count))
+        commits = total(m1, "s2proxy_mirror_commit_seconds_count") - total(m0, "s2proxy_mirror_commit_seconds_count")
+        assert commits >= 1, "the messages were committed"
+
+    run_async(body, 60)
