@@ -297,10 +297,10 @@ async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_p
     load_took = time.monotonic() - t_load
     inside = {}
     if m0 and m1:
-        for what, name, labels in (("leaving", "s2proxy_message_transit_seconds", 'direction="leaving"'),
-                                   ("entering", "s2proxy_message_transit_seconds", 'direction="entering"'),
-                                   ("commit", "s2proxy_mirror_commit_seconds", "")):
-            inside[what] = histogram_delta(m0, m1, name, labels)
+        for what, series, labels in (("leaving", "s2proxy_message_transit_seconds", 'direction="leaving"'),
+                                     ("entering", "s2proxy_message_transit_seconds", 'direction="entering"'),
+                                     ("commit", "s2proxy_mirror_commit_seconds", "")):
+            inside[what] = histogram_delta(m0, m1, series, labels)
     await fleet.close_all()
     ok = len(fleet.login_ms)
     lat = list(fleet.first_seen.values())
