@@ -41,6 +41,8 @@ store::ArchiveId DeviceCursors::cursor_of(const std::string& resource,
   store::ArchiveId from = otherwise;
   if (auto rec = ctx_.store->get_device(account_no_, resource); rec.ok() && rec.value())
     from = rec.value()->last_delivered;
+  if (auto it = in_flight_.find(resource); it != in_flight_.end())
+    from = std::max(from, it->second);
   if (auto it = pending_.find(resource); it != pending_.end()) from = std::max(from, it->second);
   return from;
 }
@@ -71,11 +73,22 @@ void DeviceCursors::flush() {
     u.last_delivered = id;
     u.last_seen_ms = now;
     b.push_back(std::move(u));
+    auto& f = in_flight_[dev];
+    f = std::max(f, id);
   }
+  auto written = std::move(pending_);
   pending_.clear();
-  ctx_.store->submit(std::move(b), [](store::WriteResult r) {
-    if (!r.ok()) mirror_metrics::write_errors().inc();
-  });
+  // Nobody waits for a cursor: it rides the next commit someone does wait for (writer.h), and
+  // cursor_of() reads it from in_flight_ until it is in the store.
+  ctx_.store->submit_deferrable(
+      std::move(b), [this, written = std::move(written),
+                     alive = std::weak_ptr<bool>(alive_)](store::WriteResult r) {
+        if (!r.ok()) mirror_metrics::write_errors().inc();
+        if (alive.expired()) return;
+        for (auto& [dev, id] : written)
+          if (auto it = in_flight_.find(dev); it != in_flight_.end() && it->second <= id)
+            in_flight_.erase(it);
+      });
 }
 
 }  // namespace s2

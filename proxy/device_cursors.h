@@ -8,6 +8,7 @@
 // (Device::announce_handled).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -44,6 +45,9 @@ class DeviceCursors {
   ProxyContext& ctx_;
   store::AccountNo account_no_ = 0;
   std::unordered_map<std::string, store::ArchiveId> pending_;
+  // Flushed, not yet committed (the store holds the write back a little: writer.h).
+  std::unordered_map<std::string, store::ArchiveId> in_flight_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unordered_map<std::string, std::vector<std::string>> forget_keys_;
   store::ArchiveId delivered_any_ = 0;
   Timer timer_;

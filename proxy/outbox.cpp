@@ -154,7 +154,9 @@ void Outbox::flush_removals() {
   batch.reserve(removals_.size());
   for (uint64_t seq : removals_) batch.push_back(store::op::RemoveOutbox{account_no_, seq});
   removals_.clear();
-  ctx_.store->submit(std::move(batch), [](store::WriteResult r) {
+  // Nobody waits for a removal: it rides the next commit someone does wait for (writer.h). Until
+  // it lands the store lags behind the outbox in memory, which is the truth from load_held on.
+  ctx_.store->submit_deferrable(std::move(batch), [](store::WriteResult r) {
     if (!r.ok()) mirror_metrics::write_errors().inc();
   });
 }

@@ -354,14 +354,16 @@ void Server::begin_shutdown(const char* why) {
   anchor_starter_.reset();
 }
 
-// Waits until the writer is idle and every completion has run on this
-// thread: an empty batch completes after everything submitted before it;
-// rounds repeat while completions keep submitting.
+// Waits until every writer is idle and every completion has run on this
+// thread: Store::flush completes after everything submitted before it (the
+// deferrable writes too, and on each of PostgreSQL's writers: a completion run
+// after the store is gone would reach into it); rounds repeat while
+// completions keep submitting.
 void Server::flush_store() {
   if (!ctx_.store || !ctx_.executor) return;
   for (int round = 0; round < 8; ++round) {
     bool done = false;
-    ctx_.store->submit({}, [&done](store::WriteResult) { done = true; });
+    ctx_.store->flush([&done](store::WriteResult) { done = true; });
     for (int spins = 0; !done && spins < 20000; ++spins) {
       ctx_.executor->drain();
       if (!done) uv_sleep(1);

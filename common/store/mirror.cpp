@@ -191,6 +191,10 @@ void Mirror::submit(WriteBatch batch, WriteCallback done) {
   writer_->submit(std::move(batch), std::move(done));
 }
 
+void Mirror::submit_deferrable(WriteBatch batch, WriteCallback done) {
+  writer_->submit(std::move(batch), std::move(done), /*deferrable=*/true);
+}
+
 std::vector<WriteResult> Mirror::commit_group(const std::vector<const WriteBatch*>& group,
                                               CommitInfo& info) {
   std::vector<WriteResult> out(group.size());

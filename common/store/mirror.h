@@ -60,6 +60,7 @@ class Mirror final : public Store {
   Mirror& operator=(const Mirror&) = delete;
 
   void submit(WriteBatch batch, WriteCallback done) override;
+  void submit_deferrable(WriteBatch batch, WriteCallback done) override;
 
   Result<std::optional<AccountInfo>> find_account(std::string_view bare_jid) const override;
   Result<std::vector<AccountInfo>> list_accounts() const override;

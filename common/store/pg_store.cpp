@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -121,6 +122,26 @@ PgStore::~PgStore() {
 // holds the row locks of the accounts it writes (s2_append's FOR UPDATE, the fencing check), and
 // an account's batches are never on two writers at once, so they commit in submission order.
 void PgStore::submit(WriteBatch batch, WriteCallback done) {
+  submit_to_writer(std::move(batch), std::move(done), false);
+}
+
+void PgStore::submit_deferrable(WriteBatch batch, WriteCallback done) {
+  submit_to_writer(std::move(batch), std::move(done), true);
+}
+
+// An empty batch on every writer: each completes after what its writer had queued (an account's
+// writes stay on one writer), and `done` runs after the last of them.
+void PgStore::flush(WriteCallback done) {
+  // Completions run on the executor, or on the writer threads when there is none.
+  auto left = std::make_shared<std::atomic<size_t>>(slots_.size());
+  auto shared_done = std::make_shared<WriteCallback>(std::move(done));
+  for (auto& slot : slots_)
+    slot->writer->submit({}, [left, shared_done](WriteResult r) {
+      if (left->fetch_sub(1) == 1 && *shared_done) (*shared_done)(std::move(r));
+    });
+}
+
+void PgStore::submit_to_writer(WriteBatch batch, WriteCallback done, bool deferrable) {
   const uint64_t lane = lane_of(batch);
   size_t pick = 0;
   {
@@ -136,17 +157,18 @@ void PgStore::submit(WriteBatch batch, WriteCallback done) {
     }
     ++slots_[pick]->outstanding;
   }
-  slots_[pick]->writer->submit(std::move(batch),
-                               [this, lane, pick, done = std::move(done)](WriteResult r) mutable {
-                                 {
-                                   std::lock_guard lk(lanes_mu_);
-                                   --slots_[pick]->outstanding;
-                                   auto it = lanes_.find(lane);
-                                   if (it != lanes_.end() && --it->second.second == 0)
-                                     lanes_.erase(it);
-                                 }
-                                 if (done) done(std::move(r));
-                               });
+  slots_[pick]->writer->submit(
+      std::move(batch),
+      [this, lane, pick, done = std::move(done)](WriteResult r) mutable {
+        {
+          std::lock_guard lk(lanes_mu_);
+          --slots_[pick]->outstanding;
+          auto it = lanes_.find(lane);
+          if (it != lanes_.end() && --it->second.second == 0) lanes_.erase(it);
+        }
+        if (done) done(std::move(r));
+      },
+      deferrable);
 }
 
 std::vector<WriteResult> PgStore::commit_group(WriterSlot& slot,

@@ -81,6 +81,8 @@ class PgStore final : public Store {
   PgStore& operator=(const PgStore&) = delete;
 
   void submit(WriteBatch batch, WriteCallback done) override;
+  void submit_deferrable(WriteBatch batch, WriteCallback done) override;
+  void flush(WriteCallback done) override;
 
   Result<std::optional<AccountInfo>> find_account(std::string_view bare_jid) const override;
   Result<std::vector<AccountInfo>> list_accounts() const override;
@@ -132,6 +134,8 @@ class PgStore final : public Store {
     std::unique_ptr<MirrorWriter> writer;
     size_t outstanding = 0;  // submitted, not yet completed (lanes_mu_)
   };
+  // The writer of the batch's account (its lane), or the least busy one.
+  void submit_to_writer(WriteBatch batch, WriteCallback done, bool deferrable);
   std::vector<WriteResult> commit_group(WriterSlot& slot,
                                         const std::vector<const WriteBatch*>& group,
                                         CommitInfo& info);

@@ -378,6 +378,15 @@ class Store {
   // Writes: asynchronous; `done` runs after the batch is durable (or failed),
   // on the executor given at open.
   virtual void submit(WriteBatch batch, WriteCallback done) = 0;
+  // A write nobody waits for (delivery cursors, settled outbox entries): the store may hold it
+  // back, briefly, to commit it with the next write someone does wait for (writer.h). Ordered
+  // with the account's other writes as submit() is.
+  virtual void submit_deferrable(WriteBatch batch, WriteCallback done) {
+    submit(std::move(batch), std::move(done));
+  }
+  // `done` runs once everything submitted before it has committed, on every writer the store
+  // has; deferrable writes are committed now. For a clean stop (Server::flush_store).
+  virtual void flush(WriteCallback done) { submit({}, std::move(done)); }
 
   // Reads: synchronous, any thread, one snapshot per call.
   virtual Result<std::optional<AccountInfo>> find_account(std::string_view bare_jid) const = 0;

@@ -26,7 +26,7 @@ MirrorWriter::MirrorWriter(GroupCommit commit, WriterOptions opts)
 
 MirrorWriter::~MirrorWriter() { stop(); }
 
-void MirrorWriter::submit(WriteBatch batch, WriteCallback done) {
+void MirrorWriter::submit(WriteBatch batch, WriteCallback done, bool deferrable) {
   std::unique_lock lk(mu_);
   if (stopping_) {
     lk.unlock();
@@ -38,8 +38,12 @@ void MirrorWriter::submit(WriteBatch batch, WriteCallback done) {
     return;
   }
   const uint64_t lane = lane_of(batch);
-  queue_.push_back(Request{std::move(batch), std::move(done), Clock::now(), lane});
-  bool wake = (wait_ == Wait::kFirst) || (wait_ == Wait::kFull && queue_.size() >= opts_.max_batch);
+  const bool was_empty = queue_.empty();
+  queue_.push_back(Request{std::move(batch), std::move(done), Clock::now(), lane, deferrable});
+  if (!deferrable) ++waited_for_;
+  // A deferrable request wakes the thread only to start its deadline (the queue was empty).
+  bool wake = (wait_ == Wait::kFirst && (!deferrable || was_empty)) ||
+              (wait_ == Wait::kFull && queue_.size() >= opts_.max_batch);
   if (wake) wait_ = Wait::kNone;  // one signal is enough
   lk.unlock();
   if (wake) cv_.notify_one();
@@ -112,9 +116,16 @@ void MirrorWriter::run() {
   for (;;) {
     {
       std::unique_lock lk(mu_);
-      while (queue_.empty() && !stopping_) {
+      while (!stopping_ && waited_for_ == 0) {
         wait_ = Wait::kFirst;
-        cv_.wait(lk);
+        if (queue_.empty()) {
+          cv_.wait(lk);
+          continue;
+        }
+        // Only deferrable requests: they wait for company until the oldest one's deadline.
+        const auto deadline = queue_.front().enqueued + opts_.deferrable_delay;
+        if (Clock::now() >= deadline) break;
+        cv_.wait_until(lk, deadline);
       }
       if (queue_.empty()) return;  // stopping and drained
       // Linger for company only under load (the last group shared its
@@ -128,6 +139,8 @@ void MirrorWriter::run() {
       }
       wait_ = Wait::kNone;
       take_group(group);
+      waited_for_ = 0;
+      for (const Request& r : queue_) waited_for_ += r.deferrable ? 0 : 1;
     }
 
     loaded_ = group.size() > 1;

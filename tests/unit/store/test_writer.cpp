@@ -323,3 +323,108 @@ TEST_CASE("lane_of: the account of a batch's first op, 0 when it names none") {
   CHECK(lane_of({op::Append{7, msg("bob@example.org", 1), std::nullopt}}) == 7);
   CHECK(lane_of({op::SetSyncCursor{9, "x"}, op::CreateAccount{"a@example.org"}}) == 9);
 }
+
+// Bookkeeping nobody waits for (cursors, outbox removals) rides the next commit someone waits
+// for, instead of paying a commit of its own; alone, it still commits after deferrable_delay.
+TEST_CASE(
+    "a deferrable request waits for company, up to its delay, and keeps its account's order") {
+  std::mutex mu;
+  std::vector<std::vector<std::pair<AccountNo, int64_t>>> groups;  // (account, sequence)
+  MirrorWriter::GroupCommit commit = [&](const std::vector<const WriteBatch*>& batches,
+                                         CommitInfo&) {
+    std::lock_guard lk(mu);
+    auto& g = groups.emplace_back();
+    for (const auto* b : batches) {
+      const auto& ap = std::get<op::Append>(b->front());
+      g.emplace_back(ap.account, ap.message.timestamp_ms);
+    }
+    return std::vector<WriteResult>(batches.size());
+  };
+  auto group_count = [&] {
+    std::lock_guard lk(mu);
+    return groups.size();
+  };
+  WriterOptions o;
+  o.deferrable_delay = std::chrono::milliseconds(300);
+  std::atomic<int> completed{0};
+  {
+    MirrorWriter w(commit, o);
+    auto submit = [&](AccountNo a, int64_t seq, bool deferrable) {
+      w.submit(
+          {op::Append{a, msg("bob@example.org", seq), std::nullopt}},
+          [&](WriteResult) { ++completed; }, deferrable);
+    };
+    // Two deferrable requests wait; a request someone waits for takes them along, in order.
+    submit(1, 1, true);
+    submit(2, 2, true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(group_count() == 0);
+    CHECK(completed == 0);
+    submit(1, 3, false);
+    while (completed < 3) std::this_thread::yield();
+    {
+      std::lock_guard lk(mu);
+      REQUIRE(groups.size() == 1);
+      CHECK(groups[0] == std::vector<std::pair<AccountNo, int64_t>>{{1, 1}, {2, 2}, {1, 3}});
+    }
+    // Alone, a deferrable request commits once its delay has passed, not before.
+    const auto t0 = std::chrono::steady_clock::now();
+    submit(3, 4, true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(group_count() == 1);
+    while (completed < 4) std::this_thread::yield();
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took >= std::chrono::milliseconds(300));
+    CHECK(took < std::chrono::seconds(5));
+    CHECK(group_count() == 2);
+    // stop() commits what is deferred at once.
+    submit(4, 5, true);
+    const auto t1 = std::chrono::steady_clock::now();
+    w.stop();
+    CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(250));
+  }
+  CHECK(completed == 5);
+  std::lock_guard lk(mu);
+  REQUIRE(groups.size() == 3);
+  CHECK(groups[2] == std::vector<std::pair<AccountNo, int64_t>>{{4, 5}});
+}
+
+// A clean stop must not leave deferrable writes behind on any writer: Store::flush commits them
+// at once (PostgreSQL runs several writers; an account's writes stay on one).
+TEST_CASE("flush commits the deferrable writes of every writer at once, then completes") {
+  TempDir dir;
+  MirrorOptions o = options(dir.path());
+  o.writer.deferrable_delay = std::chrono::seconds(30);  // would time the test out
+  auto m = open_store(o);
+  std::vector<AccountNo> accounts;
+  for (int i = 0; i < 4; ++i)
+    accounts.push_back(create_account(*m, "user" + std::to_string(i) + "@example.org"));
+  std::mutex mu;
+  std::vector<std::string> order;
+  for (size_t i = 0; i < accounts.size(); ++i)
+    m->submit_deferrable({op::Append{accounts[i], msg("bob@example.org", 1), std::nullopt}},
+                         [&, i](WriteResult r) {
+                           CHECK(r.ok());
+                           std::lock_guard lk(mu);
+                           order.push_back("append" + std::to_string(i));
+                         });
+  const auto t0 = std::chrono::steady_clock::now();
+  std::promise<void> flushed;
+  m->flush([&](WriteResult) {
+    {
+      std::lock_guard lk(mu);
+      order.push_back("flush");
+    }
+    flushed.set_value();
+  });
+  flushed.get_future().get();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  std::lock_guard lk(mu);
+  REQUIRE(order.size() == accounts.size() + 1);
+  CHECK(order.back() == "flush");
+  for (AccountNo a : accounts) {
+    auto b = m->bounds(a);
+    REQUIRE(b.ok());
+    CHECK(b->last_id == 1);
+  }
+}
