@@ -312,11 +312,17 @@ bool Anchor::set_presence(bool available, const std::string& show, const std::st
   if (available == presence_available_ && show == presence_show_ && status == presence_status_ &&
       !presence_owed_)
     return false;
-  presence_owed_ = false;
   presence_available_ = available;
   presence_show_ = show;
   presence_status_ = status;
-  if (!ready_) return false;
+  if (!ready_) {
+    // Still setting up: the presence sent after Carbons may be older than this one (a device's
+    // initial presence that arrived meanwhile on the link the anchor rides). The owner's update
+    // at ready (AccountHub::on_anchor_ready) sends it then.
+    presence_owed_ = true;
+    return false;
+  }
+  presence_owed_ = false;
   send_presence();
   return true;
 }

@@ -128,7 +128,10 @@ class Anchor : public UpstreamSession::Listener {
   void set_ridden_presence(Stanza p) { ridden_presence_ = std::move(p); }
   // Sends the account's presence again (when ready).
   void resend_presence() {
-    if (ready_) send_presence();
+    if (ready_)
+      send_presence();
+    else
+      presence_owed_ = true;  // sent at the owner's update when ready (set_presence)
   }
 
   // One MAM page from the upstream archive of the account.
