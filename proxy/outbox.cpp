@@ -154,9 +154,10 @@ void Outbox::flush_removals() {
   batch.reserve(removals_.size());
   for (uint64_t seq : removals_) batch.push_back(store::op::RemoveOutbox{account_no_, seq});
   removals_.clear();
-  // Nobody waits for a removal: it rides the next commit someone does wait for (writer.h). Until
-  // it lands the store lags behind the outbox in memory, which is the truth from load_held on.
-  ctx_.store->submit_deferrable(std::move(batch), [](store::WriteResult r) {
+  // Not deferrable (writer.h): a removal still unwritten at a kill -9 makes its entry "held" at
+  // the next start, and when the archive search for it fails the entry is resent — a second copy
+  // at the peer (the ASan chaos run on ejabberd saw one while removals waited up to 100 ms more).
+  ctx_.store->submit(std::move(batch), [](store::WriteResult r) {
     if (!r.ok()) mirror_metrics::write_errors().inc();
   });
 }

@@ -378,7 +378,7 @@ class Store {
   // Writes: asynchronous; `done` runs after the batch is durable (or failed),
   // on the executor given at open.
   virtual void submit(WriteBatch batch, WriteCallback done) = 0;
-  // A write nobody waits for (delivery cursors, settled outbox entries): the store may hold it
+  // A write nobody waits for (delivery cursors): the store may hold it
   // back, briefly, to commit it with the next write someone does wait for (writer.h). Ordered
   // with the account's other writes as submit() is.
   virtual void submit_deferrable(WriteBatch batch, WriteCallback done) {

@@ -17,12 +17,13 @@
 // requests/s, two of them now and then in one group) that put 2 ms of pure
 // waiting on the next message's round trip (issue 12: scale bench latency).
 //
-// A deferrable request (submit(..., true): bookkeeping nobody waits for, such as delivery cursors
-// and settled outbox entries) does not wake the thread on its own. It waits, up to
-// `deferrable_delay`, for a request someone waits for, and commits in that request's group: it
-// rides an fsync that happens anyway. At 100 messages/s over 1,000 single-device accounts these
-// were half the commits (one cursor write and one outbox removal per message, each alone:
-// docs/architecture.md §31). Order per account is kept: one queue, taken in order.
+// A deferrable request (submit(..., true): bookkeeping nobody waits for, such as delivery
+// cursors; not settled outbox entries, docs/architecture.md §31) does not wake the thread on its
+// own. It waits, up to `deferrable_delay`, for a request someone waits for, and commits in that
+// request's group: it rides an fsync that happens anyway. At 100 messages/s over 1,000
+// single-device accounts these were half the commits (one cursor write and one outbox removal per
+// message, each alone: docs/architecture.md §31). Order per account is kept: one queue, taken in
+// order.
 //
 // Completion delivery is pluggable: `executor` receives one closure per
 // committed group (the daemon wraps a queue + uv_async_send; tests use a plain
