@@ -42,6 +42,10 @@ constexpr size_t kSearchPage = 100;
 // Without an anchor the search cannot run; held entries go out after this
 // many tries anyway (resending beats losing).
 constexpr int kMaxAnchorWaits = 30;
+// A search that failed (the anchor died under it, the archive answered an
+// error) is run again this many times before what it was for goes out
+// again: a failed search is no evidence that the upstream lacks a message.
+constexpr int kMaxSearchFailures = 5;
 // How long settled entries' removals wait to be written together (outbox.h).
 constexpr uint64_t kRemovalDelayMs = 50;
 }  // namespace
@@ -278,12 +282,23 @@ void Outbox::verify_page(std::optional<std::string> after, int64_t start_ms, int
       q, [this, start_ms, pages, batch, alive = std::weak_ptr<bool>(alive_)](Anchor::MamAnswer a) {
         if (alive.expired()) return;
         if (!a.ok) {
-          S2_LOG(LogLevel::Warn, "outbox.search_failed",
-                 {{"account", account_}, {"condition", a.error_condition}});
           verifying_ = false;
-          finish_verify(*batch);
+          const bool retry = ++search_failures_ < kMaxSearchFailures;
+          S2_LOG(LogLevel::Warn, "outbox.search_failed",
+                 {{"account", account_},
+                  {"condition", a.error_condition.empty() ? "no-answer" : a.error_condition},
+                  {"next", retry ? "search-again" : "resend"}});
+          if (!retry) {
+            search_failures_ = 0;
+            finish_verify(*batch);
+            return;
+          }
+          // Still held (stranded_ keeps them): searched again when the
+          // anchor is next ready, or after the settle delay.
+          schedule_verify();
           return;
         }
+        search_failures_ = 0;
         for (auto& item : a.items) settle_origin_id(message_ids(item.message).origin_id);
         std::string last = a.fin.last;
         if (last.empty() && !a.items.empty()) last = a.items.back().id;

@@ -14,7 +14,9 @@
 // restart and when the anchor is back; the catch-up from the sync cursor
 // also settles what it replays, but the cursor may be past an entry).
 // Without an upstream archive the Carbons copy is the only evidence and a
-// held entry is resent after a short wait for it.
+// held entry is resent after a short wait for it. A search that fails (the
+// anchor died under it) is no evidence: it is run again, a few times,
+// before the entries go out anyway.
 //
 // Sending is paced: nothing is written to a carrier whose unsent bytes are
 // above the high-water mark; the pump continues when it drained, so a burst
@@ -121,6 +123,7 @@ class Outbox {
   std::set<uint64_t> stranded_;  // held after their carrier died, to verify live
   bool verifying_ = false;
   int anchor_waits_ = 0;
+  int search_failures_ = 0;  // consecutive searches that got no evidence either way
   Timer verify_timer_;
   Timer pump_timer_;
   // Settled entries whose store records are still to be removed. A removal

@@ -4,6 +4,9 @@
     relay.cut()    # every open connection goes silent both ways: no FIN, no RST, bytes vanish;
                    # new connections are accepted and then silent too (the path is down)
     relay.heal()   # new connections work again; the cut ones stay dead (as after a real outage)
+    relay.mute_replies = True   # the upstream's bytes toward the proxy vanish, the proxy's still
+                                # arrive (the upstream routes what it is sent; its acks are lost)
+    relay.reply_delay = 0.3     # the upstream's bytes reach the proxy this many seconds late
     relay.stop()
 
 Threads and blocking sockets; one pair of pump threads per connection.
@@ -11,6 +14,7 @@ Threads and blocking sockets; one pair of pump threads per connection.
 import select
 import socket
 import threading
+import time
 
 HOST = "127.0.0.1"
 
@@ -29,6 +33,8 @@ class CutRelay:
         self.lock = threading.Lock()
         self.conns = []
         self.accepted = 0
+        self.mute_replies = False
+        self.reply_delay = 0.0
 
     def start(self):
         threading.Thread(target=self._accept_loop, daemon=True).start()
@@ -78,13 +84,13 @@ class CutRelay:
                 continue
             with self.lock:
                 self.conns.append(u)
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pump, args=(a, b, gen), daemon=True).start()
+            for a, b, reply in ((c, u, False), (u, c, True)):
+                threading.Thread(target=self._pump, args=(a, b, gen, reply), daemon=True).start()
 
     def _alive(self, gen):
         return not self.stopped and gen == self.generation
 
-    def _pump(self, src, dst, gen):
+    def _pump(self, src, dst, gen, reply):
         while not self.stopped:
             r, _, _ = select.select([src], [], [], 0.2)
             if not r:
@@ -97,6 +103,11 @@ class CutRelay:
                 if not data:
                     return
                 continue  # cut: the bytes vanish, and nobody is told
+            if data and reply:
+                if self.reply_delay > 0:
+                    time.sleep(self.reply_delay)
+                if self.mute_replies or not self._alive(gen):
+                    continue
             if not data:
                 try:
                     dst.shutdown(socket.SHUT_WR)

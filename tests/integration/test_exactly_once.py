@@ -16,6 +16,8 @@ test run and the message ("x9-<run>-<case>-<n>"), so each can be counted at bob:
   5. kill -9 of the proxy during an SM-enabled burst of 1,000 (own proxy instance; skipped with
      S2_TARGET=direct): the client resends what the proxy did not acknowledge (same id and body, new
      session after a failed resume); bob ends with each once, none of the acknowledged missing
+  6. a message routed upstream whose ack was lost is held across a kill -9; its archive search after
+     the restart gets no answer (network cut) while the device is back: searched again, not resent
 
 bob, alice's burst sender and carol are raw socket clients (rawxmpp.py): counting 5,000 2 KB
 stanzas in slixmpp would measure Python, not the proxy. carol's round trips are timed in a separate
@@ -830,6 +832,82 @@ def test_kill9_during_sm_burst_resend_unacked(proxy_factory, upstream_target):
                 sum(1 for i in dup if i >= base), n - base, span([i for i in dup if i >= base]))
     assert_exactly_once(counts, want, "bob (direct) after kill -9 + resend of the unacknowledged",
                         "\n  client: %s%s" % (state, where))
+
+
+def test_held_message_is_searched_again_when_the_search_gets_no_answer(proxy_factory, upstream,
+                                                                         upstream_target):
+    """6. A message the upstream routed but never acknowledged (its <a/> lost on the way back) is
+    held in the outbox when the proxy is killed. After the restart the network to the upstream is
+    cut the moment the anchor is ready: the anchor's archive search for the held message gets no
+    answer, and the sending device comes back meanwhile (a carrier). A search without an answer is
+    no evidence that the upstream lacks the message: the outbox searches again when the anchor is
+    back instead of resending, so bob gets it once (CI's chaos run found the duplicate)."""
+    from cutrelay import CutRelay
+    relay = CutRelay(upstream.c2s).start()
+    p = proxy_factory.start(opts={"upstream": "127.0.0.1:%d" % relay.port, "upstream-ping-interval": 5})
+    t = p.target()
+    run = uuid.uuid4().hex[:6]
+    tag = "x9-%s-held" % run
+    resource = "held-" + run
+    try:
+        with Receiver(upstream_target, "bob", "x9-" + run) as bob:
+            c = login(t, "alice", resource)
+            c.enable_sm(resume=False)
+            c.send("<presence/>")
+            end = time.monotonic() + 15
+            while "anchor.ready" not in p.log_text() and time.monotonic() < end:
+                time.sleep(0.1)
+            assert "anchor.ready" in p.log_text(), "alice's anchor did not come up"
+            # the upstream gets what the proxy sends; nothing it answers comes back
+            relay.mute_replies = True
+            c.send("<message to=%s type='chat' id='held-1'><body>%s</body>"
+                   "<origin-id xmlns='urn:xmpp:sid:0' id='o-%s'/></message>" % (
+                       quoteattr(bob.bare), escape(tag), run))
+            c.send("<r xmlns='%s'/>" % NS_SM)
+            c.wait_acked(1, 15)
+            end = time.monotonic() + 15
+            while bob.snapshot().get(tag, 0) == 0 and time.monotonic() < end:
+                time.sleep(0.1)
+            assert bob.snapshot().get(tag, 0) == 1, "the upstream never routed the message to bob"
+            p.kill9()
+            c.close()
+            relay.mute_replies = False
+            relay.reply_delay = 0.3  # the anchor's login takes seconds: time to cut after its ready
+            mark = p.log_size()
+            p.restart()
+            end = time.monotonic() + 30
+            while "anchor.ready" not in p.log_since(mark, 100000) and time.monotonic() < end:
+                time.sleep(0.02)
+            assert "anchor.ready" in p.log_since(mark, 100000), "the anchor did not come up after the restart"
+            relay.cut()  # the anchor's connection goes silent: its catch-up and search get no answer
+            relay.reply_delay = 0.0
+            time.sleep(0.3)
+            relay.heal()  # new connections work: the device's own link comes up
+            c2 = login(t, "alice", resource)
+            c2.send("<presence/>")
+            # the anchor notices its silence (ping 5 s), comes back, and the held message is settled
+            end = time.monotonic() + 60
+            while time.monotonic() < end:
+                text = p.log_since(mark, 100000)
+                if text.count("anchor.ready") >= 2 and "hub.catchup_finished" in text.split("anchor.down", 1)[-1]:
+                    break
+                time.sleep(0.2)
+            text = p.log_since(mark, 100000)
+            assert text.count("anchor.ready") >= 2, "the anchor never came back after the cut:\n%s" % text[-3000:]
+            time.sleep(QUIET)
+            counts = bob.snapshot()
+            try:
+                c2.send("</stream:stream>")
+            except OSError:
+                pass
+            c2.close()
+        text = p.log_since(mark, 100000)
+        assert "outbox.search_failed" in text, (
+            "the held message's search was never cut off, so this test proved nothing:\n%s" % text[-4000:])
+        assert counts.get(tag, 0) == 1, "bob got the held message %d times (once expected):\n%s" % (
+            counts.get(tag, 0), "\n".join(ln for ln in text.splitlines() if "outbox." in ln or "anchor." in ln))
+    finally:
+        relay.stop()
 
 
 def span(xs):
