@@ -70,6 +70,7 @@ import s2bench  # noqa: E402  (puts tests/integration on sys.path)
 from s2bench import DOMAIN, HOST, percentile  # noqa: E402
 from axmpp import AXmpp  # noqa: E402
 from rawxmpp import NS_CLIENT, q  # noqa: E402
+from harness import scrape_metrics  # noqa: E402
 
 LOST_AFTER_S = 10.0
 
@@ -230,17 +231,10 @@ def scrape(mport):
     """s2proxy's /metrics as {series: value}; {} without a metrics port or when it does not answer."""
     if not mport:
         return {}
-    import urllib.request
     try:
-        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read().decode()
+        return scrape_metrics(mport)
     except OSError:
         return {}
-    out = {}
-    for ln in text.splitlines():
-        if ln and not ln.startswith("#"):
-            key, _, value = ln.rpartition(" ")
-            out[key] = float(value)
-    return out
 
 
 def histogram_delta(m0, m1, name, labels=""):
