@@ -23,6 +23,11 @@ ArchiveCatchup::ArchiveCatchup(ProxyContext& ctx, Host& host, std::string accoun
 // the upstream's offline storage, and none of it may move the sync cursor
 // past what MAM has not replayed yet.
 void ArchiveCatchup::anchor_bound() {
+  // Still synchronised at this bind: the anchor moves from a session that stayed up (a move
+  // onto a device's link). Everything that session received is in the mirror, including what
+  // carried no upstream id and so never moved the cursor (Prosody's sent Carbons): the
+  // catch-up needs to cover only the handover, not everything since the last id.
+  synced_until_ms_ = synced_ ? std::optional<int64_t>(unix_ms()) : std::nullopt;
   catching_up_ = true;
   synced_ = false;
 }
@@ -84,7 +89,20 @@ void ArchiveCatchup::start() {
   const auto bound = [&] { end_ = unix_ms() + kRiddenEndSlackMs; };
   auto cursor = ctx_.store->get_sync_cursor(account_no_);
   if (cursor.ok() && cursor.value()) {
-    if (anchor->moved()) bound();
+    if (anchor->moved()) {
+      bound();
+      // From the handover (less the clocks' slack), by time, not from the cursor: an account
+      // that only sends moves no cursor (its Carbons carry no upstream id), and re-reading all
+      // it sent since its last incoming message chased a 5,000-message burst for 30 s with live
+      // messages held (bench_relay, the anchor moving mid-burst). Not the cursor and the time
+      // together: Prosody's storage drops the RSM <after/> item by the start filter first.
+      if (synced_until_ms_) {
+        S2_LOG(LogLevel::Debug, "hub.catchup_start", {{"account", account_}, {"from", "handover"}});
+        page(std::nullopt, *synced_until_ms_ - kClockSlackMs, gen);
+        return;
+      }
+    }
+    S2_LOG(LogLevel::Debug, "hub.catchup_start", {{"account", account_}, {"from", "cursor"}});
     page(*cursor.value(), std::nullopt, gen);
     return;
   }
@@ -100,6 +118,7 @@ void ArchiveCatchup::start() {
   auto info = ctx_.store->find_account(account_);
   const int64_t created = info.ok() && info.value() ? info.value()->created_ms : unix_ms();
   if (anchor->riding()) bound();
+  S2_LOG(LogLevel::Debug, "hub.catchup_start", {{"account", account_}, {"from", "first_login"}});
   page(std::nullopt, created - kClockSlackMs, gen);
 }
 

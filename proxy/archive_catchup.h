@@ -102,6 +102,8 @@ class ArchiveCatchup {
   // upstream's clock may be ahead of ours by this much.
   static constexpr int64_t kRiddenEndSlackMs = 500;
   std::optional<int64_t> end_;
+  // When the anchor bound while still synchronised (a move): the catch-up starts there.
+  std::optional<int64_t> synced_until_ms_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

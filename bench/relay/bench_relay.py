@@ -214,6 +214,8 @@ async def bench_async(env, args, out):
             t_end = echo.t_last
         except asyncio.TimeoutError:
             t_end = time.perf_counter()
+            print("throughput run %s (origin-id %s, tag %s): %d of %d delivered within 60 s" % (
+                path, oid, tag, echo.count, args.msgs), file=sys.stderr, flush=True)
         cpu1 = (s2bench.cpu_seconds(ppid), s2bench.cpu_seconds(prpid))
         seg1 = tcp_sent_to(s2bench.PROSODY_C2S, **seg_args)
         seg_all, seg_carrier = segments_delta(seg0, seg1)
@@ -329,6 +331,9 @@ def main():
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--tput-rounds", type=int, default=2, help="ABBA rounds of the throughput test (default 2)")
     ap.add_argument("--binary", default=str(s2bench.DEFAULT_BINARY))
+    ap.add_argument("--proxy-opt", action="append", default=[], metavar="FLAG=VALUE",
+                    help="an s2proxy option for this run (repeatable), e.g. anchor-move-after=5")
+    ap.add_argument("--log-level", default="info", help="s2proxy's --log-level (logs in /tmp/s2bench-logs)")
     ap.add_argument("--json", help="write raw samples and summaries here")
     ap.add_argument("--budget", type=int, default=175, help="hard time limit in seconds (default 175)")
     ap.add_argument("--prosody-nagle", choices=("on", "off"), default="on",
@@ -337,7 +342,8 @@ def main():
 
     s2bench.install_deadline(args.budget)
     t_start = time.monotonic()
-    env = s2bench.BenchEnv(args.binary, load_users=max(args.sessions, 1), prosody_nagle=args.prosody_nagle == "on")
+    env = s2bench.BenchEnv(args.binary, load_users=max(args.sessions, 1), prosody_nagle=args.prosody_nagle == "on",
+                           log_level=args.log_level, proxy_opts=dict(kv.split("=", 1) for kv in args.proxy_opt))
     out = {"bench": "relay", "machine": s2bench.machine_info(), "binary": s2bench.binary_info(args.binary),
            "prosody_nagle": args.prosody_nagle}
     try:

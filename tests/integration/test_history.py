@@ -6,6 +6,7 @@ proxy's <stanza-id by='alice@domain'/> (the archive id); MAM for alice is served
 Scenarios (a)–(g) of the issue, on Prosody and (S2_UPSTREAM=ejabberd) on ejabberd.
 """
 import asyncio
+import re
 import random
 import time
 import uuid
@@ -863,6 +864,52 @@ def test_returning_device_takes_the_anchor_onto_its_link(proxy_factory, upstream
         await a2.disconnect()
         await wait_until(lambda: len(presences(anchor_res, None)) >= 2, 10,
                          "the anchor's own session again")
+
+    run_async(body, 90)
+
+
+def test_a_move_catches_up_from_the_handover_not_from_an_old_cursor(proxy_factory, upstream_target):
+    """An account that only sends moves no sync cursor: the Carbons of what it sends carry no
+    upstream archive id on Prosody 0.12. Its anchor, on a session of its own, commits them live.
+    When the anchor then moves onto the link of the returning device, its catch-up starts at the
+    handover (the session it leaves stayed up until then), not at the last incoming message:
+    before, it re-read everything sent since, and a burst in flight made it a chase of 30 s with
+    live messages held (bench_relay with the anchor moving mid-burst). What bob sends across the
+    move still reaches the device once, in order, with its MAM id."""
+    p = proxy_factory.start(opts={"anchor-move-after": 1, "anchor-keeps-device-link": "false"})
+    t = p.target()
+
+    async def body(pool):
+        run, watch, bob = await watcher_and_bob(pool, upstream_target, "hs")
+        prefix = "hs-%s-m" % run  # what crosses the move
+        before = "hs-%s-x" % run  # what came before it
+        a = await connect(pool, t, "alice", "hsA-" + run)
+        await wait_anchor(p)
+        bob.send_xml(msg_xml(a.bare, before + "first"))  # a received message: the cursor
+        await wait_until(lambda: collect([a], before, a.bare), 10, "bob's first message")
+        await a.disconnect()
+        await wait_until(lambda: "anchor.keeps" in p.log_text() or p.log_text().count("anchor.ready") >= 2,
+                         10, "the anchor's own session")
+        # alice sends 250 from her direct session: the anchor commits their Carbons live
+        sent = ["%ssent-%03d" % (before, i) for i in range(250)]
+        for text in sent:
+            watch.send_xml(msg_xml(bob.bare, text))
+        await wait_until(lambda: p.log_text().count("fwd=sent") >= len(sent), 20, "the Carbons of what alice sent")
+        await asyncio.sleep(3.0)  # older than the handover's slack
+        mark = p.log_size()
+        a2 = await connect(pool, t, "alice", "hsA-" + run)
+        texts = ["%s%02d" % (prefix, i) for i in range(30)]
+        for text in texts:  # across the move (after 1 s)
+            bob.send_xml(msg_xml(a2.bare, text))
+            await asyncio.sleep(0.05)
+        await wait_until(lambda: "anchor.moves_to_device_link" in p.log_since(mark, 100000), 10, "the anchor moved")
+        await wait_until(lambda: "hub.catchup_finished" in p.log_since(mark, 100000).split(
+            "anchor.moves_to_device_link", 1)[-1], 20, "the catch-up after the move")
+        after_move = p.log_since(mark, 100000).split("anchor.moves_to_device_link", 1)[-1]
+        assert "hub.catchup_start account=%s from=handover" % a2.bare in after_move, after_move[-2000:]
+        read = sum(int(m) for m in re.findall(r"hub\.catchup_answer account=\S+ ok=true items=(\d+)", after_move))
+        assert read < 100, "the catch-up after the move re-read %d archived messages (250 sent before)" % read
+        await once_each_with_mam_ids([a2], prefix, texts, bob.bare)
 
     run_async(body, 90)
 
