@@ -811,13 +811,7 @@ def test_kill9_during_sm_burst_resend_unacked(proxy_factory, upstream_target):
                      acked_total_before_restart=base, resume=how, resent=len(resend), resent_acked=resent_acked,
                      stream_errors=c2.stream_errors, closed=c2.closed)
         bob.wait_all(want, 60, give_up=lambda idle: idle > 30)
-        time.sleep(QUIET)
-        counts = bob.snapshot()
-        try:
-            c2.send("</stream:stream>")
-        except OSError:
-            pass
-        c2.close()
+        counts = quiet_counts_then_close(bob, c2)
     print("kill -9 burst: %s" % state)
     assert not bob.error, bob.error
     lost_acked = [want[i] for i in range(base) if counts.get(want[i], 0) == 0]
@@ -894,13 +888,7 @@ def test_held_message_is_searched_again_when_the_search_gets_no_answer(proxy_fac
                 time.sleep(0.2)
             text = p.log_since(mark, 100000)
             assert text.count("anchor.ready") >= 2, "the anchor never came back after the cut:\n%s" % text[-3000:]
-            time.sleep(QUIET)
-            counts = bob.snapshot()
-            try:
-                c2.send("</stream:stream>")
-            except OSError:
-                pass
-            c2.close()
+            counts = quiet_counts_then_close(bob, c2)
         text = p.log_since(mark, 100000)
         assert "outbox.search_failed" in text, (
             "the held message's search was never cut off, so this test proved nothing:\n%s" % text[-4000:])
@@ -908,6 +896,19 @@ def test_held_message_is_searched_again_when_the_search_gets_no_answer(proxy_fac
             counts.get(tag, 0), "\n".join(ln for ln in text.splitlines() if "outbox." in ln or "anchor." in ln))
     finally:
         relay.stop()
+
+
+def quiet_counts_then_close(bob, c):
+    """bob's counts after QUIET seconds (a late duplicate would show by then); then `c` ends its
+    stream."""
+    time.sleep(QUIET)
+    counts = bob.snapshot()
+    try:
+        c.send("</stream:stream>")
+    except OSError:
+        pass
+    c.close()
+    return counts
 
 
 def span(xs):
