@@ -194,6 +194,17 @@ class BenchEnv:
         self.stop()
 
 
+def parse_proxy_opts(pairs):
+    """--proxy-opt FLAG=VALUE (repeatable) as {flag: value} for BenchEnv's proxy_opts."""
+    opts = {}
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise SystemExit("--proxy-opt %r: want FLAG=VALUE" % kv)
+        opts[key] = value
+    return opts
+
+
 def cpu_seconds(pid):
     """utime + stime of a process, seconds."""
     try:

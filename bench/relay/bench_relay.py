@@ -343,7 +343,7 @@ def main():
     s2bench.install_deadline(args.budget)
     t_start = time.monotonic()
     env = s2bench.BenchEnv(args.binary, load_users=max(args.sessions, 1), prosody_nagle=args.prosody_nagle == "on",
-                           log_level=args.log_level, proxy_opts=dict(kv.split("=", 1) for kv in args.proxy_opt))
+                           log_level=args.log_level, proxy_opts=s2bench.parse_proxy_opts(args.proxy_opt))
     out = {"bench": "relay", "machine": s2bench.machine_info(), "binary": s2bench.binary_info(args.binary),
            "prosody_nagle": args.prosody_nagle}
     try:

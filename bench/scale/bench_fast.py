@@ -41,7 +41,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "login"))
 import s2bench  # noqa: E402  (puts tests/integration on sys.path)
-from bench_scale import cpu, fmt, parse_proxy_opts, raise_nofile, upstream_sessions  # noqa: E402
+from bench_scale import cpu, fmt, raise_nofile, upstream_sessions  # noqa: E402
+from s2bench import parse_proxy_opts  # noqa: E402
 
 GOAL_RATE = 500.0
 GOAL_P99_MS = 50.0

@@ -67,7 +67,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "login"))
 sys.path.insert(0, str(HERE.parent / "relay"))
 import s2bench  # noqa: E402  (puts tests/integration on sys.path)
-from s2bench import DOMAIN, HOST, percentile  # noqa: E402
+from s2bench import DOMAIN, HOST, parse_proxy_opts, percentile  # noqa: E402
 from axmpp import AXmpp  # noqa: E402
 from rawxmpp import NS_CLIENT, q  # noqa: E402
 from harness import scrape_metrics  # noqa: E402
@@ -322,17 +322,6 @@ async def run_target(name, ports, cafile, args, accounts, target_pids, prosody_p
         res["prosody_rss_kib_per_device"] = (r1["prosody"] - r0["prosody"]) / max(ok, 1)
         res["prosody_cpu_ms_per_login"] = 1000.0 * (c1["prosody"] - c0["prosody"]) / max(ok, 1)
     return res
-
-
-def parse_proxy_opts(pairs):
-    """--proxy-opt FLAG=VALUE (repeatable) as {flag: value} for BenchEnv's proxy_opts."""
-    opts = {}
-    for kv in pairs:
-        key, sep, value = kv.partition("=")
-        if not sep:
-            raise SystemExit("--proxy-opt %r: want FLAG=VALUE" % kv)
-        opts[key] = value
-    return opts
 
 
 def fmt(x, digits=1):
