@@ -713,9 +713,7 @@ def test_kill9_during_sm_burst_resend_unacked(proxy_factory, upstream_target):
     # alice's vault entry and anchor first (one PLAIN login)
     with login(t, "alice", "warm-" + run) as c:
         c.send("<presence/>")
-        end = time.monotonic() + 15
-        while "anchor.ready" not in p.log_text() and time.monotonic() < end:
-            time.sleep(0.1)
+        poll_until(lambda: "anchor.ready" in p.log_text(), 15)
     assert "anchor.ready" in p.log_text(), "alice's anchor did not come up"
 
     with Receiver(upstream_target, "bob", prefix) as bob:
@@ -848,10 +846,7 @@ def test_held_message_is_searched_again_when_the_search_gets_no_answer(proxy_fac
             c = login(t, "alice", resource)
             c.enable_sm(resume=False)
             c.send("<presence/>")
-            end = time.monotonic() + 15
-            while "anchor.ready" not in p.log_text() and time.monotonic() < end:
-                time.sleep(0.1)
-            assert "anchor.ready" in p.log_text(), "alice's anchor did not come up"
+            assert poll_until(lambda: "anchor.ready" in p.log_text(), 15), "alice's anchor did not come up"
             # the upstream gets what the proxy sends; nothing it answers comes back
             relay.mute_replies = True
             c.send("<message to=%s type='chat' id='held-1'><body>%s</body>"
@@ -859,9 +854,7 @@ def test_held_message_is_searched_again_when_the_search_gets_no_answer(proxy_fac
                        quoteattr(bob.bare), escape(tag), run))
             c.send("<r xmlns='%s'/>" % NS_SM)
             c.wait_acked(1, 15)
-            end = time.monotonic() + 15
-            while bob.snapshot().get(tag, 0) == 0 and time.monotonic() < end:
-                time.sleep(0.1)
+            poll_until(lambda: bob.snapshot().get(tag, 0) > 0, 15)
             assert bob.snapshot().get(tag, 0) == 1, "the upstream never routed the message to bob"
             p.kill9()
             c.close()
@@ -869,10 +862,8 @@ def test_held_message_is_searched_again_when_the_search_gets_no_answer(proxy_fac
             relay.reply_delay = 0.3  # the anchor's login takes seconds: time to cut after its ready
             mark = p.log_size()
             p.restart()
-            end = time.monotonic() + 30
-            while "anchor.ready" not in p.log_since(mark, 100000) and time.monotonic() < end:
-                time.sleep(0.02)
-            assert "anchor.ready" in p.log_since(mark, 100000), "the anchor did not come up after the restart"
+            assert poll_until(lambda: "anchor.ready" in p.log_since(mark, 100000), 30, step=0.02), \
+                "the anchor did not come up after the restart"
             relay.cut()  # the anchor's connection goes silent: its catch-up and search get no answer
             relay.reply_delay = 0.0
             time.sleep(0.3)
@@ -880,12 +871,11 @@ def test_held_message_is_searched_again_when_the_search_gets_no_answer(proxy_fac
             c2 = login(t, "alice", resource)
             c2.send("<presence/>")
             # the anchor notices its silence (ping 5 s), comes back, and the held message is settled
-            end = time.monotonic() + 60
-            while time.monotonic() < end:
+            def back_and_caught_up():
                 text = p.log_since(mark, 100000)
-                if text.count("anchor.ready") >= 2 and "hub.catchup_finished" in text.split("anchor.down", 1)[-1]:
-                    break
-                time.sleep(0.2)
+                return text.count("anchor.ready") >= 2 and "hub.catchup_finished" in text.split("anchor.down", 1)[-1]
+
+            poll_until(back_and_caught_up, 60, step=0.2)
             text = p.log_since(mark, 100000)
             assert text.count("anchor.ready") >= 2, "the anchor never came back after the cut:\n%s" % text[-3000:]
             counts = quiet_counts_then_close(bob, c2)
@@ -896,6 +886,14 @@ def test_held_message_is_searched_again_when_the_search_gets_no_answer(proxy_fac
             counts.get(tag, 0), "\n".join(ln for ln in text.splitlines() if "outbox." in ln or "anchor." in ln))
     finally:
         relay.stop()
+
+
+def poll_until(pred, timeout, step=0.1):
+    """pred() once it holds or `timeout` seconds passed: its last value either way."""
+    end = time.monotonic() + timeout
+    while not pred() and time.monotonic() < end:
+        time.sleep(step)
+    return pred()
 
 
 def quiet_counts_then_close(bob, c):
